@@ -1,0 +1,40 @@
+//! The record of one call (or skip) the chain made on the way to an answer.
+
+use std::time::Duration;
+
+use crate::ProviderError;
+
+/// How one attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// The provider answered.
+    Success,
+    /// The provider was called and failed.
+    Failed,
+    /// The provider was not called: its breaker is open.
+    Skipped,
+}
+
+impl AttemptOutcome {
+    /// `success`, `failed` or `skipped`, for logs and metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Success => "success",
+            AttemptOutcome::Failed => "failed",
+            AttemptOutcome::Skipped => "skipped",
+        }
+    }
+}
+
+/// One attempt on one provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// The provider's name (its breaker's name).
+    pub provider: String,
+    /// How it ended.
+    pub outcome: AttemptOutcome,
+    /// The error, for failed and skipped attempts.
+    pub error: Option<ProviderError>,
+    /// Time spent on the attempt (for streams: until the first content chunk).
+    pub latency: Duration,
+}

@@ -1,0 +1,1 @@
+//! HTTP providers: OpenAI, Anthropic, Groq and any OpenAI-compatible endpoint.
