@@ -1,0 +1,258 @@
+//! Building a chain: providers with their breakers, retries, timeouts and strategy.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{ChainInner, Entry, FallbackChain, Strategy};
+use crate::{CircuitBreaker, Observer, Provider, RetryPolicy};
+
+/// Per-provider overrides of the chain-wide settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProviderOptions {
+    /// This provider's attempt timeout (else the chain's).
+    pub attempt_timeout: Option<Duration>,
+    /// This provider's retries (else the chain's `retries_per_provider`).
+    pub retries: Option<u32>,
+}
+
+impl ProviderOptions {
+    /// Sets the attempt timeout.
+    pub fn attempt_timeout(mut self, d: Duration) -> Self {
+        self.attempt_timeout = Some(d);
+        self
+    }
+    /// Sets the retries.
+    pub fn retries(mut self, n: u32) -> Self {
+        self.retries = Some(n);
+        self
+    }
+}
+
+/// A chain that cannot be built, and why.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ChainBuildError {
+    /// The chain has no providers.
+    #[error("a fallback chain needs at least one provider")]
+    Empty,
+    /// A weight is not a finite number above zero.
+    #[error("provider `{provider}` has weight {weight}; weights must be finite and greater than 0")]
+    InvalidWeight {
+        /// The provider's (breaker's) name.
+        provider: String,
+        /// The rejected weight.
+        weight: f64,
+    },
+    /// Two entries share a breaker name, so `provider_used` would be ambiguous.
+    #[error("two providers are named `{0}`; give each breaker its own name")]
+    DuplicateName(String),
+}
+
+/// Marker: providers are tried in the order given.
+#[derive(Debug, Clone, Copy)]
+pub struct Priority;
+/// Marker: each request draws an order by weight.
+#[derive(Debug, Clone, Copy)]
+pub struct Weighted;
+
+/// Builds a [`FallbackChain`]. Start with [`FallbackChain::builder`] (priority order) or
+/// [`FallbackChain::weighted`].
+pub struct FallbackChainBuilder<S> {
+    name: String,
+    entries: Vec<Entry>,
+    retry: RetryPolicy,
+    attempt_timeout: Option<Duration>,
+    timeout: Option<Duration>,
+    ttft_timeout: Option<Duration>,
+    idle_timeout: Option<Duration>,
+    invalid_request_falls_through: bool,
+    observer: Option<Arc<dyn Observer>>,
+    strategy: PhantomData<S>,
+}
+
+impl<S> FallbackChainBuilder<S> {
+    pub(crate) fn new() -> Self {
+        Self {
+            name: "chain".to_owned(),
+            entries: Vec::new(),
+            retry: RetryPolicy {
+                max_retries: 0,
+                ..RetryPolicy::default()
+            },
+            attempt_timeout: None,
+            timeout: None,
+            ttft_timeout: None,
+            idle_timeout: None,
+            invalid_request_falls_through: true,
+            observer: None,
+            strategy: PhantomData,
+        }
+    }
+
+    fn push(
+        mut self,
+        provider: Arc<dyn Provider>,
+        breaker: CircuitBreaker,
+        weight: f64,
+        options: ProviderOptions,
+    ) -> Self {
+        self.entries.push(Entry {
+            provider,
+            breaker,
+            weight,
+            options,
+        });
+        self
+    }
+
+    /// The chain's name, used in logs, metrics and as its `Provider::name`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+    /// Extra attempts on the same provider for retryable errors (default 0).
+    pub fn retries_per_provider(mut self, n: u32) -> Self {
+        self.retry.max_retries = n;
+        self
+    }
+    /// The whole retry policy (backoff, caps); `retries_per_provider` sets its `max_retries`.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+    /// Longest single attempt (non-streaming) or wait for the first token (streaming).
+    pub fn attempt_timeout(mut self, d: Duration) -> Self {
+        self.attempt_timeout = Some(d);
+        self
+    }
+    /// Overall deadline per request, across every attempt and backoff. Its expiry counts as a
+    /// timeout on the provider being tried.
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = Some(d);
+        self
+    }
+    /// Streaming: longest wait from the request to the first content chunk (default: the attempt timeout).
+    pub fn ttft_timeout(mut self, d: Duration) -> Self {
+        self.ttft_timeout = Some(d);
+        self
+    }
+    /// Streaming: longest gap between chunks once the stream has started.
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.idle_timeout = Some(d);
+        self
+    }
+    /// Whether an `InvalidRequest` error tries the next provider (default true).
+    pub fn invalid_request_falls_through(mut self, yes: bool) -> Self {
+        self.invalid_request_falls_through = yes;
+        self
+    }
+    /// Receives attempt and request events (for metrics).
+    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    fn finish(self, strategy: Strategy) -> Result<FallbackChain, ChainBuildError> {
+        if self.entries.is_empty() {
+            return Err(ChainBuildError::Empty);
+        }
+        for (i, e) in self.entries.iter().enumerate() {
+            let name = e.breaker.name();
+            if self.entries[..i].iter().any(|o| o.breaker.name() == name) {
+                return Err(ChainBuildError::DuplicateName(name.to_owned()));
+            }
+            if matches!(strategy, Strategy::Weighted) && !(e.weight.is_finite() && e.weight > 0.0) {
+                return Err(ChainBuildError::InvalidWeight {
+                    provider: name.to_owned(),
+                    weight: e.weight,
+                });
+            }
+        }
+        Ok(FallbackChain {
+            inner: Arc::new(ChainInner {
+                name: self.name,
+                entries: self.entries,
+                strategy,
+                retry: self.retry,
+                attempt_timeout: self.attempt_timeout,
+                timeout: self.timeout,
+                ttft_timeout: self.ttft_timeout,
+                idle_timeout: self.idle_timeout,
+                invalid_request_falls_through: self.invalid_request_falls_through,
+                observer: self.observer,
+            }),
+        })
+    }
+}
+
+impl FallbackChainBuilder<Priority> {
+    /// Adds the next provider in priority order, guarded by `breaker`.
+    pub fn provider(self, llm: impl Provider + 'static, breaker: CircuitBreaker) -> Self {
+        self.push(Arc::new(llm), breaker, 1.0, ProviderOptions::default())
+    }
+    /// Adds a shared provider with per-provider options.
+    pub fn provider_with(
+        self,
+        llm: Arc<dyn Provider>,
+        breaker: CircuitBreaker,
+        options: ProviderOptions,
+    ) -> Self {
+        self.push(llm, breaker, 1.0, options)
+    }
+    /// Builds the chain.
+    pub fn build(self) -> Result<FallbackChain, ChainBuildError> {
+        self.finish(Strategy::Priority)
+    }
+}
+
+impl FallbackChainBuilder<Weighted> {
+    /// Adds a provider drawn first with probability proportional to `weight`.
+    pub fn provider(
+        self,
+        llm: impl Provider + 'static,
+        breaker: CircuitBreaker,
+        weight: f64,
+    ) -> Self {
+        self.push(Arc::new(llm), breaker, weight, ProviderOptions::default())
+    }
+    /// Adds a shared provider with a weight and per-provider options.
+    pub fn provider_with(
+        self,
+        llm: Arc<dyn Provider>,
+        breaker: CircuitBreaker,
+        weight: f64,
+        options: ProviderOptions,
+    ) -> Self {
+        self.push(llm, breaker, weight, options)
+    }
+    /// Builds the chain; rejects weights that are not finite and positive.
+    pub fn build(self) -> Result<FallbackChain, ChainBuildError> {
+        self.finish(Strategy::Weighted)
+    }
+}
+
+/// The seed's `fallback_chain(providers=[(llm, breaker), ...], retries_per_provider=n)`.
+pub fn fallback_chain<P: Provider + 'static>(
+    providers: impl IntoIterator<Item = (P, CircuitBreaker)>,
+    retries_per_provider: u32,
+) -> Result<FallbackChain, ChainBuildError> {
+    providers
+        .into_iter()
+        .fold(FallbackChain::builder(), |b, (llm, breaker)| {
+            b.provider(llm, breaker)
+        })
+        .retries_per_provider(retries_per_provider)
+        .build()
+}
+
+/// The seed's `weighted_fallback_chain(providers=[(llm, breaker, weight), ...])`.
+pub fn weighted_fallback_chain<P: Provider + 'static>(
+    providers: impl IntoIterator<Item = (P, CircuitBreaker, f64)>,
+) -> Result<FallbackChain, ChainBuildError> {
+    providers
+        .into_iter()
+        .fold(FallbackChain::weighted(), |b, (llm, breaker, w)| {
+            b.provider(llm, breaker, w)
+        })
+        .build()
+}

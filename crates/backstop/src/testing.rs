@@ -1,0 +1,338 @@
+//! Scripted in-memory providers for your own tests (cargo feature `testing`).
+//!
+//! A [`ScriptedProvider`] plays a script of per-call [`Step`]s — reply, stream chunks, fail
+//! with an [`ErrorKind`], delay, hang, stream some chunks then fail — and counts the calls it
+//! receives, so a test can prove an open breaker made no call. The last step of a script
+//! repeats forever. Works with `tokio::time::pause` for deterministic timing.
+//!
+//! ```
+//! use backstop::testing::{ScriptedProvider, Step};
+//! use backstop::{CircuitBreaker, ErrorKind, FallbackChain};
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let primary = ScriptedProvider::new("primary").script([Step::fail(ErrorKind::Overloaded)]);
+//! let backup = ScriptedProvider::new("backup").script([Step::reply("hello")]);
+//! let chain = FallbackChain::builder()
+//!     .provider(primary.clone(), CircuitBreaker::new("primary"))
+//!     .provider(backup.clone(), CircuitBreaker::new("backup"))
+//!     .build()
+//!     .unwrap();
+//! let result = chain.generate("hi").await.unwrap();
+//! assert_eq!(result.provider_used, "backup");
+//! assert_eq!(result.text, "hello");
+//! assert_eq!(primary.calls(), 1);
+//! # });
+//! ```
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::stream;
+
+use crate::{
+    BoxFuture, ChatRequest, Chunk, ChunkStream, Completion, ErrorKind, FinishReason, Provider,
+    ProviderError, Usage,
+};
+
+/// What a scripted provider does on one call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Answer with this text (streamed as one chunk).
+    Reply(String),
+    /// Stream these chunks, `gap` apart (non-streaming calls get them joined, after the gaps).
+    Chunks {
+        /// The text deltas.
+        chunks: Vec<String>,
+        /// Delay before each chunk after the first.
+        gap: Duration,
+    },
+    /// Fail at once with this kind.
+    Fail(ErrorKind),
+    /// Wait, then do the inner step.
+    Delay(Duration, Box<Step>),
+    /// Never answer.
+    Hang,
+    /// Stream these chunks, then fail with this kind (non-streaming calls just fail).
+    ChunksThenFail(Vec<String>, ErrorKind),
+    /// Stream these chunks, then stall forever without ending.
+    ChunksThenHang(Vec<String>),
+}
+
+impl Step {
+    /// `Step::Reply`.
+    pub fn reply(text: impl Into<String>) -> Self {
+        Step::Reply(text.into())
+    }
+    /// `Step::Chunks` with no gap.
+    pub fn chunks<S: Into<String>>(chunks: impl IntoIterator<Item = S>) -> Self {
+        Step::Chunks {
+            chunks: chunks.into_iter().map(Into::into).collect(),
+            gap: Duration::ZERO,
+        }
+    }
+    /// `Step::Chunks` with `gap` between chunks.
+    pub fn spaced_chunks<S: Into<String>>(
+        chunks: impl IntoIterator<Item = S>,
+        gap: Duration,
+    ) -> Self {
+        Step::Chunks {
+            chunks: chunks.into_iter().map(Into::into).collect(),
+            gap,
+        }
+    }
+    /// `Step::Fail`.
+    pub fn fail(kind: ErrorKind) -> Self {
+        Step::Fail(kind)
+    }
+    /// `Step::Delay`.
+    pub fn delay(d: Duration, then: Step) -> Self {
+        Step::Delay(d, Box::new(then))
+    }
+    /// `Step::Hang`.
+    pub fn hang() -> Self {
+        Step::Hang
+    }
+    /// `Step::ChunksThenFail`.
+    pub fn chunks_then_fail<S: Into<String>>(
+        chunks: impl IntoIterator<Item = S>,
+        kind: ErrorKind,
+    ) -> Self {
+        Step::ChunksThenFail(chunks.into_iter().map(Into::into).collect(), kind)
+    }
+    /// `Step::ChunksThenHang`.
+    pub fn chunks_then_hang<S: Into<String>>(chunks: impl IntoIterator<Item = S>) -> Self {
+        Step::ChunksThenHang(chunks.into_iter().map(Into::into).collect())
+    }
+}
+
+type StepFn = dyn Fn(u64) -> Step + Send + Sync;
+
+enum Script {
+    Queue {
+        steps: Mutex<VecDeque<Step>>,
+        last: Mutex<Option<Step>>,
+    },
+    Func(Box<StepFn>),
+}
+
+struct Inner {
+    name: String,
+    model: String,
+    script: Script,
+    calls: AtomicU64,
+}
+
+/// An in-memory provider that plays a script. Clones share the script and the call count.
+#[derive(Clone)]
+pub struct ScriptedProvider {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ScriptedProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScriptedProvider")
+            .field("name", &self.inner.name)
+            .field("calls", &self.calls())
+            .finish()
+    }
+}
+
+impl ScriptedProvider {
+    /// A provider that answers `"answer from {name}"` until given a script.
+    pub fn new(name: impl Into<String>) -> Self {
+        let name = name.into();
+        let default = Step::Reply(format!("answer from {name}"));
+        Self::build(
+            name,
+            Script::Queue {
+                steps: Mutex::new(VecDeque::new()),
+                last: Mutex::new(Some(default)),
+            },
+        )
+    }
+
+    /// A provider whose step for call number `n` (from 0) is `f(n)`; handy for random faults.
+    pub fn from_fn(
+        name: impl Into<String>,
+        f: impl Fn(u64) -> Step + Send + Sync + 'static,
+    ) -> Self {
+        Self::build(name.into(), Script::Func(Box::new(f)))
+    }
+
+    fn build(name: String, script: Script) -> Self {
+        let model = format!("{name}-model");
+        Self {
+            inner: Arc::new(Inner {
+                name,
+                model,
+                script,
+                calls: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Replaces the script; its last step repeats once the others are used up.
+    pub fn script(self, steps: impl IntoIterator<Item = Step>) -> Self {
+        let steps: VecDeque<Step> = steps.into_iter().collect();
+        let last = steps.back().cloned();
+        let inner = Inner {
+            name: self.inner.name.clone(),
+            model: self.inner.model.clone(),
+            script: Script::Queue {
+                steps: Mutex::new(steps),
+                last: Mutex::new(last),
+            },
+            calls: AtomicU64::new(0),
+        };
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Appends steps to a queued script (shared with clones already handed out).
+    pub fn push(&self, steps: impl IntoIterator<Item = Step>) {
+        if let Script::Queue { steps: queue, last } = &self.inner.script {
+            let mut queue = queue.lock().unwrap_or_else(|p| p.into_inner());
+            queue.extend(steps);
+            if let Some(s) = queue.back() {
+                *last.lock().unwrap_or_else(|p| p.into_inner()) = Some(s.clone());
+            }
+        }
+    }
+
+    /// Calls received so far (`complete` and `stream`).
+    pub fn calls(&self) -> u64 {
+        self.inner.calls.load(Ordering::SeqCst)
+    }
+
+    fn next_step(&self) -> Step {
+        let n = self.inner.calls.fetch_add(1, Ordering::SeqCst);
+        match &self.inner.script {
+            Script::Func(f) => f(n),
+            Script::Queue { steps, last } => {
+                let next = steps.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+                next.or_else(|| last.lock().unwrap_or_else(|p| p.into_inner()).clone())
+                    .unwrap_or(Step::Fail(ErrorKind::Server))
+            }
+        }
+    }
+
+    fn error(&self, kind: ErrorKind) -> ProviderError {
+        ProviderError::new(
+            kind,
+            format!(
+                "scripted {} failure from {}",
+                kind.as_str(),
+                self.inner.name
+            ),
+        )
+    }
+
+    fn completion(&self, text: String) -> Completion {
+        let output = text.split_whitespace().count() as u32;
+        Completion {
+            text,
+            model: self.inner.model.clone(),
+            usage: Some(Usage {
+                input_tokens: 1,
+                output_tokens: output,
+            }),
+            finish_reason: Some(FinishReason::Stop),
+        }
+    }
+}
+
+/// Follows `Delay`s, sleeping for each.
+async fn settle(mut step: Step) -> Step {
+    while let Step::Delay(d, inner) = step {
+        tokio::time::sleep(d).await;
+        step = *inner;
+    }
+    step
+}
+
+impl Provider for ScriptedProvider {
+    fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    fn complete<'a>(
+        &'a self,
+        _request: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<Completion, ProviderError>> {
+        let step = self.next_step();
+        Box::pin(async move {
+            match settle(step).await {
+                Step::Reply(text) => Ok(self.completion(text)),
+                Step::Chunks { chunks, gap } => {
+                    tokio::time::sleep(gap.saturating_mul(chunks.len().saturating_sub(1) as u32))
+                        .await;
+                    Ok(self.completion(chunks.concat()))
+                }
+                Step::Fail(kind) | Step::ChunksThenFail(_, kind) => Err(self.error(kind)),
+                Step::Hang | Step::ChunksThenHang(_) | Step::Delay(..) => {
+                    std::future::pending().await
+                }
+            }
+        })
+    }
+
+    fn stream<'a>(
+        &'a self,
+        _request: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<ChunkStream, ProviderError>> {
+        let step = self.next_step();
+        Box::pin(async move {
+            let (chunks, gap, end) = match settle(step).await {
+                Step::Reply(text) => (vec![text], Duration::ZERO, End::Finish),
+                Step::Chunks { chunks, gap } => (chunks, gap, End::Finish),
+                Step::Fail(kind) => return Err(self.error(kind)),
+                Step::ChunksThenFail(chunks, kind) => {
+                    (chunks, Duration::ZERO, End::Fail(self.error(kind)))
+                }
+                Step::ChunksThenHang(chunks) => (chunks, Duration::ZERO, End::Hang),
+                Step::Hang | Step::Delay(..) => std::future::pending().await,
+            };
+            let model = self.inner.model.clone();
+            Ok(scripted_stream(chunks, gap, end, model))
+        })
+    }
+}
+
+enum End {
+    Finish,
+    Fail(ProviderError),
+    Hang,
+}
+
+fn scripted_stream(chunks: Vec<String>, gap: Duration, end: End, model: String) -> ChunkStream {
+    let items = chunks.into_iter().enumerate().map(move |(i, text)| {
+        let model = (i == 0).then(|| model.clone());
+        (
+            i,
+            Chunk {
+                text,
+                model,
+                ..Chunk::default()
+            },
+        )
+    });
+    let body = stream::unfold((items, Some(end)), move |(mut items, end)| async move {
+        match items.next() {
+            Some((i, chunk)) => {
+                if i > 0 && !gap.is_zero() {
+                    tokio::time::sleep(gap).await;
+                }
+                Some((Ok(chunk), (items, end)))
+            }
+            None => match end {
+                Some(End::Finish) | None => None,
+                Some(End::Fail(e)) => Some((Err(e), (items, None))),
+                Some(End::Hang) => std::future::pending().await,
+            },
+        }
+    });
+    Box::pin(body)
+}
