@@ -1,0 +1,62 @@
+//! `backstop-sim`: a fast simulator of LLM provider APIs for tests, the demo and load
+//! benchmarks.
+//!
+//! One server speaks three wire formats, streamed (`"stream": true`, SSE) or not:
+//!
+//! | route | format |
+//! |---|---|
+//! | `POST /v1/chat/completions` | OpenAI chat completions |
+//! | `POST /openai/v1/chat/completions` | Groq (OpenAI format plus `x_groq`) |
+//! | `POST /v1/messages` | Anthropic Messages |
+//!
+//! Replies are deterministic: `"Simulated answer from <provider> to: <first 60 chars of
+//! the last user message>."` followed by filler, split into `chunks` pieces; streamed
+//! pieces concatenate to the non-streamed text. Usage: input tokens = words in the
+//! prompt (≥ 1), output tokens = number of chunks. The request's `model` is echoed.
+//!
+//! Faults ([`Fault`]) are queued with [`SimHandle::fail_next`] or drawn at random with
+//! [`SimHandle::set_random`]; the same is available over HTTP under `/_sim/`.
+//!
+//! Timing: `latency` before headers; streamed replies then wait `ttft` before the first
+//! content chunk and `chunk_delay` between chunks; a non-streamed reply waits
+//! `latency + ttft + (chunks - 1) * chunk_delay` before its headers.
+//!
+//! # Control API (same server, JSON)
+//!
+//! | request | effect |
+//! |---|---|
+//! | `POST /_sim/faults` `{"replace":false,"next":[{"count":3,"fault":{"status":503}}],"random":[{"rate":0.1,"fault":{"rate_limited":{"retry_after_secs":1}}}]}` | queue / add faults (all fields optional; `replace` clears first) |
+//! | `DELETE /_sim/faults` | clear faults |
+//! | `POST /_sim/timing` `{"latency_ms":0,"ttft_ms":50,"chunk_delay_ms":10,"chunks":8}` | change timing (absent fields unchanged) |
+//! | `GET /_sim/stats` | `{"requests","faults_applied","queued_faults","next","random","timing","chunks","record","recorded"}` |
+//! | `GET /_sim/requests` | the request log as a JSON array of [`RecordedRequest`] |
+//! | `POST /_sim/reset` | clear faults, counters and log |
+//!
+//! Every control call answers with the stats object; invalid input gets
+//! `400 {"error":"..."}` and changes nothing.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use backstop_sim::{Fault, SimConfig, Simulator};
+//! let sim = Simulator::start(SimConfig::default()).await?;
+//! sim.fail_next(2, Fault::Status(529));
+//! // point an Anthropic client at sim.base_url(), an OpenAI one at sim.openai_base_url()
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod body;
+mod config;
+mod control;
+mod fault;
+mod handle;
+mod record;
+mod server;
+mod state;
+mod wire;
+
+pub use config::SimConfig;
+pub use fault::Fault;
+pub use handle::{SimHandle, Simulator};
+pub use record::RecordedRequest;
+pub use state::MAX_RECORDED;

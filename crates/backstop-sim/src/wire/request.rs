@@ -1,0 +1,146 @@
+//! The parts of an incoming request the simulator looks at. Unknown fields are ignored;
+//! missing ones get defaults (the simulator is lenient, real providers are not).
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+/// Model echoed when the request names none.
+pub(crate) const DEFAULT_MODEL: &str = "sim-model";
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct WireRequest {
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub stream: Option<bool>,
+    #[serde(default)]
+    pub stream_options: Option<StreamOptions>,
+    #[serde(default)]
+    pub messages: Vec<WireMessage>,
+    /// Anthropic's top-level system prompt.
+    #[serde(default)]
+    pub system: Option<Content>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct StreamOptions {
+    #[serde(default)]
+    pub include_usage: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct WireMessage {
+    #[serde(default)]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub content: Option<Content>,
+}
+
+/// A message body: a string or a list of parts (only `text` parts count).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Content {
+    Text(String),
+    Parts(Vec<Part>),
+    #[allow(dead_code)]
+    Other(IgnoredAny),
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Part {
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+impl Content {
+    fn for_each_text(&self, mut f: impl FnMut(&str)) {
+        match self {
+            Content::Text(s) => f(s),
+            Content::Parts(parts) => parts.iter().filter_map(|p| p.text.as_deref()).for_each(f),
+            Content::Other(_) => {}
+        }
+    }
+
+    fn first_text(&self) -> &str {
+        match self {
+            Content::Text(s) => s,
+            Content::Parts(parts) => parts
+                .iter()
+                .find_map(|p| p.text.as_deref())
+                .unwrap_or_default(),
+            Content::Other(_) => "",
+        }
+    }
+}
+
+impl WireRequest {
+    pub(crate) fn model(&self) -> &str {
+        self.model.as_deref().unwrap_or(DEFAULT_MODEL)
+    }
+
+    pub(crate) fn is_stream(&self) -> bool {
+        self.stream.unwrap_or(false)
+    }
+
+    pub(crate) fn include_usage(&self) -> bool {
+        self.stream_options
+            .as_ref()
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false)
+    }
+
+    /// Words in every message and the system prompt, at least 1.
+    pub(crate) fn input_tokens(&self) -> u64 {
+        let mut words = 0u64;
+        let mut count = |s: &str| words += s.split_whitespace().count() as u64;
+        if let Some(system) = &self.system {
+            system.for_each_text(&mut count);
+        }
+        for m in &self.messages {
+            if let Some(c) = &m.content {
+                c.for_each_text(&mut count);
+            }
+        }
+        words.max(1)
+    }
+
+    /// Text of the last `user` message (its first text part), or "".
+    pub(crate) fn last_user_text(&self) -> &str {
+        self.messages
+            .iter()
+            .rev()
+            .find(|m| m.role.as_deref() == Some("user"))
+            .and_then(|m| m.content.as_ref())
+            .map(Content::first_text)
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_strings_and_parts() {
+        let r: WireRequest = serde_json::from_str(
+            r#"{"model":"m","stream":true,"system":[{"type":"text","text":"be brief"}],
+                "messages":[{"role":"user","content":"one two"},
+                            {"role":"assistant","content":"three"},
+                            {"role":"user","content":[{"type":"image"},{"type":"text","text":"four five six"}]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.model(), "m");
+        assert!(r.is_stream());
+        assert_eq!(r.input_tokens(), 8);
+        assert_eq!(r.last_user_text(), "four five six");
+    }
+
+    #[test]
+    fn defaults() {
+        let r: WireRequest = serde_json::from_str("{}").unwrap();
+        assert_eq!(r.model(), DEFAULT_MODEL);
+        assert!(!r.is_stream());
+        assert_eq!(r.input_tokens(), 1);
+        assert_eq!(r.last_user_text(), "");
+    }
+}
