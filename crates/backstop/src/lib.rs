@@ -35,3 +35,9 @@ pub use retry::{RetryDecision, RetryPolicy};
 
 #[cfg(any(feature = "openai", feature = "anthropic", feature = "groq"))]
 pub mod providers;
+#[cfg(feature = "anthropic")]
+pub use providers::AnthropicLlm;
+#[cfg(feature = "groq")]
+pub use providers::GroqLlm;
+#[cfg(feature = "openai")]
+pub use providers::{OpenAiCompatible, OpenAiLlm};

@@ -1,0 +1,608 @@
+//! Anthropic's Messages API: `POST {base}/v1/messages`.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::http::{self, ApiKey, AuthScheme, Endpoint, Step, StreamParser};
+use super::sse::SseEvent;
+use super::{env_nonempty, http_provider_common};
+use crate::{
+    BoxFuture, ChatRequest, Chunk, ChunkStream, Completion, ErrorKind, FinishReason, LlmConfig,
+    ProviderError, Role, Usage,
+};
+
+/// The API version header value we speak.
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// Anthropic: `POST {base}/v1/messages` with `x-api-key: $ANTHROPIC_API_KEY` and
+/// `anthropic-version: 2023-06-01`.
+///
+/// The key comes from `ANTHROPIC_API_KEY` and the base URL from `ANTHROPIC_BASE_URL`
+/// (default `https://api.anthropic.com`), read once here; explicit builder values win.
+/// System messages become the top-level `system` field; `max_tokens` defaults to
+/// [`LlmConfig::DEFAULT_MAX_TOKENS`] because the API requires it.
+pub struct AnthropicLlm {
+    core: AnthropicCore,
+}
+
+impl AnthropicLlm {
+    /// The public endpoint.
+    pub const DEFAULT_BASE_URL: &'static str = "https://api.anthropic.com";
+    /// Where the key is read from.
+    pub const API_KEY_ENV: &'static str = "ANTHROPIC_API_KEY";
+    /// Where a base URL override is read from.
+    pub const BASE_URL_ENV: &'static str = "ANTHROPIC_BASE_URL";
+
+    /// A provider for `model`, configured from the environment.
+    pub fn new(model: impl Into<String>) -> Self {
+        let base =
+            env_nonempty(Self::BASE_URL_ENV).unwrap_or_else(|| Self::DEFAULT_BASE_URL.into());
+        AnthropicLlm {
+            core: AnthropicCore {
+                endpoint: Endpoint::new(
+                    "anthropic",
+                    base,
+                    "/v1/messages",
+                    ApiKey::from_env(Self::API_KEY_ENV),
+                    AuthScheme::Header("x-api-key"),
+                    &[("anthropic-version", ANTHROPIC_VERSION)],
+                ),
+                model: model.into(),
+                config: LlmConfig::default(),
+            },
+        }
+    }
+}
+
+http_provider_common!(AnthropicLlm);
+
+struct AnthropicCore {
+    endpoint: Endpoint,
+    model: String,
+    config: LlmConfig,
+}
+
+impl AnthropicCore {
+    fn complete<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<Completion, ProviderError>> {
+        Box::pin(async move {
+            let body = request_body(&self.model, request, &self.config, false)?;
+            let response = self.endpoint.post(body, classify_status).await?;
+            let bytes = http::read_body(response).await?;
+            parse_message(&bytes, &self.model)
+        })
+    }
+
+    fn stream<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<ChunkStream, ProviderError>> {
+        Box::pin(async move {
+            let body = request_body(&self.model, request, &self.config, true)?;
+            let response = self.endpoint.post(body, classify_status).await?;
+            Ok(http::chunk_stream(response, AnthropicStream::default()))
+        })
+    }
+
+    fn debug(&self, type_name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(type_name)
+            .field("name", &self.endpoint.name)
+            .field("model", &self.model)
+            .field("base_url", &self.endpoint.base_url())
+            .field("api_key", self.endpoint.key())
+            .field("config", &self.config)
+            .field("connect_timeout", &self.endpoint.connect_timeout())
+            .finish()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+#[derive(Serialize)]
+struct RequestBody<'a> {
+    model: &'a str,
+    max_tokens: u32,
+    messages: Vec<WireMessage<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f32>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop_sequences: &'a [String],
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream: bool,
+}
+
+#[derive(Serialize)]
+struct WireMessage<'a> {
+    role: &'static str,
+    content: &'a str,
+}
+
+fn request_body(
+    model: &str,
+    request: &ChatRequest,
+    provider_config: &LlmConfig,
+    stream: bool,
+) -> Result<Vec<u8>, ProviderError> {
+    let config = request.config.over(provider_config);
+    let system: Vec<&str> = request
+        .messages
+        .iter()
+        .filter(|m| m.role == Role::System)
+        .map(|m| m.content.as_str())
+        .collect();
+    let body = RequestBody {
+        model,
+        max_tokens: config.max_tokens.unwrap_or(LlmConfig::DEFAULT_MAX_TOKENS),
+        messages: request
+            .messages
+            .iter()
+            .filter(|m| m.role != Role::System)
+            .map(|m| WireMessage {
+                role: m.role.as_str(),
+                content: &m.content,
+            })
+            .collect(),
+        system: (!system.is_empty()).then(|| system.join("\n\n")),
+        temperature: config.temperature,
+        top_p: config.top_p,
+        stop_sequences: &config.stop,
+        stream,
+    };
+    serde_json::to_vec(&body).map_err(|e| {
+        ProviderError::new(
+            ErrorKind::InvalidRequest,
+            format!("cannot encode request: {e}"),
+        )
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses
+
+#[derive(Deserialize)]
+struct WireMessageResponse {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    content: Option<Vec<ContentBlock>>,
+    #[serde(default)]
+    stop_reason: Option<String>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+    #[serde(default)]
+    error: Option<WireError>,
+}
+
+#[derive(Deserialize)]
+struct ContentBlock {
+    #[serde(default, rename = "type")]
+    kind: String,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+#[derive(Deserialize, Clone, Copy, Default)]
+struct WireUsage {
+    #[serde(default)]
+    input_tokens: Option<u64>,
+    #[serde(default)]
+    output_tokens: Option<u64>,
+}
+
+/// Maps Anthropic's `stop_reason`.
+fn finish_reason(s: &str) -> FinishReason {
+    match s {
+        "end_turn" | "stop_sequence" => FinishReason::Stop,
+        "max_tokens" => FinishReason::Length,
+        "refusal" => FinishReason::ContentFilter,
+        "tool_use" => FinishReason::ToolCalls,
+        other => FinishReason::Other(other.to_owned()),
+    }
+}
+
+fn parse_message(body: &[u8], fallback_model: &str) -> Result<Completion, ProviderError> {
+    let parsed: WireMessageResponse = serde_json::from_slice(body)
+        .map_err(|e| ProviderError::protocol(format!("malformed message: {e}")))?;
+    if let Some(error) = parsed
+        .error
+        .as_ref()
+        .filter(|_| parsed.kind.as_deref() == Some("error"))
+    {
+        return Err(in_band_error(error));
+    }
+    let content = parsed
+        .content
+        .ok_or_else(|| ProviderError::protocol("message has no content"))?;
+    let text: String = content
+        .iter()
+        .filter(|b| b.kind == "text")
+        .filter_map(|b| b.text.as_deref())
+        .collect();
+    Ok(Completion {
+        text,
+        model: parsed.model.unwrap_or_else(|| fallback_model.to_owned()),
+        usage: parsed.usage.map(|u| Usage {
+            input_tokens: http::tokens(u.input_tokens.unwrap_or(0)),
+            output_tokens: http::tokens(u.output_tokens.unwrap_or(0)),
+        }),
+        finish_reason: parsed.stop_reason.as_deref().map(finish_reason),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+#[derive(Deserialize)]
+struct ErrorEnvelope {
+    #[serde(default)]
+    error: Option<WireError>,
+}
+
+#[derive(Deserialize, Default)]
+struct WireError {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+fn is_prompt_too_long(message: &str) -> bool {
+    message.to_ascii_lowercase().contains("prompt is too long")
+}
+
+/// Classifies an error status with an Anthropic error body.
+fn classify_status(status: u16, retry_after: Option<Duration>, body: &[u8]) -> ProviderError {
+    let envelope = serde_json::from_slice::<ErrorEnvelope>(body).ok();
+    let error = envelope.as_ref().and_then(|e| e.error.as_ref());
+    let message = error.and_then(|e| e.message.as_deref());
+    let mut err = http::status_error(status, retry_after, message, body);
+    match error.and_then(|e| e.kind.as_deref()) {
+        Some("overloaded_error") => err.kind = ErrorKind::Overloaded,
+        Some("invalid_request_error") | None if is_prompt_too_long(&err.message) => {
+            err.kind = ErrorKind::ContextLengthExceeded;
+        }
+        _ => {}
+    }
+    err
+}
+
+/// Classifies an `error` event (or an error body under a 2xx status).
+fn in_band_error(error: &WireError) -> ProviderError {
+    let message = error
+        .message
+        .as_deref()
+        .unwrap_or("provider reported an error");
+    let kind = match error.kind.as_deref() {
+        Some("overloaded_error") => ErrorKind::Overloaded,
+        Some("rate_limit_error") => ErrorKind::RateLimited { retry_after: None },
+        Some("authentication_error" | "permission_error") => ErrorKind::Auth,
+        Some("invalid_request_error") if is_prompt_too_long(message) => {
+            ErrorKind::ContextLengthExceeded
+        }
+        Some("invalid_request_error" | "not_found_error" | "request_too_large") => {
+            ErrorKind::InvalidRequest
+        }
+        _ => ErrorKind::Server, // api_error, timeout_error, unknown
+    };
+    ProviderError::new(kind, message)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming
+
+#[derive(Deserialize)]
+struct WireEvent {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    message: Option<StartMessage>,
+    #[serde(default)]
+    content_block: Option<ContentBlock>,
+    #[serde(default)]
+    delta: Option<WireDelta>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+    #[serde(default)]
+    error: Option<WireError>,
+}
+
+#[derive(Deserialize)]
+struct StartMessage {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct WireDelta {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    stop_reason: Option<String>,
+}
+
+/// Anthropic stream state: ends at `message_stop`; input tokens come from `message_start`,
+/// output tokens and the stop reason from `message_delta`.
+#[derive(Debug, Default)]
+struct AnthropicStream {
+    model: Option<String>,
+    model_sent: bool,
+    input_tokens: u64,
+}
+
+impl AnthropicStream {
+    fn chunk(&mut self, text: String, usage: Option<Usage>, finish: Option<FinishReason>) -> Step {
+        let model = if self.model_sent {
+            None
+        } else {
+            self.model_sent = true;
+            self.model.clone()
+        };
+        Step::Chunk(Chunk {
+            text,
+            usage,
+            finish_reason: finish,
+            model,
+        })
+    }
+}
+
+impl StreamParser for AnthropicStream {
+    fn on_event(&mut self, event: SseEvent) -> Step {
+        let ev: WireEvent = match http::parse_event_json(&event.data, "message stream") {
+            Ok(ev) => ev,
+            Err(e) => return Step::Fail(e),
+        };
+        match ev.kind.as_str() {
+            "message_start" => {
+                if let Some(m) = ev.message {
+                    self.model = m.model;
+                    self.input_tokens = m.usage.and_then(|u| u.input_tokens).unwrap_or(0);
+                }
+                Step::Skip
+            }
+            "content_block_start" => match ev.content_block {
+                Some(ContentBlock {
+                    kind,
+                    text: Some(text),
+                }) if kind == "text" && !text.is_empty() => self.chunk(text, None, None),
+                _ => Step::Skip,
+            },
+            "content_block_delta" => match ev.delta {
+                Some(WireDelta {
+                    kind: Some(kind),
+                    text: Some(text),
+                    ..
+                }) if kind == "text_delta" && !text.is_empty() => self.chunk(text, None, None),
+                _ => Step::Skip, // tool input, thinking, signatures
+            },
+            "message_delta" => {
+                let finish = ev
+                    .delta
+                    .and_then(|d| d.stop_reason)
+                    .as_deref()
+                    .map(finish_reason);
+                let usage = ev.usage.map(|u| Usage {
+                    input_tokens: http::tokens(u.input_tokens.unwrap_or(self.input_tokens)),
+                    output_tokens: http::tokens(u.output_tokens.unwrap_or(0)),
+                });
+                if finish.is_none() && usage.is_none() {
+                    Step::Skip
+                } else {
+                    self.chunk(String::new(), usage, finish)
+                }
+            }
+            "message_stop" => Step::Done,
+            "error" => Step::Fail(in_band_error(&ev.error.unwrap_or_default())),
+            // ping, content_block_stop, and event types added after we were written
+            _ => Step::Skip,
+        }
+    }
+
+    fn terminal_marker(&self) -> &'static str {
+        "message_stop"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Message, Provider};
+
+    fn run_stream(input: &str) -> Vec<Step> {
+        let mut decoder = super::super::sse::SseDecoder::new();
+        decoder.push(input.as_bytes());
+        let mut parser = AnthropicStream::default();
+        let mut steps = Vec::new();
+        while let Some(ev) = decoder.next_event().unwrap() {
+            steps.push(parser.on_event(ev));
+        }
+        steps
+    }
+
+    #[test]
+    fn documented_message_parses() {
+        let body = include_bytes!("../../tests/fixtures/anthropic/message.json");
+        let c = parse_message(body, "x").unwrap();
+        assert_eq!(c.text, "Hi! My name is Claude.");
+        assert_eq!(c.model, "claude-3-5-sonnet-20241022");
+        assert_eq!(
+            c.usage,
+            Some(Usage {
+                input_tokens: 2095,
+                output_tokens: 503
+            })
+        );
+        assert_eq!(c.finish_reason, Some(FinishReason::Stop));
+    }
+
+    #[test]
+    fn stop_reasons_map() {
+        assert_eq!(finish_reason("stop_sequence"), FinishReason::Stop);
+        assert_eq!(finish_reason("max_tokens"), FinishReason::Length);
+        assert_eq!(finish_reason("refusal"), FinishReason::ContentFilter);
+        assert_eq!(finish_reason("tool_use"), FinishReason::ToolCalls);
+        assert_eq!(
+            finish_reason("pause_turn"),
+            FinishReason::Other("pause_turn".into())
+        );
+    }
+
+    #[test]
+    fn malformed_message_is_protocol() {
+        assert_eq!(
+            parse_message(b"{\"content\": 3}", "m").unwrap_err().kind,
+            ErrorKind::Protocol
+        );
+        assert_eq!(
+            parse_message(b"{}", "m").unwrap_err().kind,
+            ErrorKind::Protocol
+        );
+    }
+
+    #[test]
+    fn documented_stream_yields_text_usage_and_stop() {
+        let input = include_str!("../../tests/fixtures/anthropic/stream_basic.sse");
+        let steps = run_stream(input);
+        assert!(matches!(steps.last(), Some(Step::Done)));
+        let chunks: Vec<Chunk> = steps
+            .into_iter()
+            .filter_map(|s| match s {
+                Step::Chunk(c) => Some(c),
+                Step::Fail(e) => panic!("{e}"),
+                _ => None,
+            })
+            .collect();
+        let text: String = chunks.iter().map(|c| c.text.as_str()).collect();
+        assert_eq!(text, "Hello!");
+        assert_eq!(
+            chunks[0].model.as_deref(),
+            Some("claude-3-5-sonnet-20241022")
+        );
+        let last = chunks.last().unwrap();
+        assert_eq!(last.finish_reason, Some(FinishReason::Stop));
+        assert_eq!(
+            last.usage,
+            Some(Usage {
+                input_tokens: 25,
+                output_tokens: 15
+            })
+        );
+    }
+
+    #[test]
+    fn documented_error_event_is_overloaded() {
+        let input = include_str!("../../tests/fixtures/anthropic/stream_error.sse");
+        let steps = run_stream(input);
+        match steps.last() {
+            Some(Step::Fail(e)) => {
+                assert_eq!(e.kind, ErrorKind::Overloaded);
+                assert_eq!(e.message, "Overloaded");
+            }
+            other => panic!("{other:?}"),
+        }
+        for (t, kind) in [
+            (
+                "rate_limit_error",
+                ErrorKind::RateLimited { retry_after: None },
+            ),
+            ("api_error", ErrorKind::Server),
+            ("authentication_error", ErrorKind::Auth),
+            ("invalid_request_error", ErrorKind::InvalidRequest),
+        ] {
+            let data = format!(
+                "event: error\ndata: {{\"type\":\"error\",\"error\":{{\"type\":\"{t}\",\"message\":\"m\"}}}}\n\n"
+            );
+            assert!(
+                matches!(&run_stream(&data)[0], Step::Fail(e) if e.kind == kind),
+                "{t}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_event_is_protocol() {
+        let steps = run_stream("event: content_block_delta\ndata: {\"type\": \"content_blo\n\n");
+        assert!(matches!(&steps[0], Step::Fail(e) if e.kind == ErrorKind::Protocol));
+    }
+
+    #[test]
+    fn error_bodies_classify() {
+        let overloaded = include_bytes!("../../tests/fixtures/anthropic/error_overloaded.json");
+        let e = classify_status(529, None, overloaded);
+        assert_eq!((e.kind, e.status), (ErrorKind::Overloaded, Some(529)));
+        assert_eq!(e.message, "Overloaded");
+        let long = include_bytes!("../../tests/fixtures/anthropic/error_prompt_too_long.json");
+        assert_eq!(
+            classify_status(400, None, long).kind,
+            ErrorKind::ContextLengthExceeded
+        );
+        let invalid = include_bytes!("../../tests/fixtures/anthropic/error_invalid_request.json");
+        let e = classify_status(400, None, invalid);
+        assert_eq!(e.kind, ErrorKind::InvalidRequest);
+        assert!(e.message.starts_with("messages: roles must alternate"));
+        let rl = include_bytes!("../../tests/fixtures/anthropic/error_rate_limit.json");
+        let d = Some(Duration::from_secs(3));
+        assert_eq!(
+            classify_status(429, d, rl).kind,
+            ErrorKind::RateLimited { retry_after: d }
+        );
+    }
+
+    #[test]
+    fn request_body_moves_system_and_defaults_max_tokens() {
+        let req = ChatRequest::new(vec![
+            Message::system("rule one"),
+            Message::user("hi"),
+            Message::assistant("hello"),
+            Message::system("rule two"),
+            Message::user("again"),
+        ])
+        .config(LlmConfig::default().stop("STOP").temperature(0.1));
+        let v: serde_json::Value = serde_json::from_slice(
+            &request_body("claude", &req, &LlmConfig::default(), true).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(v["system"], "rule one\n\nrule two");
+        assert_eq!(v["max_tokens"], 1024);
+        assert_eq!(v["stop_sequences"], serde_json::json!(["STOP"]));
+        assert_eq!(v["stream"], true);
+        let roles: Vec<&str> = v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["role"].as_str().unwrap())
+            .collect();
+        assert_eq!(roles, ["user", "assistant", "user"]);
+        assert!(v.get("stop").is_none());
+        assert!(v.get("stream_options").is_none());
+    }
+
+    #[tokio::test]
+    async fn missing_key_is_auth_and_debug_redacts() {
+        let llm = AnthropicLlm::new("claude").base_url("http://127.0.0.1:9");
+        // The environment may hold a real key; only assert when it does not.
+        if env_nonempty(AnthropicLlm::API_KEY_ENV).is_none() {
+            let e = llm.complete(&ChatRequest::user("hi")).await.unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Auth);
+            assert_eq!(e.message, "ANTHROPIC_API_KEY is not set");
+        }
+        let llm = llm.api_key("sk-ant-unit-secret");
+        assert!(!format!("{llm:?}").contains("sk-ant-unit-secret"));
+        assert_eq!(Provider::name(&llm), "anthropic");
+    }
+}

@@ -1,0 +1,626 @@
+//! What every HTTP provider shares: the pooled client, API keys, the prepared endpoint,
+//! status → [`ProviderError`] mapping (with `retry-after`), transport error mapping, and the
+//! driver that turns an SSE body into a [`ChunkStream`].
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::sse::{SseDecoder, SseEvent};
+use crate::{Chunk, ChunkStream, ErrorKind, ProviderError};
+
+/// Default time allowed to establish a TCP (and TLS) connection.
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The most of an error body we read; the message we keep is shorter still.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// Builds the pooled client one provider uses for all its calls: rustls, a connect timeout,
+/// no overall timeout (the chain owns attempt timeouts) and no retries of its own.
+pub(crate) fn build_client(connect_timeout: Duration) -> Result<reqwest::Client, ProviderError> {
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build()
+        .map_err(|e| {
+            ProviderError::new(
+                ErrorKind::Connect,
+                format!("failed to build HTTP client: {}", error_chain(&e)),
+            )
+        })
+}
+
+/// Where a provider's API key comes from.
+#[derive(Clone)]
+#[allow(dead_code)] // which variants are built depends on the enabled provider features
+pub(crate) enum ApiKey {
+    /// Set explicitly by the caller; wins over the environment.
+    Explicit(SecretString),
+    /// Read once from this environment variable (`None`: it was unset or empty).
+    Env {
+        var: String,
+        value: Option<SecretString>,
+    },
+    /// No key is sent (local OpenAI-compatible servers).
+    None,
+}
+
+impl ApiKey {
+    /// Reads `var` from the environment now.
+    pub(crate) fn from_env(var: impl Into<String>) -> Self {
+        let var = var.into();
+        let value = std::env::var(&var)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .map(SecretString::from);
+        ApiKey::Env { var, value }
+    }
+
+    /// The key, `Ok(None)` when none is needed, or the Auth error every call will return.
+    fn resolve(&self) -> Result<Option<&SecretString>, ProviderError> {
+        match self {
+            ApiKey::Explicit(k) => Ok(Some(k)),
+            ApiKey::Env { value: Some(k), .. } => Ok(Some(k)),
+            ApiKey::Env { var, value: None } => Err(ProviderError::new(
+                ErrorKind::Auth,
+                format!("{var} is not set"),
+            )),
+            ApiKey::None => Ok(None),
+        }
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApiKey::Explicit(_) => f.write_str("[REDACTED]"),
+            ApiKey::Env {
+                var,
+                value: Some(_),
+            } => write!(f, "[REDACTED] (from {var})"),
+            ApiKey::Env { var, value: None } => write!(f, "<missing: {var}>"),
+            ApiKey::None => f.write_str("<none>"),
+        }
+    }
+}
+
+/// How the key travels.
+#[derive(Debug, Clone, Copy)]
+#[allow(dead_code)] // which variants are built depends on the enabled provider features
+pub(crate) enum AuthScheme {
+    /// `Authorization: Bearer <key>`.
+    Bearer,
+    /// A header carrying the bare key (Anthropic's `x-api-key`).
+    Header(&'static str),
+}
+
+/// Everything needed to POST to one provider endpoint, with the URL and headers computed
+/// once at construction and the failure every call would hit (missing key, bad URL,
+/// unbuildable client) decided up front.
+pub(crate) struct Endpoint {
+    pub(crate) name: String,
+    base_url: String,
+    path: &'static str,
+    key: ApiKey,
+    scheme: AuthScheme,
+    extra_headers: &'static [(&'static str, &'static str)],
+    connect_timeout: Duration,
+    client: Result<reqwest::Client, ProviderError>,
+    prepared: Result<(reqwest::Url, HeaderMap), ProviderError>,
+}
+
+impl Endpoint {
+    pub(crate) fn new(
+        name: impl Into<String>,
+        base_url: impl Into<String>,
+        path: &'static str,
+        key: ApiKey,
+        scheme: AuthScheme,
+        extra_headers: &'static [(&'static str, &'static str)],
+    ) -> Self {
+        let mut e = Endpoint {
+            name: name.into(),
+            base_url: String::new(),
+            path,
+            key,
+            scheme,
+            extra_headers,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            client: build_client(DEFAULT_CONNECT_TIMEOUT),
+            prepared: Err(ProviderError::new(
+                ErrorKind::InvalidRequest,
+                "not prepared",
+            )),
+        };
+        e.base_url = trim_base(base_url.into());
+        e.prepare();
+        e
+    }
+
+    pub(crate) fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub(crate) fn key(&self) -> &ApiKey {
+        &self.key
+    }
+
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    pub(crate) fn set_base_url(&mut self, url: impl Into<String>) {
+        self.base_url = trim_base(url.into());
+        self.prepare();
+    }
+
+    pub(crate) fn set_key(&mut self, key: ApiKey) {
+        self.key = key;
+        self.prepare();
+    }
+
+    pub(crate) fn set_connect_timeout(&mut self, t: Duration) {
+        self.connect_timeout = t;
+        self.client = build_client(t);
+    }
+
+    /// Recomputes the URL and headers (construction time only, never per call).
+    fn prepare(&mut self) {
+        self.prepared = self.compute();
+    }
+
+    fn compute(&self) -> Result<(reqwest::Url, HeaderMap), ProviderError> {
+        let full = format!("{}{}", self.base_url, self.path);
+        let url = reqwest::Url::parse(&full).map_err(|e| {
+            ProviderError::new(
+                ErrorKind::InvalidRequest,
+                format!("invalid base URL {:?}: {e}", self.base_url),
+            )
+        })?;
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        for (name, value) in self.extra_headers {
+            headers.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        if let Some(key) = self.key.resolve()? {
+            let invalid = || {
+                ProviderError::new(
+                    ErrorKind::Auth,
+                    "API key contains characters not allowed in an HTTP header",
+                )
+            };
+            let (name, mut value) = match self.scheme {
+                AuthScheme::Bearer => (
+                    reqwest::header::AUTHORIZATION,
+                    HeaderValue::try_from(format!("Bearer {}", key.expose_secret()))
+                        .map_err(|_| invalid())?,
+                ),
+                AuthScheme::Header(h) => (
+                    HeaderName::from_static(h),
+                    HeaderValue::try_from(key.expose_secret()).map_err(|_| invalid())?,
+                ),
+            };
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+        Ok((url, headers))
+    }
+
+    /// POSTs `body` and returns the response if it is 2xx; otherwise the classified error
+    /// (`classify` refines the status map from the provider's error body).
+    pub(crate) async fn post(
+        &self,
+        body: Vec<u8>,
+        classify: ClassifyFn,
+    ) -> Result<reqwest::Response, ProviderError> {
+        let (url, headers) = self.prepared.as_ref().map_err(Clone::clone)?;
+        let client = self.client.as_ref().map_err(Clone::clone)?;
+        let response = client
+            .post(url.clone())
+            .headers(headers.clone())
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| from_reqwest(&e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let error = error_from_response(response, classify).await;
+        tracing::debug!(
+            provider = %self.name,
+            status = status.as_u16(),
+            kind = %error.kind,
+            "provider returned an error status"
+        );
+        Err(error)
+    }
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("name", &self.name)
+            .field("url", &format_args!("{}{}", self.base_url, self.path))
+            .field("api_key", &self.key)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+/// Drops trailing slashes so `{base}{path}` never doubles them.
+fn trim_base(s: String) -> String {
+    s.trim().trim_end_matches('/').to_owned()
+}
+
+/// Refines a status-based classification from the provider's error body:
+/// `(status, retry_after, body) -> error`.
+pub(crate) type ClassifyFn = fn(u16, Option<Duration>, &[u8]) -> ProviderError;
+
+/// Reads (a bounded prefix of) an error response and classifies it.
+async fn error_from_response(
+    mut response: reqwest::Response,
+    classify: ClassifyFn,
+) -> ProviderError {
+    let status = response.status().as_u16();
+    let retry_after = retry_after(response.headers(), SystemTime::now());
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = MAX_ERROR_BODY - body.len();
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if body.len() >= MAX_ERROR_BODY {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            // The status already tells us what happened; a broken error body adds nothing.
+            Err(_) => break,
+        }
+    }
+    classify(status, retry_after, &body)
+}
+
+/// The provider's wait hint: `retry-after-ms` (milliseconds) wins over `retry-after`
+/// (delay-seconds or an HTTP date, measured from `now`).
+pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(ms) = text("retry-after-ms").and_then(|v| v.parse::<f64>().ok())
+        && ms.is_finite()
+        && ms >= 0.0
+    {
+        return Some(Duration::from_secs_f64(ms / 1000.0));
+    }
+    let value = text("retry-after")?;
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    if let Ok(secs) = value.parse::<f64>()
+        && secs.is_finite()
+        && secs >= 0.0
+    {
+        return Some(Duration::from_secs_f64(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// The base classification of an error status, with the provider's message (or the raw body,
+/// or the status text when there is none). Providers refine the kind from body codes.
+pub(crate) fn status_error(
+    status: u16,
+    retry_after: Option<Duration>,
+    message: Option<&str>,
+    body: &[u8],
+) -> ProviderError {
+    let kind = ErrorKind::from_status(status, retry_after);
+    let message = match message {
+        Some(m) if !m.trim().is_empty() => m.to_owned(),
+        _ => fallback_message(status, body),
+    };
+    ProviderError::new(kind, message).with_status(status)
+}
+
+/// The body as text (truncated later by [`ProviderError::new`]), or the status text.
+fn fallback_message(status: u16, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        reqwest::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("error status")
+            .to_owned()
+    } else {
+        text.to_owned()
+    }
+}
+
+/// Maps a transport error: refused, reset, TLS, connect timeout and a body cut mid-way are
+/// all Connect (reqwest labels body read failures "decode" errors, but we never ask it to
+/// decode anything: our own parsers report Protocol). The URL is left out of the message.
+pub(crate) fn from_reqwest(e: &reqwest::Error) -> ProviderError {
+    let kind = if e.is_builder() {
+        ErrorKind::InvalidRequest
+    } else {
+        ErrorKind::Connect
+    };
+    ProviderError::new(kind, error_chain(e))
+}
+
+/// `error: cause: cause`, without the URL reqwest likes to add.
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut message = String::new();
+    let mut current: Option<&dyn std::error::Error> = Some(e);
+    let mut first = true;
+    while let Some(err) = current {
+        let part = if first {
+            let mut s = err.to_string();
+            // reqwest renders "error sending request for url (…)"; keep just the words.
+            if let Some(i) = s.find(" for url (") {
+                s.truncate(i);
+            }
+            s
+        } else {
+            err.to_string()
+        };
+        if !message.contains(&part) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&part);
+        }
+        first = false;
+        current = err.source();
+    }
+    message
+}
+
+/// Reads a whole 2xx body; a cut-off body is a transport failure.
+pub(crate) async fn read_body(response: reqwest::Response) -> Result<Bytes, ProviderError> {
+    response.bytes().await.map_err(|e| {
+        let mut err = from_reqwest(&e);
+        if err.kind == ErrorKind::InvalidRequest {
+            err.kind = ErrorKind::Connect;
+        }
+        err
+    })
+}
+
+/// What a wire format makes of one SSE event.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// Nothing for the caller (ping, role-only delta, block bookkeeping).
+    Skip,
+    /// A chunk for the caller.
+    Chunk(Chunk),
+    /// The terminal marker: the stream is complete.
+    Done,
+    /// A failure: in-band error event or an unreadable event.
+    Fail(ProviderError),
+}
+
+/// A wire format's streaming state machine.
+pub(crate) trait StreamParser: Send + 'static {
+    /// Interprets one event.
+    fn on_event(&mut self, event: SseEvent) -> Step;
+    /// The terminal marker's name, for the truncated-stream error message.
+    fn terminal_marker(&self) -> &'static str;
+}
+
+struct StreamState<P> {
+    body: futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>,
+    decoder: SseDecoder,
+    parser: P,
+    finished: bool,
+    ready: VecDeque<Result<Chunk, ProviderError>>,
+}
+
+/// Turns a 2xx SSE response into a [`ChunkStream`] that ends only after the terminal marker;
+/// any failure is one `Err` item, after which the stream ends.
+pub(crate) fn chunk_stream<P: StreamParser>(response: reqwest::Response, parser: P) -> ChunkStream {
+    let state = StreamState {
+        body: response.bytes_stream().boxed(),
+        decoder: SseDecoder::new(),
+        parser,
+        finished: false,
+        ready: VecDeque::new(),
+    };
+    Box::pin(futures_util::stream::unfold(state, |mut st| async move {
+        loop {
+            if let Some(item) = st.ready.pop_front() {
+                return Some((item, st));
+            }
+            if st.finished {
+                return None;
+            }
+            match st.decoder.next_event() {
+                Ok(Some(event)) => match st.parser.on_event(event) {
+                    Step::Skip => {}
+                    Step::Chunk(c) => return Some((Ok(c), st)),
+                    Step::Done => return None,
+                    Step::Fail(e) => {
+                        st.finished = true;
+                        return Some((Err(e), st));
+                    }
+                },
+                Ok(None) => match st.body.next().await {
+                    Some(Ok(bytes)) => st.decoder.push(&bytes),
+                    Some(Err(e)) => {
+                        st.finished = true;
+                        let mut err = from_reqwest(&e);
+                        if err.kind == ErrorKind::InvalidRequest {
+                            err.kind = ErrorKind::Connect;
+                        }
+                        return Some((Err(err), st));
+                    }
+                    None => {
+                        st.finished = true;
+                        let marker = st.parser.terminal_marker();
+                        let detail = if st.decoder.has_partial() {
+                            " (mid-event)"
+                        } else {
+                            ""
+                        };
+                        return Some((
+                            Err(ProviderError::protocol(format!(
+                                "stream ended before {marker}{detail}"
+                            ))),
+                            st,
+                        ));
+                    }
+                },
+                Err(e) => {
+                    st.finished = true;
+                    return Some((Err(ProviderError::protocol(e.to_string())), st));
+                }
+            }
+        }
+    }))
+}
+
+/// Parses one JSON event payload, mapping failure to Protocol.
+pub(crate) fn parse_event_json<'a, T: serde::Deserialize<'a>>(
+    data: &'a str,
+    what: &str,
+) -> Result<T, ProviderError> {
+    serde_json::from_str(data)
+        .map_err(|e| ProviderError::protocol(format!("malformed {what} event: {e}")))
+}
+
+/// Saturating conversion for token counts.
+pub(crate) fn tokens(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn retry_after_seconds() {
+        let h = headers(&[("retry-after", "7")]);
+        assert_eq!(
+            retry_after(&h, SystemTime::now()),
+            Some(Duration::from_secs(7))
+        );
+    }
+
+    #[test]
+    fn retry_after_ms_wins_over_seconds() {
+        let h = headers(&[("retry-after", "7"), ("retry-after-ms", "250")]);
+        assert_eq!(
+            retry_after(&h, SystemTime::now()),
+            Some(Duration::from_millis(250))
+        );
+        let h = headers(&[("retry-after-ms", "1.5")]);
+        assert_eq!(
+            retry_after(&h, SystemTime::now()),
+            Some(Duration::from_micros(1500))
+        );
+    }
+
+    #[test]
+    fn retry_after_http_date_is_measured_from_now() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
+        let h = headers(&[("retry-after", "Wed, 21 Oct 2015 07:28:30 GMT")]);
+        // 07:28:00 + 30 s
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(30)));
+        let later = now + Duration::from_secs(100);
+        assert_eq!(retry_after(&h, later), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn retry_after_garbage_is_ignored() {
+        let h = headers(&[("retry-after", "soon"), ("retry-after-ms", "-3")]);
+        assert_eq!(retry_after(&h, SystemTime::now()), None);
+        assert_eq!(retry_after(&HeaderMap::new(), SystemTime::now()), None);
+    }
+
+    #[test]
+    fn status_error_falls_back_to_body_then_reason() {
+        let e = status_error(502, None, None, b"  upstream broke  ");
+        assert_eq!(e.kind, ErrorKind::Server);
+        assert_eq!(e.status, Some(502));
+        assert_eq!(e.message, "upstream broke");
+        let e = status_error(503, None, Some(""), b"");
+        assert_eq!(e.kind, ErrorKind::Overloaded);
+        assert_eq!(e.message, "Service Unavailable");
+        let e = status_error(500, None, None, "x".repeat(5000).as_bytes());
+        assert!(e.message.len() <= crate::MAX_MESSAGE_LEN + 3);
+    }
+
+    #[test]
+    fn base_urls_lose_trailing_slashes() {
+        assert_eq!(trim_base(" http://h:1/v1/// ".into()), "http://h:1/v1");
+    }
+
+    #[test]
+    fn missing_env_key_names_the_variable_and_debug_redacts() {
+        let key = ApiKey::Env {
+            var: "SOME_KEY".into(),
+            value: None,
+        };
+        let err = key.resolve().unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Auth);
+        assert_eq!(err.message, "SOME_KEY is not set");
+        let key = ApiKey::Explicit(SecretString::from("sk-very-secret"));
+        assert!(!format!("{key:?}").contains("very-secret"));
+    }
+
+    #[test]
+    fn endpoint_marks_the_auth_header_sensitive() {
+        let e = Endpoint::new(
+            "t",
+            "http://127.0.0.1:1/",
+            "/x",
+            ApiKey::Explicit(SecretString::from("sk-abc")),
+            AuthScheme::Bearer,
+            &[("anthropic-version", "2023-06-01")],
+        );
+        let (url, headers) = e.prepared.as_ref().unwrap();
+        assert_eq!(url.as_str(), "http://127.0.0.1:1/x");
+        let auth = headers.get("authorization").unwrap();
+        assert!(auth.is_sensitive());
+        assert_eq!(auth.to_str().unwrap(), "Bearer sk-abc");
+        assert_eq!(headers.get("anthropic-version").unwrap(), "2023-06-01");
+        assert!(!format!("{e:?}").contains("sk-abc"));
+    }
+
+    #[test]
+    fn invalid_key_bytes_are_an_auth_error_without_the_key() {
+        let e = Endpoint::new(
+            "t",
+            "http://127.0.0.1:1",
+            "/x",
+            ApiKey::Explicit(SecretString::from("sk-bad\nkey")),
+            AuthScheme::Header("x-api-key"),
+            &[],
+        );
+        let err = e.prepared.as_ref().unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Auth);
+        assert!(!err.message.contains("sk-bad"));
+    }
+}

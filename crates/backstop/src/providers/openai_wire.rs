@@ -1,0 +1,596 @@
+//! The OpenAI chat-completions wire format, shared by OpenAI, Groq and OpenAI-compatible
+//! servers: request body, response and chunk types, error classification, and the provider
+//! core the public types wrap.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::http::{self, Endpoint, Step, StreamParser};
+use super::sse::SseEvent;
+use crate::{
+    BoxFuture, ChatRequest, Chunk, ChunkStream, Completion, ErrorKind, FinishReason, LlmConfig,
+    ProviderError, Usage,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+#[derive(Serialize)]
+struct RequestBody<'a> {
+    model: &'a str,
+    messages: Vec<WireMessage<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f32>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop: &'a [String],
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+}
+
+#[derive(Serialize)]
+struct WireMessage<'a> {
+    role: &'static str,
+    content: &'a str,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+/// The JSON body for `POST …/chat/completions`.
+pub(crate) fn request_body(
+    model: &str,
+    request: &ChatRequest,
+    provider_config: &LlmConfig,
+    stream: bool,
+) -> Result<Vec<u8>, ProviderError> {
+    let config = request.config.over(provider_config);
+    let body = RequestBody {
+        model,
+        messages: request
+            .messages
+            .iter()
+            .map(|m| WireMessage {
+                role: m.role.as_str(),
+                content: &m.content,
+            })
+            .collect(),
+        temperature: config.temperature,
+        max_tokens: config.max_tokens,
+        top_p: config.top_p,
+        stop: &config.stop,
+        stream,
+        stream_options: stream.then_some(StreamOptions {
+            include_usage: true,
+        }),
+    };
+    serde_json::to_vec(&body).map_err(|e| {
+        ProviderError::new(
+            ErrorKind::InvalidRequest,
+            format!("cannot encode request: {e}"),
+        )
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses
+
+#[derive(Deserialize)]
+struct ChatCompletion {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    choices: Vec<Choice>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+    #[serde(default)]
+    error: Option<ErrorValue>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    #[serde(default)]
+    message: Option<ChoiceMessage>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceMessage {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+struct WireUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+}
+
+impl From<WireUsage> for Usage {
+    fn from(u: WireUsage) -> Usage {
+        Usage {
+            input_tokens: http::tokens(u.prompt_tokens),
+            output_tokens: http::tokens(u.completion_tokens),
+        }
+    }
+}
+
+/// Maps OpenAI's `finish_reason`.
+pub(crate) fn finish_reason(s: &str) -> FinishReason {
+    match s {
+        "stop" => FinishReason::Stop,
+        "length" => FinishReason::Length,
+        "content_filter" => FinishReason::ContentFilter,
+        "tool_calls" | "function_call" => FinishReason::ToolCalls,
+        other => FinishReason::Other(other.to_owned()),
+    }
+}
+
+/// Parses a 2xx chat completion body.
+pub(crate) fn parse_completion(
+    body: &[u8],
+    fallback_model: &str,
+) -> Result<Completion, ProviderError> {
+    let parsed: ChatCompletion = serde_json::from_slice(body)
+        .map_err(|e| ProviderError::protocol(format!("malformed chat completion: {e}")))?;
+    if let Some(error) = parsed.error {
+        return Err(in_band_error(&error));
+    }
+    let choice = parsed
+        .choices
+        .into_iter()
+        .next()
+        .ok_or_else(|| ProviderError::protocol("chat completion has no choices"))?;
+    Ok(Completion {
+        text: choice.message.and_then(|m| m.content).unwrap_or_default(),
+        model: parsed.model.unwrap_or_else(|| fallback_model.to_owned()),
+        usage: parsed.usage.map(Usage::from),
+        finish_reason: choice.finish_reason.as_deref().map(finish_reason),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+#[derive(Deserialize)]
+struct ErrorEnvelope {
+    #[serde(default)]
+    error: Option<ErrorValue>,
+}
+
+/// `error` is an object on OpenAI; some compatible servers send a bare string.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ErrorValue {
+    Object(WireError),
+    Text(String),
+}
+
+#[derive(Deserialize, Default)]
+struct WireError {
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    code: Option<serde_json::Value>,
+}
+
+impl ErrorValue {
+    fn parts(&self) -> (Option<&str>, Option<&str>, Option<&serde_json::Value>) {
+        match self {
+            ErrorValue::Object(e) => (e.message.as_deref(), e.kind.as_deref(), e.code.as_ref()),
+            ErrorValue::Text(s) => (Some(s), None, None),
+        }
+    }
+}
+
+/// Provider error codes that decide the kind whatever the status.
+fn kind_from_code(code: Option<&str>, kind: Option<&str>, message: &str) -> Option<ErrorKind> {
+    match code {
+        Some("context_length_exceeded" | "string_above_max_length") => {
+            return Some(ErrorKind::ContextLengthExceeded);
+        }
+        Some("content_filter" | "content_policy_violation") => {
+            return Some(ErrorKind::ContentFiltered);
+        }
+        _ => {}
+    }
+    if kind == Some("content_filter") {
+        return Some(ErrorKind::ContentFiltered);
+    }
+    // vLLM and other compatible servers say it in words only.
+    if message.contains("maximum context length") {
+        return Some(ErrorKind::ContextLengthExceeded);
+    }
+    None
+}
+
+/// Classifies an error status with an OpenAI-style body.
+pub(crate) fn classify_status(
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> ProviderError {
+    let envelope = serde_json::from_slice::<ErrorEnvelope>(body).ok();
+    let error = envelope.as_ref().and_then(|e| e.error.as_ref());
+    let (message, kind, code) = error.map(ErrorValue::parts).unwrap_or_default();
+    let mut err = http::status_error(status, retry_after, message, body);
+    let code = code.and_then(serde_json::Value::as_str);
+    // A 429 stays a rate limit and 5xx stay themselves; codes refine client errors.
+    if (400..500).contains(&status)
+        && status != 429
+        && let Some(k) = kind_from_code(code, kind, &err.message)
+    {
+        err.kind = k;
+    }
+    err
+}
+
+/// Classifies an error delivered inside a 2xx body or stream (no HTTP status of its own).
+fn in_band_error(error: &ErrorValue) -> ProviderError {
+    let (message, kind, code) = error.parts();
+    let message = message.unwrap_or("provider reported an error");
+    let code_str = code.and_then(serde_json::Value::as_str);
+    let code_num = code
+        .and_then(serde_json::Value::as_u64)
+        .and_then(|n| u16::try_from(n).ok())
+        .filter(|n| (400..600).contains(n));
+    let overloaded = message.to_ascii_lowercase().contains("overloaded");
+    let by_type = match (kind, code_str) {
+        (_, Some("rate_limit_exceeded"))
+        | (Some("requests" | "tokens" | "rate_limit_exceeded" | "rate_limit_error"), _) => {
+            ErrorKind::RateLimited { retry_after: None }
+        }
+        (Some("overloaded_error" | "service_unavailable" | "overloaded"), _) => {
+            ErrorKind::Overloaded
+        }
+        (_, Some("invalid_api_key")) | (Some("authentication_error" | "permission_error"), _) => {
+            ErrorKind::Auth
+        }
+        (Some("invalid_request_error" | "not_found_error"), _) => ErrorKind::InvalidRequest,
+        _ if overloaded => ErrorKind::Overloaded,
+        _ => ErrorKind::Server,
+    };
+    let resolved = kind_from_code(code_str, kind, message)
+        .or(code_num.map(|n| ErrorKind::from_status(n, None)))
+        .unwrap_or(by_type);
+    let err = ProviderError::new(resolved, message);
+    match code_num {
+        Some(n) => err.with_status(n),
+        None => err,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming
+
+#[derive(Deserialize)]
+struct WireChunk {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    choices: Vec<ChunkChoice>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+    #[serde(default)]
+    error: Option<ErrorValue>,
+}
+
+#[derive(Deserialize)]
+struct ChunkChoice {
+    #[serde(default)]
+    delta: Option<Delta>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Delta {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+/// OpenAI stream state: ends at `data: [DONE]`; the model goes on the first chunk we yield.
+#[derive(Debug, Default)]
+pub(crate) struct OpenAiStream {
+    model: Option<String>,
+    model_sent: bool,
+}
+
+impl StreamParser for OpenAiStream {
+    fn on_event(&mut self, event: SseEvent) -> Step {
+        let data = event.data.trim();
+        if data == "[DONE]" {
+            return Step::Done;
+        }
+        if event.event.as_deref() == Some("error") {
+            return Step::Fail(match serde_json::from_str::<ErrorEnvelope>(data) {
+                Ok(ErrorEnvelope { error: Some(e) }) => in_band_error(&e),
+                _ => ProviderError::new(ErrorKind::Server, data),
+            });
+        }
+        let chunk: WireChunk = match http::parse_event_json(data, "chat completion chunk") {
+            Ok(c) => c,
+            Err(e) => return Step::Fail(e),
+        };
+        if let Some(error) = chunk.error {
+            return Step::Fail(in_band_error(&error));
+        }
+        if self.model.is_none() {
+            self.model = chunk.model;
+        }
+        let first = chunk.choices.into_iter().next();
+        let (text, finish) = match first {
+            Some(c) => (c.delta.and_then(|d| d.content), c.finish_reason),
+            None => (None, None),
+        };
+        let text = text.unwrap_or_default();
+        let usage = chunk.usage.map(Usage::from);
+        if text.is_empty() && finish.is_none() && usage.is_none() {
+            return Step::Skip; // role-only or empty delta
+        }
+        let model = if self.model_sent {
+            None
+        } else {
+            self.model_sent = true;
+            self.model.clone()
+        };
+        Step::Chunk(Chunk {
+            text,
+            usage,
+            finish_reason: finish.as_deref().map(finish_reason),
+            model,
+        })
+    }
+
+    fn terminal_marker(&self) -> &'static str {
+        "[DONE]"
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The provider core
+
+/// An OpenAI-wire provider: endpoint + model + default sampling config.
+pub(crate) struct OpenAiCore {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) model: String,
+    pub(crate) config: LlmConfig,
+}
+
+impl OpenAiCore {
+    pub(crate) fn complete<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<Completion, ProviderError>> {
+        Box::pin(async move {
+            let body = request_body(&self.model, request, &self.config, false)?;
+            let response = self.endpoint.post(body, classify_status).await?;
+            let bytes = http::read_body(response).await?;
+            parse_completion(&bytes, &self.model)
+        })
+    }
+
+    pub(crate) fn stream<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<ChunkStream, ProviderError>> {
+        Box::pin(async move {
+            let body = request_body(&self.model, request, &self.config, true)?;
+            let response = self.endpoint.post(body, classify_status).await?;
+            Ok(http::chunk_stream(response, OpenAiStream::default()))
+        })
+    }
+
+    /// Redacted `Debug` for the public wrappers.
+    pub(crate) fn debug(&self, type_name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(type_name)
+            .field("name", &self.endpoint.name)
+            .field("model", &self.model)
+            .field("base_url", &self.endpoint.base_url())
+            .field("api_key", self.endpoint.key())
+            .field("config", &self.config)
+            .field("connect_timeout", &self.endpoint.connect_timeout())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Message;
+
+    const COMPLETION: &str = include_str!("../../tests/fixtures/openai/chat_completion.json");
+    const STREAM: &str = include_str!("../../tests/fixtures/openai/stream_basic.sse");
+
+    fn run_stream(input: &str) -> Vec<Step> {
+        let mut decoder = super::super::sse::SseDecoder::new();
+        decoder.push(input.as_bytes());
+        let mut parser = OpenAiStream::default();
+        let mut steps = Vec::new();
+        while let Some(ev) = decoder.next_event().unwrap() {
+            steps.push(parser.on_event(ev));
+        }
+        steps
+    }
+
+    #[test]
+    fn documented_completion_parses() {
+        let c = parse_completion(COMPLETION.as_bytes(), "fallback").unwrap();
+        assert_eq!(c.text, "\n\nHello there, how may I assist you today?");
+        assert_eq!(c.model, "gpt-4o-mini");
+        assert_eq!(
+            c.usage,
+            Some(Usage {
+                input_tokens: 9,
+                output_tokens: 12
+            })
+        );
+        assert_eq!(c.finish_reason, Some(FinishReason::Stop));
+    }
+
+    #[test]
+    fn completion_without_choices_or_json_is_protocol() {
+        let e = parse_completion(br#"{"model":"m","choices":[]}"#, "m").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Protocol);
+        let e = parse_completion(b"<html>oops</html>", "m").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Protocol);
+    }
+
+    #[test]
+    fn null_content_and_other_finish_reasons() {
+        let body = br#"{"choices":[{"message":{"role":"assistant","content":null},"finish_reason":"tool_calls"}]}"#;
+        let c = parse_completion(body, "fallback").unwrap();
+        assert_eq!(c.text, "");
+        assert_eq!(c.model, "fallback");
+        assert_eq!(c.finish_reason, Some(FinishReason::ToolCalls));
+        assert_eq!(finish_reason("length"), FinishReason::Length);
+        assert_eq!(finish_reason("content_filter"), FinishReason::ContentFilter);
+        assert_eq!(finish_reason("weird"), FinishReason::Other("weird".into()));
+    }
+
+    #[test]
+    fn documented_stream_yields_text_model_finish_and_usage_then_done() {
+        let steps = run_stream(STREAM);
+        let mut chunks = Vec::new();
+        let mut done = false;
+        for s in steps {
+            match s {
+                Step::Chunk(c) => {
+                    assert!(!done);
+                    chunks.push(c)
+                }
+                Step::Skip => {}
+                Step::Done => done = true,
+                Step::Fail(e) => panic!("{e}"),
+            }
+        }
+        assert!(done);
+        let text: String = chunks.iter().map(|c| c.text.as_str()).collect();
+        assert_eq!(text, "Hello!");
+        assert_eq!(chunks[0].model.as_deref(), Some("gpt-4o-mini"));
+        assert!(chunks[1..].iter().all(|c| c.model.is_none()));
+        assert!(
+            chunks
+                .iter()
+                .any(|c| c.finish_reason == Some(FinishReason::Stop))
+        );
+        assert_eq!(
+            chunks.last().unwrap().usage,
+            Some(Usage {
+                input_tokens: 9,
+                output_tokens: 2
+            })
+        );
+    }
+
+    #[test]
+    fn in_band_stream_errors_are_classified() {
+        let steps = run_stream(
+            "data: {\"error\":{\"message\":\"The server had an error\",\"type\":\"server_error\"}}\n\n",
+        );
+        match &steps[0] {
+            Step::Fail(e) => {
+                assert_eq!(e.kind, ErrorKind::Server);
+                assert_eq!(e.message, "The server had an error");
+            }
+            other => panic!("{other:?}"),
+        }
+        let steps = run_stream(
+            "data: {\"error\":{\"message\":\"slow down\",\"type\":\"requests\",\"code\":\"rate_limit_exceeded\"}}\n\n",
+        );
+        assert!(
+            matches!(&steps[0], Step::Fail(e) if e.kind == ErrorKind::RateLimited { retry_after: None })
+        );
+        let steps = run_stream("data: {\"error\":{\"message\":\"busy\",\"code\":503}}\n\n");
+        assert!(
+            matches!(&steps[0], Step::Fail(e) if e.kind == ErrorKind::Overloaded && e.status == Some(503))
+        );
+    }
+
+    #[test]
+    fn malformed_chunk_is_protocol() {
+        let steps = run_stream("data: {\"choices\": [\n\n");
+        assert!(matches!(&steps[0], Step::Fail(e) if e.kind == ErrorKind::Protocol));
+    }
+
+    #[test]
+    fn error_bodies_classify() {
+        let ctx = include_bytes!("../../tests/fixtures/openai/error_context_length.json");
+        let e = classify_status(400, None, ctx);
+        assert_eq!(e.kind, ErrorKind::ContextLengthExceeded);
+        assert_eq!(e.status, Some(400));
+        assert!(e.message.starts_with("This model's maximum context length"));
+
+        let cf = include_bytes!("../../tests/fixtures/openai/error_content_policy.json");
+        assert_eq!(
+            classify_status(400, None, cf).kind,
+            ErrorKind::ContentFiltered
+        );
+
+        let rl = include_bytes!("../../tests/fixtures/openai/error_rate_limit.json");
+        let d = Some(Duration::from_secs(20));
+        assert_eq!(
+            classify_status(429, d, rl).kind,
+            ErrorKind::RateLimited { retry_after: d }
+        );
+
+        let auth = include_bytes!("../../tests/fixtures/openai/error_invalid_api_key.json");
+        assert_eq!(classify_status(401, None, auth).kind, ErrorKind::Auth);
+
+        let e = classify_status(500, None, b"{\"error\":\"boom\"}");
+        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::Server, "boom"));
+        let e = classify_status(404, None, b"not json");
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::InvalidRequest, "not json")
+        );
+    }
+
+    #[test]
+    fn request_body_maps_config_and_stream_options() {
+        let req = ChatRequest::new(vec![Message::system("be brief"), Message::user("hi")])
+            .config(LlmConfig::default().temperature(0.5).stop("END"));
+        let provider = LlmConfig::new(0.9, 77).top_p(0.8);
+        let v: serde_json::Value =
+            serde_json::from_slice(&request_body("m", &req, &provider, true).unwrap()).unwrap();
+        assert_eq!(v["model"], "m");
+        assert_eq!(v["messages"][0]["role"], "system");
+        assert_eq!(v["messages"][1]["content"], "hi");
+        assert_eq!(v["temperature"], 0.5);
+        assert_eq!(v["max_tokens"], 77);
+        assert!((v["top_p"].as_f64().unwrap() - 0.8).abs() < 1e-6);
+        assert_eq!(v["stop"], serde_json::json!(["END"]));
+        assert_eq!(v["stream"], true);
+        assert_eq!(v["stream_options"]["include_usage"], true);
+
+        let v: serde_json::Value = serde_json::from_slice(
+            &request_body("m", &ChatRequest::user("x"), &LlmConfig::default(), false).unwrap(),
+        )
+        .unwrap();
+        let obj = v.as_object().unwrap();
+        for absent in [
+            "stream",
+            "stream_options",
+            "temperature",
+            "max_tokens",
+            "stop",
+            "top_p",
+        ] {
+            assert!(!obj.contains_key(absent), "{absent} in {v}");
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! An incremental server-sent-events decoder over arbitrary byte chunks.
+//!
+//! Follows the WHATWG event-stream rules that matter for LLM APIs: `\n`, `\r\n` and `\r`
+//! line ends (a `\r\n` split across two chunks counts once), multi-line `data:`, `event:`,
+//! `id:`, comment lines starting with `:`, and a leading byte-order mark. Bytes are
+//! buffered only until their line is complete; lines are parsed in place.
+
+use std::fmt;
+
+/// The longest line we accept; a peer that never ends a line must not grow us forever.
+pub const MAX_LINE_LEN: usize = 16 * 1024 * 1024;
+
+/// One dispatched event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SseEvent {
+    /// The `event:` field, when given (the spec's default type is `message`).
+    pub event: Option<String>,
+    /// The `data:` lines joined with `\n`.
+    pub data: String,
+    /// The last `id:` field seen in this event, when given.
+    pub id: Option<String>,
+}
+
+/// Why the decoder gave up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SseError {
+    /// A line grew past [`MAX_LINE_LEN`] without ending.
+    LineTooLong,
+}
+
+impl fmt::Display for SseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SseError::LineTooLong => write!(f, "SSE line longer than {MAX_LINE_LEN} bytes"),
+        }
+    }
+}
+
+impl std::error::Error for SseError {}
+
+/// Incremental SSE decoder: [`push`](Self::push) bytes as they arrive, then drain complete
+/// events with [`next_event`](Self::next_event).
+#[derive(Debug, Default)]
+pub struct SseDecoder {
+    /// Unparsed bytes; `buf[pos..]` is not yet consumed.
+    buf: Vec<u8>,
+    /// Start of the unconsumed bytes.
+    pos: usize,
+    /// Where to resume scanning for a line end (everything in `pos..scan` has none).
+    scan: usize,
+    /// The previous line ended in `\r`; a `\n` right after it belongs to that line end.
+    skip_lf: bool,
+    /// Whether the stream start (and its optional BOM) has been handled.
+    started: bool,
+    /// The event being assembled.
+    event: Option<String>,
+    data: String,
+    has_data: bool,
+    id: Option<String>,
+}
+
+impl SseDecoder {
+    /// A decoder at the start of a stream.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends bytes received from the transport.
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.pos > 0 {
+            // Drop the consumed prefix; only the partial line (if any) is moved.
+            self.buf.drain(..self.pos);
+            self.scan -= self.pos;
+            self.pos = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next complete event, `Ok(None)` when more bytes are needed.
+    pub fn next_event(&mut self) -> Result<Option<SseEvent>, SseError> {
+        loop {
+            if !self.started {
+                // Strip one leading UTF-8 BOM; wait until we can tell whether there is one.
+                let avail = &self.buf[self.pos..];
+                let bom = [0xEF_u8, 0xBB, 0xBF];
+                if avail.len() < 3 && bom.starts_with(avail) {
+                    return Ok(None);
+                }
+                if avail.starts_with(&bom) {
+                    self.pos += 3;
+                    self.scan = self.scan.max(self.pos);
+                }
+                self.started = true;
+            }
+            if self.skip_lf && self.pos < self.buf.len() {
+                if self.buf[self.pos] == b'\n' {
+                    self.pos += 1;
+                    self.scan = self.scan.max(self.pos);
+                }
+                self.skip_lf = false;
+            }
+            let start = self.scan.max(self.pos);
+            let Some(offset) = self.buf[start..]
+                .iter()
+                .position(|&b| b == b'\n' || b == b'\r')
+            else {
+                self.scan = self.buf.len();
+                if self.buf.len() - self.pos > MAX_LINE_LEN {
+                    return Err(SseError::LineTooLong);
+                }
+                return Ok(None);
+            };
+            let end = start + offset;
+            let line_start = self.pos;
+            if self.buf[end] == b'\r' {
+                self.skip_lf = true;
+            }
+            self.pos = end + 1;
+            self.scan = self.pos;
+            if let Some(event) = self.process_line(line_start, end) {
+                return Ok(Some(event));
+            }
+        }
+    }
+
+    /// True when bytes or fields of an unfinished event are buffered (the stream stopped
+    /// mid-event if it ends now).
+    pub fn has_partial(&self) -> bool {
+        self.pos < self.buf.len() || self.has_data || self.event.is_some()
+    }
+
+    /// Handles one line `buf[start..end]`; returns an event when the line is blank and
+    /// data was collected.
+    fn process_line(&mut self, start: usize, end: usize) -> Option<SseEvent> {
+        if start == end {
+            return self.dispatch();
+        }
+        let line = &self.buf[start..end];
+        if line[0] == b':' {
+            return None; // comment
+        }
+        let (name, value) = match line.iter().position(|&b| b == b':') {
+            Some(i) => {
+                let v = &line[i + 1..];
+                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
+            }
+            None => (line, &[][..]),
+        };
+        let value = String::from_utf8_lossy(value);
+        match name {
+            b"data" => {
+                if self.has_data {
+                    self.data.push('\n');
+                }
+                self.data.push_str(&value);
+                self.has_data = true;
+            }
+            b"event" => self.event = Some(value.into_owned()),
+            b"id" if !value.contains('\0') => self.id = Some(value.into_owned()),
+            _ => {} // `retry` and unknown fields are ignored
+        }
+        None
+    }
+
+    fn dispatch(&mut self) -> Option<SseEvent> {
+        let event = self.event.take();
+        let id = self.id.take();
+        if !self.has_data {
+            return None;
+        }
+        self.has_data = false;
+        Some(SseEvent {
+            event,
+            data: std::mem::take(&mut self.data),
+            id,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(chunks: &[&[u8]]) -> Vec<SseEvent> {
+        let mut d = SseDecoder::new();
+        let mut out = Vec::new();
+        for c in chunks {
+            d.push(c);
+            while let Some(e) = d.next_event().unwrap() {
+                out.push(e);
+            }
+        }
+        out
+    }
+
+    fn byte_by_byte(input: &[u8]) -> Vec<SseEvent> {
+        let chunks: Vec<&[u8]> = input.chunks(1).collect();
+        decode_all(&chunks)
+    }
+
+    fn ev(event: Option<&str>, data: &str) -> SseEvent {
+        SseEvent {
+            event: event.map(str::to_owned),
+            data: data.to_owned(),
+            id: None,
+        }
+    }
+
+    #[test]
+    fn all_line_endings_give_the_same_events() {
+        let lf = b"event: a\ndata: 1\n\ndata: 2\n\n".to_vec();
+        let crlf = b"event: a\r\ndata: 1\r\n\r\ndata: 2\r\n\r\n".to_vec();
+        let cr = b"event: a\rdata: 1\r\rdata: 2\r\r".to_vec();
+        let want = vec![ev(Some("a"), "1"), ev(None, "2")];
+        for input in [lf, crlf, cr] {
+            assert_eq!(decode_all(&[&input]), want);
+            assert_eq!(byte_by_byte(&input), want);
+        }
+    }
+
+    #[test]
+    fn crlf_split_across_chunks_counts_once() {
+        let got = decode_all(&[b"data: x\r", b"\n", b"\r", b"\ndata: y\r\n\r\n"]);
+        assert_eq!(got, vec![ev(None, "x"), ev(None, "y")]);
+    }
+
+    #[test]
+    fn multi_line_data_is_joined_with_newlines() {
+        let got = byte_by_byte(b"data: first\ndata:second\ndata\n\n");
+        assert_eq!(got, vec![ev(None, "first\nsecond\n")]);
+    }
+
+    #[test]
+    fn comments_and_unknown_fields_are_ignored() {
+        let got = decode_all(&[b": keep-alive\nretry: 10\nfoo: bar\ndata: hi\n\n:\n\n"]);
+        assert_eq!(got, vec![ev(None, "hi")]);
+    }
+
+    #[test]
+    fn events_without_data_are_not_dispatched_and_reset_the_type() {
+        let got = decode_all(&[b"event: ping\n\ndata: x\n\n"]);
+        assert_eq!(got, vec![ev(None, "x")]);
+    }
+
+    #[test]
+    fn only_one_leading_space_is_stripped_and_colons_in_values_survive() {
+        let got = decode_all(&[b"data:  two spaces: yes\n\n"]);
+        assert_eq!(got, vec![ev(None, " two spaces: yes")]);
+    }
+
+    #[test]
+    fn id_is_kept_per_event() {
+        let got = decode_all(&[b"id: 7\ndata: a\n\n"]);
+        assert_eq!(got[0].id.as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn leading_bom_is_stripped_even_when_split() {
+        let input = b"\xEF\xBB\xBFdata: x\n\n";
+        assert_eq!(byte_by_byte(input), vec![ev(None, "x")]);
+        // A BOM later in the stream is data, not stripped.
+        let got = decode_all(&[b"data: a\n\n\xEF\xBB\xBFdata: b\n\n"]);
+        assert_eq!(got.len(), 1);
+    }
+
+    #[test]
+    fn utf8_split_across_chunks_is_reassembled() {
+        let input = "data: héllo ✓\n\n".as_bytes();
+        assert_eq!(byte_by_byte(input), vec![ev(None, "héllo ✓")]);
+    }
+
+    #[test]
+    fn partial_event_is_reported_and_not_dispatched() {
+        let mut d = SseDecoder::new();
+        d.push(b"data: {\"half\":");
+        assert_eq!(d.next_event().unwrap(), None);
+        assert!(d.has_partial());
+        d.push(b" 1}\n");
+        assert_eq!(d.next_event().unwrap(), None);
+        assert!(d.has_partial());
+        d.push(b"\n");
+        assert_eq!(d.next_event().unwrap(), Some(ev(None, "{\"half\": 1}")));
+        assert!(!d.has_partial());
+    }
+
+    #[test]
+    fn anthropic_documented_stream_decodes_in_any_split() {
+        let input = include_bytes!("../../tests/fixtures/anthropic/stream_basic.sse");
+        let whole = decode_all(&[input]);
+        assert!(whole.len() >= 8, "{whole:?}");
+        assert_eq!(whole[0].event.as_deref(), Some("message_start"));
+        assert_eq!(whole.last().unwrap().event.as_deref(), Some("message_stop"));
+        for split in [1, 2, 3, 7, 64] {
+            let chunks: Vec<&[u8]> = input.chunks(split).collect();
+            assert_eq!(decode_all(&chunks), whole, "split {split}");
+        }
+    }
+
+    #[test]
+    fn endless_line_is_an_error() {
+        let mut d = SseDecoder::new();
+        let big = vec![b'a'; MAX_LINE_LEN + 1];
+        d.push(&big);
+        assert_eq!(d.next_event(), Err(SseError::LineTooLong));
+    }
+}
