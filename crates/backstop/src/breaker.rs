@@ -163,7 +163,7 @@ impl CircuitBreaker {
                 core: Mutex::new(Core {
                     state: State::Closed,
                     generation: 0,
-                    failures: VecDeque::with_capacity(config.failure_threshold as usize),
+                    failures: VecDeque::with_capacity(config.failure_threshold.min(16) as usize),
                 }),
                 observers: RwLock::new(Vec::new()),
             }),
@@ -356,9 +356,11 @@ impl CircuitBreaker {
     /// Applies a verdict. `permit` is `(generation, probe)` for verdicts from permits, `None` for manual ones.
     fn apply(&self, permit: Option<(u64, bool)>, verdict: Verdict) {
         let now = Instant::now();
-        let change = {
+        let (refreshed, change) = {
             let mut core = self.lock();
-            let mut change = self.refresh(&mut core, now);
+            // Open → HalfOpen (if due) and the verdict's own transition are two events.
+            let refreshed = self.refresh(&mut core, now);
+            let mut change = None;
             let current = permit.is_none_or(|(g, _)| g == core.generation);
             let probe = permit.is_some_and(|(_, p)| p);
             if let (true, true, State::HalfOpen { in_flight }) = (current, probe, &mut core.state) {
@@ -402,10 +404,11 @@ impl CircuitBreaker {
                 if matches!(next, State::Closed) {
                     core.failures.clear();
                 }
-                change = change.or(self.transition(&mut core, next));
+                change = self.transition(&mut core, next);
             }
-            change
+            (refreshed, change)
         };
+        self.notify(refreshed);
         self.notify(change);
     }
 

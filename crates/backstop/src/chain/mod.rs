@@ -239,6 +239,9 @@ impl FallbackChain {
                     .or(inner.attempt_timeout),
             };
             let mut retries_done = 0;
+            // The error that led to the pending retry: if the retry cannot be made (breaker
+            // opened meanwhile, deadline), this is still the provider's real last error.
+            let mut last_error: Option<ProviderError> = None;
             loop {
                 let Ok(permit) = entry.breaker.try_acquire() else {
                     let error = ProviderError::circuit_open();
@@ -251,7 +254,7 @@ impl FallbackChain {
                     );
                     errors.push(ProviderFailure {
                         provider: name.to_owned(),
-                        error,
+                        error: last_error.take().unwrap_or(error),
                     });
                     continue 'providers;
                 };
@@ -259,6 +262,12 @@ impl FallbackChain {
                 let left = deadline.map(|d| d.saturating_duration_since(begun));
                 if left == Some(Duration::ZERO) {
                     drop(permit);
+                    if let Some(error) = last_error.take() {
+                        errors.push(ProviderFailure {
+                            provider: name.to_owned(),
+                            error,
+                        });
+                    }
                     deadline_exceeded = true;
                     break 'providers;
                 }
@@ -332,8 +341,15 @@ impl FallbackChain {
                     break 'providers;
                 }
                 let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-                match policy.decide(error.kind, retries_done, left) {
+                let mut decision = policy.decide(error.kind, retries_done, left);
+                // A failure that opened the breaker ends this provider's turn at once; only a
+                // rate-limit cooldown (which opens it on purpose) is worth waiting out.
+                if !matches!(error.kind, ErrorKind::RateLimited { .. }) && !entry.breaker.admits() {
+                    decision = RetryDecision::GiveUp;
+                }
+                match decision {
                     RetryDecision::RetryAfter(wait) => {
+                        last_error = Some(error);
                         tokio::time::sleep(wait).await;
                         retries_done += 1;
                     }

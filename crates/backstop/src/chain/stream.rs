@@ -44,6 +44,7 @@ pub struct FallbackStream {
     buffered: std::vec::IntoIter<Chunk>,
     permit: Option<Permit>,
     provider_used: String,
+    model: Option<String>,
     attempts: Vec<Attempt>,
     idle: Option<Duration>,
     deadline: Option<Instant>,
@@ -79,6 +80,7 @@ impl FallbackStream {
             .then(|| Box::pin(tokio::time::sleep_until(far_future())));
         Self {
             inner,
+            model: buffered.iter().find_map(|c| c.model.clone()),
             buffered: buffered.into_iter(),
             permit: Some(permit),
             provider_used,
@@ -95,6 +97,11 @@ impl FallbackStream {
     /// The name of the provider (breaker) streaming the answer.
     pub fn provider_used(&self) -> &str {
         &self.provider_used
+    }
+
+    /// The model the provider reported on its first chunks, if it did.
+    pub fn model(&self) -> Option<&str> {
+        self.model.as_deref()
     }
 
     /// Every attempt made before the stream was committed, the successful one last.
