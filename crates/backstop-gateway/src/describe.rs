@@ -1,0 +1,56 @@
+//! `backstop config check`: the resolved config, as a person reads it.
+
+use std::fmt::Write as _;
+
+use crate::config::{Config, Strategy};
+use crate::duration::format_duration;
+
+/// The resolved chains and providers, one line each, with every default applied.
+pub fn describe(config: &Config) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "listen {}", config.server.listen);
+    for (name, chain) in &config.chains {
+        let members: Vec<String> = chain
+            .providers
+            .iter()
+            .map(|m| match (chain.strategy, m.weight) {
+                (Strategy::Weighted, Some(w)) => format!("{} (weight {w})", m.name),
+                _ => m.name.clone(),
+            })
+            .collect();
+        let (strategy, sep) = match chain.strategy {
+            Strategy::Priority => ("priority", " → "),
+            Strategy::Weighted => ("weighted", ", "),
+        };
+        let timeout = chain
+            .timeout
+            .map(|t| format!(", timeout {}", format_duration(t)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "chain {name} ({strategy}{timeout}): {}",
+            members.join(sep)
+        );
+    }
+    for (name, p) in &config.providers {
+        let key = match &p.api_key_env {
+            Some(var) if std::env::var_os(var).is_some() => format!("key ${var} (set)"),
+            Some(var) => format!("key ${var} (NOT SET)"),
+            None => "no key".to_owned(),
+        };
+        let b = &p.breaker;
+        let _ = writeln!(
+            out,
+            "provider {name}: {} {} at {}, {key}, timeout {}, retries {}, breaker opens after {} failures in {}, recovers after {}",
+            p.kind.as_str(),
+            p.model,
+            p.base_url,
+            format_duration(p.timeout),
+            p.retries,
+            b.failure_threshold,
+            format_duration(b.window),
+            format_duration(b.recovery_timeout),
+        );
+    }
+    out
+}

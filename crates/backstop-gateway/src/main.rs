@@ -1,0 +1,271 @@
+//! `backstop`: the demo, the OpenAI-compatible gateway, one-off requests and config checks.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use backstop_gateway::app::App;
+use backstop_gateway::config::Config;
+use backstop_gateway::serve::{ServeOptions, serve, shutdown_signal};
+use backstop_gateway::{demo, sims};
+use clap::{Parser, Subcommand, ValueEnum};
+use futures_util::StreamExt;
+
+#[derive(Parser)]
+#[command(
+    name = "backstop",
+    version,
+    about = "Keeps your app answering when its LLM provider does not."
+)]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Play the fallback story on built-in simulated providers (no keys, no network).
+    Demo,
+    /// Run the OpenAI-compatible gateway.
+    Serve {
+        /// The config file (TOML).
+        #[arg(long, short, required_unless_present = "demo", conflicts_with = "demo")]
+        config: Option<PathBuf>,
+        /// Serve the demo chains on built-in simulators instead of a config file.
+        #[arg(long)]
+        demo: bool,
+        /// Listen address (overrides the config's `server.listen`).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Serve without client keys on a non-loopback address.
+        #[arg(long)]
+        allow_unauthenticated: bool,
+    },
+    /// Send one prompt through a chain and print the answer (provider and attempts on stderr).
+    Ask {
+        /// The prompt.
+        prompt: String,
+        /// The config file; without one, the demo chains on built-in simulators answer.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The chain to use.
+        #[arg(long, default_value = "default")]
+        chain: String,
+        /// Stream the answer.
+        #[arg(long)]
+        stream: bool,
+    },
+    /// Check a config file.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Validate a config file and print the resolved chains.
+    Check {
+        /// The config file (TOML).
+        file: PathBuf,
+    },
+}
+
+fn init_logs(format: LogFormat, default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Demo => {
+                init_logs(cli.log_format, "error");
+                let stdout = std::io::stdout();
+                let color = stdout.is_terminal();
+                let mut out = stdout.lock();
+                let started = std::time::Instant::now();
+                demo::run(&mut out, color).await?;
+                println!(
+                    "Story complete in {:.1} s.",
+                    started.elapsed().as_secs_f64()
+                );
+                Ok(())
+            }
+            Command::Serve {
+                config,
+                demo,
+                listen,
+                allow_unauthenticated,
+            } => {
+                init_logs(cli.log_format, "info");
+                run_serve(config, demo, listen, allow_unauthenticated).await
+            }
+            Command::Ask {
+                prompt,
+                config,
+                chain,
+                stream,
+            } => {
+                init_logs(cli.log_format, "warn");
+                run_ask(prompt, config, chain, stream).await
+            }
+            Command::Config {
+                action: ConfigAction::Check { file },
+            } => {
+                let config = Config::load(&file)?;
+                print!("{}", backstop_gateway::describe(&config));
+                println!("{}: OK", file.display());
+                Ok(())
+            }
+        }
+    })
+}
+
+/// The config to run, and the simulators behind it when it is the demo's.
+async fn load(config: Option<PathBuf>) -> anyhow::Result<(Config, Option<sims::DemoSims>)> {
+    match config {
+        Some(path) => Ok((Config::load(&path)?, None)),
+        None => {
+            let sims = sims::DemoSims::start().await?;
+            Ok((sims.config()?, Some(sims)))
+        }
+    }
+}
+
+async fn run_serve(
+    config: Option<PathBuf>,
+    demo: bool,
+    listen: Option<SocketAddr>,
+    allow_unauthenticated: bool,
+) -> anyhow::Result<()> {
+    let (config, sims) = load(if demo { None } else { config }).await?;
+    let env = sims.as_ref().map(sims::DemoSims::env);
+    let app = App::build_with_env(&config, &|var| match &env {
+        Some(demo_env) => demo_env(var),
+        None => std::env::var(var).ok(),
+    })?;
+    let addr = listen.unwrap_or(config.server.listen);
+    if !app.keys.required() && !addr.ip().is_loopback() && !allow_unauthenticated {
+        bail!(
+            "refusing to serve on {addr} without client keys: set server.client_keys_env, listen on 127.0.0.1, or pass --allow-unauthenticated"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr()?;
+    println!("backstop listening on http://{local}");
+    let options = ServeOptions {
+        header_timeout: config.server.header_timeout,
+        shutdown_grace: config.server.shutdown_grace,
+    };
+    let app = Arc::new(app);
+    let drained = serve(
+        listener,
+        backstop_gateway::server::router(app),
+        options,
+        shutdown_signal(),
+    )
+    .await?;
+    if let Some(s) = sims {
+        s.shutdown().await;
+    }
+    if !drained {
+        tracing::warn!("some connections were still open when the grace period ended");
+    }
+    Ok(())
+}
+
+async fn run_ask(
+    prompt: String,
+    config: Option<PathBuf>,
+    chain: String,
+    stream: bool,
+) -> anyhow::Result<()> {
+    let (config, sims) = load(config).await?;
+    let env = sims.as_ref().map(sims::DemoSims::env);
+    let app = App::build_with_env(&config, &|var| match &env {
+        Some(demo_env) => demo_env(var),
+        None => std::env::var(var).ok(),
+    })?;
+    let Some(chain_ref) = app.chains.get(&chain) else {
+        bail!(
+            "no chain named {chain:?}; the config has: {}",
+            app.chain_names.join(", ")
+        );
+    };
+    let (provider, attempts, failed) = if stream {
+        match chain_ref.stream(prompt.as_str()).await {
+            Ok(mut s) => {
+                let provider = s.provider_used().to_owned();
+                let attempts = s.attempts().to_vec();
+                let mut failed = None;
+                while let Some(item) = s.next().await {
+                    match item {
+                        Ok(c) => print!("{}", c.text),
+                        Err(e) => failed = Some(e.to_string()),
+                    }
+                }
+                println!();
+                (Some(provider), attempts, failed)
+            }
+            Err(f) => (None, f.attempts.clone(), Some(f.to_string())),
+        }
+    } else {
+        match chain_ref.generate(prompt.as_str()).await {
+            Ok(r) => {
+                println!("{}", r.text);
+                (Some(r.provider_used), r.attempts, None)
+            }
+            Err(f) => (None, f.attempts.clone(), Some(f.to_string())),
+        }
+    };
+    for a in &attempts {
+        let err = a
+            .error
+            .as_ref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default();
+        eprintln!(
+            "attempt {} {} ({:.1} ms){err}",
+            a.provider,
+            a.outcome.as_str(),
+            a.latency.as_secs_f64() * 1000.0
+        );
+    }
+    if let Some(s) = sims {
+        s.shutdown().await;
+    }
+    match (provider, failed) {
+        (Some(p), None) => {
+            eprintln!("answered by {p}");
+            Ok(())
+        }
+        (_, Some(e)) => bail!("{e}"),
+        (None, None) => bail!("no answer"),
+    }
+}

@@ -1,0 +1,266 @@
+//! Prometheus metrics, kept per gateway instance: an [`Observer`] that counts into
+//! pre-registered atomic cells and renders the text exposition format on demand.
+//!
+//! We do not use the global `metrics` recorder: every label value (chain, provider) is known
+//! at start-up, so fixed arrays of atomics are cheaper on the request path, and a registry
+//! per instance keeps several gateways in one process (tests) apart.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use backstop::{Attempt, AttemptOutcome, CircuitBreaker, Observer, ProviderError, RequestSummary};
+
+/// Latency buckets in seconds (upper bounds), shared by the attempt and TTFT histograms.
+const BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// A histogram with fixed buckets; sums kept in microseconds.
+#[derive(Default)]
+struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(
+            u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        for (i, b) in BUCKETS.iter().enumerate() {
+            cumulative += self.buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{b}\"}} {cumulative}");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+    }
+}
+
+/// The outcomes a request is counted under.
+const REQUEST_OUTCOMES: [&str; 3] = ["success", "fallback", "failed"];
+const ATTEMPT_OUTCOMES: [AttemptOutcome; 3] = [
+    AttemptOutcome::Success,
+    AttemptOutcome::Failed,
+    AttemptOutcome::Skipped,
+];
+
+#[derive(Default)]
+struct ChainCells {
+    requests: [AtomicU64; REQUEST_OUTCOMES.len()],
+    stream_errors: AtomicU64,
+}
+
+#[derive(Default)]
+struct ProviderCells {
+    attempts: [AtomicU64; ATTEMPT_OUTCOMES.len()],
+    latency: Histogram,
+    ttft: Histogram,
+    input_tokens: AtomicU64,
+    output_tokens: AtomicU64,
+}
+
+/// The gateway's metrics registry.
+pub struct Metrics {
+    chain_index: HashMap<String, usize>,
+    chains: Vec<(String, ChainCells)>,
+    provider_index: HashMap<String, usize>,
+    providers: Vec<(String, ProviderCells)>,
+    breakers: Vec<CircuitBreaker>,
+    http: [AtomicU64; 5],
+}
+
+impl Metrics {
+    /// A registry for these chains and breakers (one per provider).
+    pub fn new(chains: &[String], breakers: Vec<CircuitBreaker>) -> Self {
+        let chain_index = chains
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.clone(), i))
+            .collect();
+        let provider_index = breakers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.name().to_owned(), i))
+            .collect();
+        Self {
+            chain_index,
+            chains: chains
+                .iter()
+                .map(|c| (c.clone(), ChainCells::default()))
+                .collect(),
+            provider_index,
+            providers: breakers
+                .iter()
+                .map(|b| (b.name().to_owned(), ProviderCells::default()))
+                .collect(),
+            breakers,
+            http: Default::default(),
+        }
+    }
+
+    fn chain(&self, name: &str) -> Option<&ChainCells> {
+        self.chain_index.get(name).map(|&i| &self.chains[i].1)
+    }
+
+    fn provider(&self, name: &str) -> Option<&ProviderCells> {
+        self.provider_index.get(name).map(|&i| &self.providers[i].1)
+    }
+
+    /// Counts tokens reported for an answer from `provider`.
+    pub fn tokens(&self, provider: &str, input: u32, output: u32) {
+        if let Some(p) = self.provider(provider) {
+            p.input_tokens
+                .fetch_add(u64::from(input), Ordering::Relaxed);
+            p.output_tokens
+                .fetch_add(u64::from(output), Ordering::Relaxed);
+        }
+    }
+
+    /// Counts an HTTP response by status class.
+    pub fn http_status(&self, status: u16) {
+        let class = usize::from((status / 100).clamp(1, 5)) - 1;
+        self.http[class].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(8192);
+        out.push_str("# HELP backstop_requests_total Requests by chain and outcome (fallback = answered by a later provider).\n# TYPE backstop_requests_total counter\n");
+        for (chain, cells) in &self.chains {
+            for (i, outcome) in REQUEST_OUTCOMES.iter().enumerate() {
+                let n = cells.requests[i].load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "backstop_requests_total{{chain=\"{chain}\",outcome=\"{outcome}\"}} {n}"
+                );
+            }
+        }
+        out.push_str("# HELP backstop_fallbacks_total Requests answered by a provider other than the first in their order.\n# TYPE backstop_fallbacks_total counter\n");
+        for (chain, cells) in &self.chains {
+            let n = cells.requests[1].load(Ordering::Relaxed);
+            let _ = writeln!(out, "backstop_fallbacks_total{{chain=\"{chain}\"}} {n}");
+        }
+        out.push_str("# HELP backstop_stream_errors_total Streams that failed after their first chunk.\n# TYPE backstop_stream_errors_total counter\n");
+        for (chain, cells) in &self.chains {
+            let n = cells.stream_errors.load(Ordering::Relaxed);
+            let _ = writeln!(out, "backstop_stream_errors_total{{chain=\"{chain}\"}} {n}");
+        }
+        out.push_str("# HELP backstop_attempts_total Provider attempts by outcome.\n# TYPE backstop_attempts_total counter\n");
+        for (provider, cells) in &self.providers {
+            for (i, outcome) in ATTEMPT_OUTCOMES.iter().enumerate() {
+                let n = cells.attempts[i].load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "backstop_attempts_total{{provider=\"{provider}\",outcome=\"{}\"}} {n}",
+                    outcome.as_str()
+                );
+            }
+        }
+        out.push_str("# HELP backstop_breaker_state Circuit breaker state per provider (0 closed, 1 open, 2 half-open).\n# TYPE backstop_breaker_state gauge\n");
+        for b in &self.breakers {
+            let v = match b.state() {
+                backstop::BreakerState::Closed => 0,
+                backstop::BreakerState::Open => 1,
+                backstop::BreakerState::HalfOpen => 2,
+            };
+            let _ = writeln!(
+                out,
+                "backstop_breaker_state{{provider=\"{}\"}} {v}",
+                b.name()
+            );
+        }
+        out.push_str("# HELP backstop_attempt_duration_seconds Latency of provider attempts.\n# TYPE backstop_attempt_duration_seconds histogram\n");
+        for (provider, cells) in &self.providers {
+            cells.latency.render(
+                &mut out,
+                "backstop_attempt_duration_seconds",
+                &format!("provider=\"{provider}\""),
+            );
+        }
+        out.push_str("# HELP backstop_time_to_first_token_seconds Time from request to first streamed content.\n# TYPE backstop_time_to_first_token_seconds histogram\n");
+        for (provider, cells) in &self.providers {
+            cells.ttft.render(
+                &mut out,
+                "backstop_time_to_first_token_seconds",
+                &format!("provider=\"{provider}\""),
+            );
+        }
+        out.push_str("# HELP backstop_tokens_total Tokens reported by providers.\n# TYPE backstop_tokens_total counter\n");
+        for (provider, cells) in &self.providers {
+            let i = cells.input_tokens.load(Ordering::Relaxed);
+            let o = cells.output_tokens.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "backstop_tokens_total{{provider=\"{provider}\",type=\"input\"}} {i}"
+            );
+            let _ = writeln!(
+                out,
+                "backstop_tokens_total{{provider=\"{provider}\",type=\"output\"}} {o}"
+            );
+        }
+        out.push_str("# HELP backstop_http_responses_total HTTP responses by status class.\n# TYPE backstop_http_responses_total counter\n");
+        for (i, n) in self.http.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "backstop_http_responses_total{{class=\"{}xx\"}} {}",
+                i + 1,
+                n.load(Ordering::Relaxed)
+            );
+        }
+        out
+    }
+}
+
+impl Observer for Metrics {
+    fn on_attempt(&self, _chain: &str, attempt: &Attempt) {
+        if let Some(p) = self.provider(&attempt.provider) {
+            let i = ATTEMPT_OUTCOMES
+                .iter()
+                .position(|o| *o == attempt.outcome)
+                .unwrap_or(1);
+            p.attempts[i].fetch_add(1, Ordering::Relaxed);
+            if attempt.outcome != AttemptOutcome::Skipped {
+                p.latency.observe(attempt.latency);
+            }
+        }
+    }
+
+    fn on_first_chunk(&self, _chain: &str, provider: &str, ttft: Duration) {
+        if let Some(p) = self.provider(provider) {
+            p.ttft.observe(ttft);
+        }
+    }
+
+    fn on_stream_error(&self, chain: &str, _provider: &str, _error: &ProviderError) {
+        if let Some(c) = self.chain(chain) {
+            c.stream_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn on_request(&self, s: &RequestSummary<'_>) {
+        if let Some(c) = self.chain(s.chain) {
+            let i = match (s.provider_used, s.fell_back) {
+                (Some(_), false) => 0,
+                (Some(_), true) => 1,
+                (None, _) => 2,
+            };
+            c.requests[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}

@@ -1,0 +1,527 @@
+//! The HTTP surface: OpenAI-compatible chat completions, models, health, metrics and breaker admin.
+
+// Handlers return ready-made error responses through `Result`; boxing them buys nothing.
+#![allow(clippy::result_large_err)]
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use backstop::{AllProvidersFailed, Attempt, ErrorKind, FallbackStream};
+use futures_util::StreamExt;
+use http_body_util::BodyExt;
+use tokio::time::Instant;
+
+use crate::app::App;
+use crate::auth::Caller;
+use crate::wire::{self, BadRequest, ChunkEncoder, GatewayRequest};
+
+type Shared = Arc<App>;
+
+/// The gateway's routes.
+pub fn router(app: Shared) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/models", get(models))
+        .route("/v1/breakers", get(breakers))
+        .route("/v1/breakers/{name}/trip", post(trip))
+        .route("/v1/breakers/{name}/reset", post(reset))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .with_state(app)
+}
+
+/// An OpenAI-shaped error response.
+pub fn error(
+    status: StatusCode,
+    kind: &str,
+    message: &str,
+    param: Option<&str>,
+    code: Option<&str>,
+) -> Response {
+    let mut r = Response::new(Body::from(wire::error_body(message, kind, param, code)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn unauthorized() -> Response {
+    error(
+        StatusCode::UNAUTHORIZED,
+        "invalid_request_error",
+        "missing or invalid API key: send `Authorization: Bearer <key>`",
+        None,
+        Some("invalid_api_key"),
+    )
+}
+
+fn authorize(app: &App, headers: &HeaderMap, admin: bool) -> Result<Caller, Response> {
+    let caller = app.keys.caller(
+        headers
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes),
+    );
+    match (caller, admin) {
+        (Caller::Unknown, _) => Err(unauthorized()),
+        (Caller::Admin, _) | (Caller::Client, false) => Ok(caller),
+        (Caller::Client, true) if !app.keys.has_admin() => Err(error(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            "admin endpoints are disabled: set server.admin_key_env",
+            None,
+            None,
+        )),
+        (Caller::Client, true) => Err(error(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            "this endpoint needs the admin key",
+            None,
+            None,
+        )),
+    }
+}
+
+async fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        "no such endpoint",
+        None,
+        Some("unknown_url"),
+    )
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Ready when every chain has at least one provider whose breaker admits calls.
+async fn readyz(State(app): State<Shared>) -> Response {
+    let down: Vec<&str> = app
+        .chain_names
+        .iter()
+        .filter(|c| {
+            app.chains
+                .get(*c)
+                .is_some_and(|chain| !chain.breakers().any(|b| b.admits()))
+        })
+        .map(String::as_str)
+        .collect();
+    if down.is_empty() {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: every breaker open in {}", down.join(", ")),
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(app): State<Shared>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&app, &headers, false) {
+        return r;
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn models(State(app): State<Shared>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&app, &headers, false) {
+        return r;
+    }
+    let data: Vec<serde_json::Value> = app
+        .chain_names
+        .iter()
+        .map(|c| serde_json::json!({"id": c, "object": "model", "created": 0, "owned_by": "backstop"}))
+        .collect();
+    axum::Json(serde_json::json!({"object": "list", "data": data})).into_response()
+}
+
+fn breaker_json(s: &backstop::BreakerSnapshot) -> serde_json::Value {
+    serde_json::json!({
+        "name": s.name,
+        "state": s.state.as_str(),
+        "failures_in_window": s.failures_in_window,
+        "until_half_open_ms": s.until_half_open.map(|d| d.as_millis() as u64),
+        "failure_threshold": s.config.failure_threshold,
+        "window_ms": s.config.window.as_millis() as u64,
+        "recovery_timeout_ms": s.config.recovery_timeout.as_millis() as u64,
+        "half_open_probes": s.config.half_open_probes,
+    })
+}
+
+async fn breakers(State(app): State<Shared>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&app, &headers, false) {
+        return r;
+    }
+    let list: Vec<serde_json::Value> = app
+        .breakers
+        .iter()
+        .map(|b| breaker_json(&b.snapshot()))
+        .collect();
+    axum::Json(serde_json::json!({"breakers": list})).into_response()
+}
+
+async fn trip(State(app): State<Shared>, headers: HeaderMap, Path(name): Path<String>) -> Response {
+    admin_action(&app, &headers, &name, |b| b.trip())
+}
+
+async fn reset(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    admin_action(&app, &headers, &name, |b| b.reset())
+}
+
+fn admin_action(
+    app: &App,
+    headers: &HeaderMap,
+    name: &str,
+    act: impl Fn(&backstop::CircuitBreaker),
+) -> Response {
+    if let Err(r) = authorize(app, headers, true) {
+        return r;
+    }
+    match app.breaker(name) {
+        Some(b) => {
+            act(b);
+            tracing::info!(breaker = name, "breaker changed by admin request");
+            axum::Json(breaker_json(&b.snapshot())).into_response()
+        }
+        None => error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            &format!("no breaker named {name:?}"),
+            None,
+            None,
+        ),
+    }
+}
+
+/// Reads the body up to the configured limit and time.
+async fn read_body(app: &App, body: Body) -> Result<Bytes, Response> {
+    let limit = app.max_body_bytes;
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            &format!("request body is larger than {limit} bytes"),
+            None,
+            None,
+        )
+    };
+    let collect = async {
+        let mut body = body;
+        let mut buf = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    &format!("could not read request body: {e}"),
+                    None,
+                    None,
+                )
+            })?;
+            if let Ok(data) = frame.into_data() {
+                if buf.len() + data.len() > limit {
+                    return Err(too_large());
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+        Ok(Bytes::from(buf))
+    };
+    match tokio::time::timeout(app.body_timeout, collect).await {
+        Ok(r) => r,
+        Err(_) => Err(error(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            "timed out reading the request body",
+            None,
+            None,
+        )),
+    }
+}
+
+fn bad_request(e: &BadRequest) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        "invalid_request_error",
+        &e.message,
+        e.param.as_deref(),
+        None,
+    )
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn attempt_headers(r: &mut Response, provider: Option<&str>, attempts: &[Attempt]) {
+    let h = r.headers_mut();
+    if let Some(p) = provider.and_then(|p| HeaderValue::from_str(p).ok()) {
+        h.insert("x-backstop-provider", p);
+    }
+    h.insert("x-backstop-attempts", HeaderValue::from(attempts.len()));
+}
+
+/// Status and OpenAI error type for a request every provider failed.
+fn failure_status(f: &AllProvidersFailed) -> (StatusCode, &'static str, &'static str) {
+    match f.summary_kind() {
+        ErrorKind::Timeout if f.deadline_exceeded => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout_error",
+            "deadline_exceeded",
+        ),
+        ErrorKind::RateLimited { .. } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "rate_limit_exceeded",
+        ),
+        ErrorKind::Overloaded => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "all_providers_unavailable",
+        ),
+        ErrorKind::ContextLengthExceeded => (
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "context_length_exceeded",
+        ),
+        ErrorKind::ContentFiltered => (
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "content_filter",
+        ),
+        ErrorKind::InvalidRequest => (
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid_request",
+        ),
+        _ => (
+            StatusCode::BAD_GATEWAY,
+            "server_error",
+            "all_providers_failed",
+        ),
+    }
+}
+
+fn failure_response(f: &AllProvidersFailed) -> Response {
+    let (status, kind, code) = failure_status(f);
+    let mut r = error(status, kind, &f.to_string(), None, Some(code));
+    if let ErrorKind::RateLimited {
+        retry_after: Some(d),
+    } = f.summary_kind()
+    {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(d.as_secs().max(1)));
+    }
+    attempt_headers(&mut r, None, &f.attempts);
+    r
+}
+
+fn log_request(
+    chain: &str,
+    provider: Option<&str>,
+    attempts: usize,
+    started: Instant,
+    status: u16,
+    stream: bool,
+) {
+    tracing::info!(
+        target: "backstop::request",
+        chain,
+        provider_used = provider.unwrap_or("-"),
+        attempts,
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        status,
+        stream,
+        "request"
+    );
+}
+
+async fn chat_completions(State(app): State<Shared>, request: Request) -> Response {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    if let Err(r) = authorize(&app, &parts.headers, false) {
+        app.metrics.http_status(r.status().as_u16());
+        return r;
+    }
+    let response = match read_body(&app, body).await {
+        Ok(bytes) => match wire::parse_request(&bytes) {
+            Ok(req) => answer(&app, req, started).await,
+            Err(e) => bad_request(&e),
+        },
+        Err(r) => r,
+    };
+    app.metrics.http_status(response.status().as_u16());
+    response
+}
+
+async fn answer(app: &Shared, req: GatewayRequest, started: Instant) -> Response {
+    let Some(chain) = app.chains.get(&req.chain) else {
+        let known = app.chain_names.join(", ");
+        return error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            &format!(
+                "the model `{}` does not exist; this gateway serves: {known}",
+                req.chain
+            ),
+            Some("model"),
+            Some("model_not_found"),
+        );
+    };
+    if req.stream {
+        return match chain.stream_request(&req.request).await {
+            Ok(stream) => stream_response(app.clone(), req, stream, started),
+            Err(f) => {
+                let r = failure_response(&f);
+                log_request(
+                    &req.chain,
+                    None,
+                    f.attempts.len(),
+                    started,
+                    r.status().as_u16(),
+                    true,
+                );
+                r
+            }
+        };
+    }
+    match chain.generate_request(&req.request).await {
+        Ok(result) => {
+            if let Some(u) = &result.usage {
+                app.metrics
+                    .tokens(&result.provider_used, u.input_tokens, u.output_tokens);
+            }
+            let body = wire::completion_body(
+                &app.next_id(),
+                unix_now(),
+                &result.model,
+                &result.text,
+                result.finish_reason.as_ref(),
+                result.usage.as_ref(),
+            );
+            let mut r = Response::new(Body::from(body));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            attempt_headers(&mut r, Some(&result.provider_used), &result.attempts);
+            log_request(
+                &req.chain,
+                Some(&result.provider_used),
+                result.attempts.len(),
+                started,
+                200,
+                false,
+            );
+            r
+        }
+        Err(f) => {
+            let r = failure_response(&f);
+            log_request(
+                &req.chain,
+                None,
+                f.attempts.len(),
+                started,
+                r.status().as_u16(),
+                false,
+            );
+            r
+        }
+    }
+}
+
+/// The SSE body of a committed stream: role event, content chunks, then either the finish
+/// events and `[DONE]`, or one OpenAI-shaped error event (never a silent truncation).
+fn stream_response(
+    app: Shared,
+    req: GatewayRequest,
+    stream: FallbackStream,
+    started: Instant,
+) -> Response {
+    let provider = stream.provider_used().to_owned();
+    let attempts = stream.attempts().len();
+    let mut r = Response::new(Body::empty());
+    attempt_headers(&mut r, Some(&provider), stream.attempts());
+    let model = stream.model().unwrap_or(&provider).to_owned();
+    let encoder = ChunkEncoder::new(&app.next_id(), unix_now(), &model, req.include_usage);
+    let first = Bytes::from(encoder.role());
+    let chain = req.chain;
+    let body = futures_util::stream::unfold(
+        (Some(stream), encoder, Some(first)),
+        move |(mut stream, mut encoder, mut pending)| {
+            let app = app.clone();
+            let chain = chain.clone();
+            let provider = provider.clone();
+            async move {
+                if let Some(b) = pending.take() {
+                    return Some((Ok::<Bytes, Infallible>(b), (stream, encoder, None)));
+                }
+                let s = stream.as_mut()?;
+                loop {
+                    match s.next().await {
+                        Some(Ok(chunk)) => {
+                            let event = encoder.chunk(&chunk);
+                            if !event.is_empty() {
+                                return Some((Ok(Bytes::from(event)), (stream, encoder, None)));
+                            }
+                        }
+                        Some(Err(e)) => {
+                            log_request(&chain, Some(&provider), attempts, started, 200, true);
+                            tracing::warn!(chain = %chain, provider = %provider, error = %e, "stream failed after it started");
+                            let code = e.kind.as_str();
+                            let event = wire::error_event(
+                                &format!("{provider}: {e}"),
+                                "server_error",
+                                Some(code),
+                            );
+                            return Some((Ok(Bytes::from(event)), (None, encoder, None)));
+                        }
+                        None => {
+                            if let Some(u) = encoder.usage() {
+                                app.metrics
+                                    .tokens(&provider, u.input_tokens, u.output_tokens);
+                            }
+                            log_request(&chain, Some(&provider), attempts, started, 200, true);
+                            return Some((
+                                Ok(Bytes::from(encoder.finish())),
+                                (None, encoder, None),
+                            ));
+                        }
+                    }
+                }
+            }
+        },
+    );
+    *r.body_mut() = Body::from_stream(body);
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}

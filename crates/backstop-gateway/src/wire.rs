@@ -1,0 +1,625 @@
+//! The OpenAI chat-completions wire format as the gateway speaks it: parse and validate
+//! requests, encode answers, stream chunks and errors.
+
+use std::fmt::Write as _;
+
+use backstop::{ChatRequest, Chunk, FinishReason, LlmConfig, Message, Role, Usage};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+/// Largest `max_tokens` we pass on; anything above is surely a mistake.
+const MAX_TOKENS_LIMIT: u32 = 1_000_000;
+/// OpenAI accepts at most four stop sequences.
+const MAX_STOP: usize = 4;
+
+/// A request the gateway refuses, naming the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRequest {
+    /// The JSON path of the offending field (`messages[2].content`), if any.
+    pub param: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl BadRequest {
+    fn new(param: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            param: Some(param.into()),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct WireRequest {
+    model: String,
+    messages: Vec<WireMessage>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    stream_options: Option<StreamOptions>,
+    temperature: Option<f32>,
+    max_tokens: Option<i64>,
+    max_completion_tokens: Option<i64>,
+    top_p: Option<f32>,
+    stop: Option<Stop>,
+    n: Option<i64>,
+    // Features the chain cannot translate across providers yet: present → 400 naming them.
+    tools: Option<IgnoredAny>,
+    functions: Option<IgnoredAny>,
+    tool_choice: Option<serde_json::Value>,
+    function_call: Option<IgnoredAny>,
+    audio: Option<IgnoredAny>,
+    modalities: Option<Vec<String>>,
+    response_format: Option<ResponseFormat>,
+    logprobs: Option<bool>,
+    prediction: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: bool,
+}
+
+#[derive(Deserialize)]
+struct ResponseFormat {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+struct WireMessage {
+    role: String,
+    #[serde(default)]
+    content: Option<Content>,
+    tool_calls: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Content {
+    Text(String),
+    Parts(Vec<Part>),
+}
+
+#[derive(Deserialize)]
+struct Part {
+    #[serde(rename = "type")]
+    kind: String,
+    text: Option<String>,
+}
+
+/// A validated request: which chain, what to send, how to answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatewayRequest {
+    /// The `model` field: the name of a chain.
+    pub chain: String,
+    /// What the providers receive.
+    pub request: ChatRequest,
+    /// Answer as a stream of SSE chunks.
+    pub stream: bool,
+    /// Send a usage chunk before `[DONE]`.
+    pub include_usage: bool,
+}
+
+/// Parses and validates a chat-completions body. Errors name the field at fault.
+pub fn parse_request(body: &[u8]) -> Result<GatewayRequest, BadRequest> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    let wire: WireRequest = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = if inner.is_syntax() || inner.is_eof() {
+            format!("request body is not valid JSON: {inner}")
+        } else {
+            inner.to_string()
+        };
+        BadRequest {
+            param: (path != ".").then_some(path),
+            message,
+        }
+    })?;
+    validate(wire)
+}
+
+fn validate(w: WireRequest) -> Result<GatewayRequest, BadRequest> {
+    let unsupported = |field: &str, what: &str| {
+        Err(BadRequest::new(
+            field,
+            format!("`{field}` is not supported by backstop yet ({what})"),
+        ))
+    };
+    if w.tools.is_some() || w.functions.is_some() {
+        return unsupported(
+            if w.tools.is_some() {
+                "tools"
+            } else {
+                "functions"
+            },
+            "tool calling",
+        );
+    }
+    if w.function_call.is_some() {
+        return unsupported("function_call", "tool calling");
+    }
+    if w.tool_choice
+        .as_ref()
+        .is_some_and(|v| v.as_str() != Some("none"))
+    {
+        return unsupported("tool_choice", "tool calling");
+    }
+    if w.audio.is_some()
+        || w.modalities
+            .as_ref()
+            .is_some_and(|m| m.iter().any(|x| x != "text"))
+    {
+        return unsupported(
+            if w.audio.is_some() {
+                "audio"
+            } else {
+                "modalities"
+            },
+            "audio output",
+        );
+    }
+    if w.prediction.is_some() {
+        return unsupported("prediction", "predicted outputs");
+    }
+    if w.logprobs == Some(true) {
+        return unsupported("logprobs", "log probabilities");
+    }
+    if let Some(f) = &w.response_format
+        && f.kind != "text"
+    {
+        return unsupported("response_format", "structured output");
+    }
+    match w.n {
+        None | Some(1) => {}
+        Some(n) if n > 1 => return unsupported("n", "several choices per request"),
+        Some(n) => return Err(BadRequest::new("n", format!("`n` must be 1, got {n}"))),
+    }
+    if w.model.trim().is_empty() {
+        return Err(BadRequest::new("model", "`model` must name a chain"));
+    }
+    if w.messages.is_empty() {
+        return Err(BadRequest::new(
+            "messages",
+            "`messages` must contain at least one message",
+        ));
+    }
+    let mut messages = Vec::with_capacity(w.messages.len());
+    for (i, m) in w.messages.into_iter().enumerate() {
+        let role = match m.role.as_str() {
+            "system" | "developer" => Role::System,
+            "user" => Role::User,
+            "assistant" => Role::Assistant,
+            "tool" | "function" => {
+                return unsupported(&format!("messages[{i}].role"), "tool results");
+            }
+            other => {
+                return Err(BadRequest::new(
+                    format!("messages[{i}].role"),
+                    format!(
+                        "unknown role {other:?}; expected system, developer, user or assistant"
+                    ),
+                ));
+            }
+        };
+        if m.tool_calls.is_some() {
+            return unsupported(&format!("messages[{i}].tool_calls"), "tool calling");
+        }
+        let content = match m.content {
+            Some(Content::Text(t)) => t,
+            Some(Content::Parts(parts)) => {
+                let mut text = String::new();
+                for (j, p) in parts.into_iter().enumerate() {
+                    match (p.kind.as_str(), p.text) {
+                        ("text", Some(t)) => text.push_str(&t),
+                        ("text", None) => {
+                            return Err(BadRequest::new(
+                                format!("messages[{i}].content[{j}].text"),
+                                "text part without `text`",
+                            ));
+                        }
+                        (kind, _) => {
+                            return unsupported(
+                                &format!("messages[{i}].content[{j}]"),
+                                &format!("{kind} input"),
+                            );
+                        }
+                    }
+                }
+                text
+            }
+            None if role == Role::Assistant => String::new(),
+            None => {
+                return Err(BadRequest::new(
+                    format!("messages[{i}].content"),
+                    "message has no content",
+                ));
+            }
+        };
+        messages.push(Message { role, content });
+    }
+    if !messages.iter().any(|m| m.role == Role::User) {
+        return Err(BadRequest::new(
+            "messages",
+            "`messages` must contain at least one user message",
+        ));
+    }
+    let mut config = LlmConfig::default();
+    if let Some(t) = w.temperature {
+        if !(0.0..=2.0).contains(&t) {
+            return Err(BadRequest::new(
+                "temperature",
+                format!("`temperature` must be between 0 and 2, got {t}"),
+            ));
+        }
+        config.temperature = Some(t);
+    }
+    if let Some(p) = w.top_p {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(BadRequest::new(
+                "top_p",
+                format!("`top_p` must be between 0 and 1, got {p}"),
+            ));
+        }
+        config.top_p = Some(p);
+    }
+    for (field, value) in [
+        ("max_completion_tokens", w.max_completion_tokens),
+        ("max_tokens", w.max_tokens),
+    ] {
+        if let Some(n) = value {
+            let n = u32::try_from(n)
+                .ok()
+                .filter(|n| (1..=MAX_TOKENS_LIMIT).contains(n))
+                .ok_or_else(|| {
+                    BadRequest::new(
+                        field,
+                        format!("`{field}` must be between 1 and {MAX_TOKENS_LIMIT}, got {n}"),
+                    )
+                })?;
+            config.max_tokens = config.max_tokens.or(Some(n));
+        }
+    }
+    config.stop = match w.stop {
+        None => Vec::new(),
+        Some(Stop::One(s)) => vec![s],
+        Some(Stop::Many(v)) => v,
+    };
+    if config.stop.len() > MAX_STOP {
+        return Err(BadRequest::new(
+            "stop",
+            format!("`stop` takes at most {MAX_STOP} sequences"),
+        ));
+    }
+    if config.stop.iter().any(String::is_empty) {
+        return Err(BadRequest::new(
+            "stop",
+            "`stop` sequences must not be empty",
+        ));
+    }
+    Ok(GatewayRequest {
+        chain: w.model,
+        request: ChatRequest {
+            messages,
+            config,
+            timeout: None,
+        },
+        stream: w.stream.unwrap_or(false),
+        include_usage: w.stream_options.is_some_and(|o| o.include_usage),
+    })
+}
+
+/// Appends `s` as a JSON string literal (quotes included).
+pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    // serde_json's string escaping is correct and fast; writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+fn usage_json(u: &Usage) -> String {
+    format!(
+        r#"{{"prompt_tokens":{},"completion_tokens":{},"total_tokens":{}}}"#,
+        u.input_tokens,
+        u.output_tokens,
+        u.total()
+    )
+}
+
+/// A whole `chat.completion` body.
+pub fn completion_body(
+    id: &str,
+    created: u64,
+    model: &str,
+    text: &str,
+    finish: Option<&FinishReason>,
+    usage: Option<&Usage>,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + 256);
+    out.extend_from_slice(br#"{"id":"#);
+    push_json_str(&mut out, id);
+    let _ = write!(
+        Utf8(&mut out),
+        r#","object":"chat.completion","created":{created},"model":"#
+    );
+    push_json_str(&mut out, model);
+    out.extend_from_slice(br#","choices":[{"index":0,"message":{"role":"assistant","content":"#);
+    push_json_str(&mut out, text);
+    out.extend_from_slice(br#","refusal":null},"logprobs":null,"finish_reason":"#);
+    match finish {
+        Some(f) => push_json_str(&mut out, f.as_openai_str()),
+        None => out.extend_from_slice(b"\"stop\""),
+    }
+    out.extend_from_slice(b"}]");
+    if let Some(u) = usage {
+        out.extend_from_slice(br#","usage":"#);
+        out.extend_from_slice(usage_json(u).as_bytes());
+    }
+    out.extend_from_slice(b"}");
+    out
+}
+
+/// Encodes one stream's chunks as OpenAI `chat.completion.chunk` SSE events. The constant
+/// prefix (id, created, model) is rendered once per stream.
+#[derive(Debug, Clone)]
+pub struct ChunkEncoder {
+    prefix: Vec<u8>,
+    include_usage: bool,
+    usage: Option<Usage>,
+    finish: Option<FinishReason>,
+}
+
+impl ChunkEncoder {
+    /// An encoder for one stream.
+    pub fn new(id: &str, created: u64, model: &str, include_usage: bool) -> Self {
+        let mut prefix = Vec::with_capacity(96 + model.len());
+        prefix.extend_from_slice(br#"data: {"id":"#);
+        push_json_str(&mut prefix, id);
+        let _ = write!(
+            Utf8(&mut prefix),
+            r#","object":"chat.completion.chunk","created":{created},"model":"#
+        );
+        push_json_str(&mut prefix, model);
+        Self {
+            prefix,
+            include_usage,
+            usage: None,
+            finish: None,
+        }
+    }
+
+    /// The first event: the assistant role with empty content.
+    pub fn role(&self) -> Vec<u8> {
+        let mut out = self.prefix.clone();
+        out.extend_from_slice(br#","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}"#);
+        out.extend_from_slice(b"\n\n");
+        out
+    }
+
+    /// The event for one chunk (empty when the chunk only carries metadata, which is kept for the end).
+    pub fn chunk(&mut self, chunk: &Chunk) -> Vec<u8> {
+        if chunk.usage.is_some() {
+            self.usage = chunk.usage;
+        }
+        if chunk.finish_reason.is_some() {
+            self.finish.clone_from(&chunk.finish_reason);
+        }
+        if chunk.text.is_empty() {
+            return Vec::new();
+        }
+        let mut out = Vec::with_capacity(self.prefix.len() + chunk.text.len() + 96);
+        out.extend_from_slice(&self.prefix);
+        out.extend_from_slice(br#","choices":[{"index":0,"delta":{"content":"#);
+        push_json_str(&mut out, &chunk.text);
+        out.extend_from_slice(br#"},"logprobs":null,"finish_reason":null}]}"#);
+        out.extend_from_slice(b"\n\n");
+        out
+    }
+
+    /// Usage reported so far on this stream.
+    pub fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+
+    /// The closing events: finish reason, usage (when asked for) and `[DONE]`.
+    pub fn finish(&self) -> Vec<u8> {
+        let mut out = self.prefix.clone();
+        out.extend_from_slice(
+            br#","choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"#,
+        );
+        push_json_str(
+            &mut out,
+            self.finish
+                .as_ref()
+                .map_or("stop", FinishReason::as_openai_str),
+        );
+        out.extend_from_slice(b"}]}\n\n");
+        if self.include_usage {
+            out.extend_from_slice(&self.prefix);
+            out.extend_from_slice(br#","choices":[],"usage":"#);
+            let usage = self.usage.unwrap_or_default();
+            out.extend_from_slice(usage_json(&usage).as_bytes());
+            out.extend_from_slice(b"}\n\n");
+        }
+        out.extend_from_slice(b"data: [DONE]\n\n");
+        out
+    }
+}
+
+/// An OpenAI-shaped error body: `{"error":{"message","type","param","code"}}`.
+pub fn error_body(message: &str, kind: &str, param: Option<&str>, code: Option<&str>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + 96);
+    out.extend_from_slice(br#"{"error":{"message":"#);
+    push_json_str(&mut out, message);
+    out.extend_from_slice(br#","type":"#);
+    push_json_str(&mut out, kind);
+    out.extend_from_slice(br#","param":"#);
+    match param {
+        Some(p) => push_json_str(&mut out, p),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(br#","code":"#);
+    match code {
+        Some(c) => push_json_str(&mut out, c),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b"}}");
+    out
+}
+
+/// An in-stream error event, ending a stream that already started.
+pub fn error_event(message: &str, kind: &str, code: Option<&str>) -> Vec<u8> {
+    let mut out = b"data: ".to_vec();
+    out.extend_from_slice(&error_body(message, kind, None, code));
+    out.extend_from_slice(b"\n\n");
+    out
+}
+
+/// `fmt::Write` into a byte buffer.
+struct Utf8<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for Utf8<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bad(body: &str) -> BadRequest {
+        match parse_request(body.as_bytes()) {
+            Ok(r) => panic!("accepted {body}: {r:?}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn parses_a_plain_request() {
+        let r = parse_request(
+            br#"{"model":"default","messages":[{"role":"system","content":"be brief"},{"role":"user","content":[{"type":"text","text":"hi "},{"type":"text","text":"there"}]}],"temperature":0.2,"max_tokens":64,"stop":"END","stream":true,"stream_options":{"include_usage":true},"user":"u1"}"#,
+        )
+        .unwrap();
+        assert_eq!(r.chain, "default");
+        assert!(r.stream && r.include_usage);
+        assert_eq!(
+            r.request.messages,
+            vec![Message::system("be brief"), Message::user("hi there")]
+        );
+        assert_eq!(r.request.config.temperature, Some(0.2));
+        assert_eq!(r.request.config.max_tokens, Some(64));
+        assert_eq!(r.request.config.stop, vec!["END".to_string()]);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert_eq!(
+            bad(r#"{"model":"m","messages":[]}"#).param.as_deref(),
+            Some("messages")
+        );
+        assert_eq!(
+            bad(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[]}"#)
+                .param
+                .as_deref(),
+            Some("tools")
+        );
+        assert_eq!(
+            bad(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"n":3}"#)
+                .param
+                .as_deref(),
+            Some("n")
+        );
+        assert_eq!(
+            bad(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":-5}"#)
+                .param
+                .as_deref(),
+            Some("max_tokens")
+        );
+        assert_eq!(
+            bad(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":"5"}"#)
+                .param
+                .as_deref(),
+            Some("max_tokens")
+        );
+        assert_eq!(
+            bad(r#"{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}"#).param.as_deref(),
+            Some("messages[0].content[0]")
+        );
+        assert_eq!(
+            bad(r#"{"model":"m","messages":[{"role":"wizard","content":"x"}]}"#)
+                .param
+                .as_deref(),
+            Some("messages[0].role")
+        );
+        let e = bad(r#"{"model":"m","messages":[{"role":"user","content":"x"}"#);
+        assert!(e.message.contains("not valid JSON"), "{e:?}");
+        let missing = bad(r#"{"messages":[{"role":"user","content":"x"}]}"#);
+        assert!(missing.message.starts_with("missing field `model`"), "{missing:?}");
+    }
+
+    #[test]
+    fn stream_events_are_valid_openai_chunks() {
+        let mut enc = ChunkEncoder::new("chatcmpl-1", 7, "gpt-x", true);
+        let role: serde_json::Value = serde_json::from_slice(&enc.role()[6..]).unwrap();
+        assert_eq!(role["choices"][0]["delta"]["role"], "assistant");
+        let ev = enc.chunk(&Chunk::text("he said \"hi\"\n"));
+        assert!(ev.starts_with(b"data: ") && ev.ends_with(b"\n\n"));
+        let v: serde_json::Value = serde_json::from_slice(&ev[6..ev.len() - 2]).unwrap();
+        assert_eq!(v["choices"][0]["delta"]["content"], "he said \"hi\"\n");
+        assert_eq!(v["object"], "chat.completion.chunk");
+        assert!(
+            enc.chunk(&Chunk {
+                usage: Some(Usage {
+                    input_tokens: 3,
+                    output_tokens: 4
+                }),
+                ..Chunk::default()
+            })
+            .is_empty()
+        );
+        let end = String::from_utf8(enc.finish()).unwrap();
+        let events: Vec<&str> = end.split("\n\n").filter(|s| !s.is_empty()).collect();
+        assert_eq!(events.len(), 3);
+        let usage: serde_json::Value = serde_json::from_str(&events[1][6..]).unwrap();
+        assert_eq!(usage["usage"]["total_tokens"], 7);
+        assert_eq!(events[2], "data: [DONE]");
+    }
+
+    #[test]
+    fn completion_body_is_valid_json() {
+        let body = completion_body(
+            "id1",
+            1,
+            "m",
+            "a \"quoted\" answer",
+            Some(&FinishReason::Length),
+            Some(&Usage {
+                input_tokens: 1,
+                output_tokens: 2,
+            }),
+        );
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["choices"][0]["message"]["content"], "a \"quoted\" answer");
+        assert_eq!(v["choices"][0]["finish_reason"], "length");
+        assert_eq!(v["usage"]["total_tokens"], 3);
+        let err: serde_json::Value = serde_json::from_slice(&error_body(
+            "no \"x\"",
+            "invalid_request_error",
+            Some("model"),
+            None,
+        ))
+        .unwrap();
+        assert_eq!(err["error"]["param"], "model");
+        assert!(err["error"]["code"].is_null());
+    }
+}
