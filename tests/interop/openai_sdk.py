@@ -1,0 +1,95 @@
+"""The official `openai` Python SDK as a real client of `backstop serve --demo`.
+
+Usage: BACKSTOP_KEY=<client key> python openai_sdk.py http://127.0.0.1:PORT
+"""
+
+import os
+import sys
+
+import openai
+
+base = sys.argv[1].rstrip("/") + "/v1"
+key = os.environ["BACKSTOP_KEY"]
+client = openai.OpenAI(base_url=base, api_key=key, max_retries=0, timeout=20)
+messages = [{"role": "user", "content": "What is a deadlock?"}]
+passed = 0
+failed = 0
+
+
+def check(name, fn):
+    global passed, failed
+    try:
+        fn()
+        print(f"ok   {name}")
+        passed += 1
+    except Exception as e:  # noqa: BLE001 - report every failure, keep going
+        print(f"FAIL {name}: {type(e).__name__}: {e}")
+        failed += 1
+
+
+answer = {}
+
+
+def plain_answer():
+    raw = client.chat.completions.with_raw_response.create(model="default", messages=messages)
+    r = raw.parse()
+    text = r.choices[0].message.content
+    assert text.startswith("Simulated answer from openai"), text
+    assert r.choices[0].finish_reason == "stop", r.choices[0].finish_reason
+    assert r.usage.total_tokens > 0, r.usage
+    assert raw.headers["x-backstop-provider"] == "openai", raw.headers
+    assert raw.headers["x-backstop-attempts"] == "1", raw.headers
+    answer["text"] = text
+
+
+def streamed_answer():
+    chunks = list(
+        client.chat.completions.create(
+            model="default", messages=messages, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == answer.get("text"), (text, answer.get("text"))
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0, chunks[-1]
+
+
+def unknown_model():
+    try:
+        client.chat.completions.create(model="no-such-chain", messages=messages)
+    except openai.NotFoundError as e:
+        assert "no-such-chain" in str(e), e
+        return
+    raise AssertionError("expected NotFoundError")
+
+
+def bad_key():
+    bad = openai.OpenAI(base_url=base, api_key="wrong-key", max_retries=0, timeout=20)
+    try:
+        bad.chat.completions.create(model="default", messages=messages)
+    except openai.AuthenticationError:
+        return
+    raise AssertionError("expected AuthenticationError")
+
+
+def models_list():
+    ids = sorted(m.id for m in client.models.list())
+    assert ids == ["balanced", "default"], ids
+
+
+def unsupported_field():
+    try:
+        client.chat.completions.create(model="default", messages=messages, n=2)
+    except openai.BadRequestError as e:
+        assert e.body["param"] == "n", e.body
+        return
+    raise AssertionError("expected BadRequestError")
+
+
+check("plain answer with x-backstop headers", plain_answer)
+check("streamed answer equals the plain one, with usage", streamed_answer)
+check("unknown model -> NotFoundError", unknown_model)
+check("bad key -> AuthenticationError", bad_key)
+check("models.list() lists the chains", models_list)
+check("n=2 -> BadRequestError naming the field", unsupported_field)
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
