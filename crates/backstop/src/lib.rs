@@ -41,3 +41,8 @@ pub use providers::AnthropicLlm;
 pub use providers::GroqLlm;
 #[cfg(feature = "openai")]
 pub use providers::{OpenAiCompatible, OpenAiLlm};
+
+/// The README's Rust snippets, compiled as doc tests so the quick start stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
