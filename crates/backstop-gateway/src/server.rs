@@ -454,8 +454,76 @@ async fn answer(app: &Shared, req: GatewayRequest, started: Instant) -> Response
     }
 }
 
-/// The SSE body of a committed stream: role event, content chunks, then either the finish
-/// events and `[DONE]`, or one OpenAI-shaped error event (never a silent truncation).
+/// Everything a streamed response needs between chunks.
+struct StreamState {
+    stream: Option<FallbackStream>,
+    encoder: ChunkEncoder,
+    first: Option<Bytes>,
+    app: Shared,
+    chain: String,
+    provider: String,
+    attempts: usize,
+    started: Instant,
+}
+
+impl StreamState {
+    /// The next SSE bytes: content events, then the finish events and `[DONE]`, or one
+    /// OpenAI-shaped error event if the committed stream fails.
+    async fn next(&mut self) -> Option<Bytes> {
+        if let Some(first) = self.first.take() {
+            return Some(first);
+        }
+        let stream = self.stream.as_mut()?;
+        loop {
+            match stream.next().await {
+                Some(Ok(chunk)) => {
+                    let event = self.encoder.chunk(&chunk);
+                    if !event.is_empty() {
+                        return Some(Bytes::from(event));
+                    }
+                }
+                Some(Err(e)) => {
+                    self.stream = None;
+                    log_request(
+                        &self.chain,
+                        Some(&self.provider),
+                        self.attempts,
+                        self.started,
+                        200,
+                        true,
+                    );
+                    tracing::warn!(chain = %self.chain, provider = %self.provider, error = %e, "stream failed after it started");
+                    let message = format!("{}: {e}", self.provider);
+                    return Some(Bytes::from(wire::error_event(
+                        &message,
+                        "server_error",
+                        Some(e.kind.as_str()),
+                    )));
+                }
+                None => {
+                    self.stream = None;
+                    if let Some(u) = self.encoder.usage() {
+                        self.app
+                            .metrics
+                            .tokens(&self.provider, u.input_tokens, u.output_tokens);
+                    }
+                    log_request(
+                        &self.chain,
+                        Some(&self.provider),
+                        self.attempts,
+                        self.started,
+                        200,
+                        true,
+                    );
+                    return Some(Bytes::from(self.encoder.finish()));
+                }
+            }
+        }
+    }
+}
+
+/// The SSE response of a committed stream: role event, content chunks, then either the
+/// finish events and `[DONE]`, or one error event (never a silent truncation).
 fn stream_response(
     app: Shared,
     req: GatewayRequest,
@@ -463,59 +531,24 @@ fn stream_response(
     started: Instant,
 ) -> Response {
     let provider = stream.provider_used().to_owned();
-    let attempts = stream.attempts().len();
-    let mut r = Response::new(Body::empty());
-    attempt_headers(&mut r, Some(&provider), stream.attempts());
     let model = stream.model().unwrap_or(&provider).to_owned();
     let encoder = ChunkEncoder::new(&app.next_id(), unix_now(), &model, req.include_usage);
-    let first = Bytes::from(encoder.role());
-    let chain = req.chain;
-    let body = futures_util::stream::unfold(
-        (Some(stream), encoder, Some(first)),
-        move |(mut stream, mut encoder, mut pending)| {
-            let app = app.clone();
-            let chain = chain.clone();
-            let provider = provider.clone();
-            async move {
-                if let Some(b) = pending.take() {
-                    return Some((Ok::<Bytes, Infallible>(b), (stream, encoder, None)));
-                }
-                let s = stream.as_mut()?;
-                loop {
-                    match s.next().await {
-                        Some(Ok(chunk)) => {
-                            let event = encoder.chunk(&chunk);
-                            if !event.is_empty() {
-                                return Some((Ok(Bytes::from(event)), (stream, encoder, None)));
-                            }
-                        }
-                        Some(Err(e)) => {
-                            log_request(&chain, Some(&provider), attempts, started, 200, true);
-                            tracing::warn!(chain = %chain, provider = %provider, error = %e, "stream failed after it started");
-                            let code = e.kind.as_str();
-                            let event = wire::error_event(
-                                &format!("{provider}: {e}"),
-                                "server_error",
-                                Some(code),
-                            );
-                            return Some((Ok(Bytes::from(event)), (None, encoder, None)));
-                        }
-                        None => {
-                            if let Some(u) = encoder.usage() {
-                                app.metrics
-                                    .tokens(&provider, u.input_tokens, u.output_tokens);
-                            }
-                            log_request(&chain, Some(&provider), attempts, started, 200, true);
-                            return Some((
-                                Ok(Bytes::from(encoder.finish())),
-                                (None, encoder, None),
-                            ));
-                        }
-                    }
-                }
-            }
-        },
-    );
+    let mut r = Response::new(Body::empty());
+    attempt_headers(&mut r, Some(&provider), stream.attempts());
+    let state = StreamState {
+        first: Some(Bytes::from(encoder.role())),
+        attempts: stream.attempts().len(),
+        stream: Some(stream),
+        encoder,
+        app,
+        chain: req.chain,
+        provider,
+        started,
+    };
+    let body = futures_util::stream::unfold(state, |mut state| async move {
+        let bytes = state.next().await?;
+        Some((Ok::<Bytes, Infallible>(bytes), state))
+    });
     *r.body_mut() = Body::from_stream(body);
     let h = r.headers_mut();
     h.insert(
