@@ -59,8 +59,12 @@ impl Keys {
 
     /// Classifies the `Authorization` header value.
     pub fn caller(&self, authorization: Option<&[u8]>) -> Caller {
+        // The auth scheme is case-insensitive (RFC 9110 §11.1): `bearer KEY` is the same.
         let presented = authorization
-            .and_then(|h| h.strip_prefix(b"Bearer "))
+            .and_then(|h| {
+                let (scheme, key) = h.split_at_checked(7)?;
+                scheme.eq_ignore_ascii_case(b"Bearer ").then_some(key)
+            })
             .map(<[u8]>::trim_ascii);
         if let (Some(p), Some(admin)) = (presented, &self.admin)
             && ct_eq(p, admin.expose_secret().as_bytes())

@@ -36,6 +36,7 @@ pub fn router(app: Shared) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(app)
 }
 
@@ -99,6 +100,16 @@ async fn not_found() -> Response {
         "no such endpoint",
         None,
         Some("unknown_url"),
+    )
+}
+
+async fn method_not_allowed() -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request_error",
+        "this endpoint does not accept that method",
+        None,
+        Some("method_not_allowed"),
     )
 }
 

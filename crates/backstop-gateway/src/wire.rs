@@ -564,7 +564,10 @@ mod tests {
         let e = bad(r#"{"model":"m","messages":[{"role":"user","content":"x"}"#);
         assert!(e.message.contains("not valid JSON"), "{e:?}");
         let missing = bad(r#"{"messages":[{"role":"user","content":"x"}]}"#);
-        assert!(missing.message.starts_with("missing field `model`"), "{missing:?}");
+        assert!(
+            missing.message.starts_with("missing field `model`"),
+            "{missing:?}"
+        );
     }
 
     #[test]

@@ -1,0 +1,204 @@
+//! Client and admin bearer keys on every endpoint, and the open (no keys) configuration.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod support;
+
+use reqwest::Method;
+use support::{ADMIN_KEY, CLIENT_KEY, CLIENT_KEY_2, Spec, TestGateway, chat_body, expect_error};
+
+/// Every endpoint that needs a key, with a body where it takes one.
+fn protected() -> Vec<(Method, &'static str)> {
+    vec![
+        (Method::POST, "/v1/chat/completions"),
+        (Method::GET, "/v1/models"),
+        (Method::GET, "/v1/breakers"),
+        (Method::POST, "/v1/breakers/openai/trip"),
+        (Method::POST, "/v1/breakers/openai/reset"),
+        (Method::GET, "/metrics"),
+    ]
+}
+
+/// Client endpoints (no admin key needed).
+fn client_endpoints() -> Vec<(Method, &'static str)> {
+    vec![
+        (Method::POST, "/v1/chat/completions"),
+        (Method::GET, "/v1/models"),
+        (Method::GET, "/v1/breakers"),
+        (Method::GET, "/metrics"),
+    ]
+}
+
+async fn send(
+    gw: &TestGateway,
+    method: &Method,
+    path: &str,
+    authorization: Option<&str>,
+) -> reqwest::Response {
+    let mut b = gw.client.request(method.clone(), gw.at(path));
+    if let Some(a) = authorization {
+        b = b.header("authorization", a);
+    }
+    if path == "/v1/chat/completions" {
+        b = b.json(&chat_body("default", "hi"));
+    }
+    b.send().await.expect("send")
+}
+
+async fn auth_gateway() -> TestGateway {
+    TestGateway::start_with(Spec {
+        auth: true,
+        ..Spec::default()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn every_endpoint_but_health_refuses_missing_and_wrong_keys() {
+    let gw = auth_gateway().await;
+    let wrong = [
+        None,
+        Some("Bearer wrong-key"),
+        Some("Bearer "),
+        Some("Bearer client-key-1x"),
+        Some("Bearer client-key-"),
+        // The key without the scheme, or in another scheme.
+        Some(CLIENT_KEY),
+        Some("Basic Y2xpZW50LWtleS0xOg=="),
+    ];
+    for (method, path) in protected() {
+        for auth in wrong {
+            let r = send(&gw, &method, path, auth).await;
+            let e = expect_error(r, 401).await;
+            assert_eq!(
+                e["type"], "invalid_request_error",
+                "{method} {path} {auth:?}"
+            );
+            assert_eq!(e["code"], "invalid_api_key", "{method} {path} {auth:?}");
+            let msg = e["message"].as_str().unwrap();
+            assert!(
+                !msg.contains(CLIENT_KEY) && !msg.contains(ADMIN_KEY),
+                "{msg}"
+            );
+        }
+    }
+    // Refused requests had no effect.
+    for p in support::PROVIDERS {
+        assert_eq!(gw.sim(p).request_count(), 0);
+    }
+    assert_eq!(
+        gw.app.breaker("openai").unwrap().state(),
+        backstop::BreakerState::Closed
+    );
+    // Health endpoints need no key.
+    for path in ["/healthz", "/readyz"] {
+        let r = send(&gw, &Method::GET, path, None).await;
+        assert_eq!(r.status(), 200, "{path}");
+        let r = send(&gw, &Method::GET, path, Some("Bearer wrong")).await;
+        assert_eq!(r.status(), 200, "{path} with a wrong key");
+    }
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_key_works_on_client_endpoints() {
+    let gw = auth_gateway().await;
+    for key in [CLIENT_KEY, CLIENT_KEY_2, ADMIN_KEY] {
+        let auth = format!("Bearer {key}");
+        for (method, path) in client_endpoints() {
+            let r = send(&gw, &method, path, Some(&auth)).await;
+            let status = r.status();
+            let text = r.text().await.unwrap();
+            assert_eq!(status, 200, "{method} {path} with {key}: {text}");
+            if path == "/v1/chat/completions" {
+                assert!(text.contains("Simulated answer from openai"), "{text}");
+            }
+        }
+    }
+    assert_eq!(gw.sim("openai").request_count(), 3);
+    // The scheme is case-insensitive; spaces around the key are ignored.
+    for auth in [
+        format!("bearer {CLIENT_KEY}"),
+        format!("BEARER  {CLIENT_KEY} "),
+    ] {
+        let r = send(&gw, &Method::GET, "/v1/models", Some(&auth)).await;
+        assert_eq!(r.status(), 200, "{auth:?}");
+    }
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn admin_endpoints_refuse_a_client_key_and_accept_the_admin_key() {
+    let gw = auth_gateway().await;
+    let breaker = || gw.app.breaker("openai").unwrap().state();
+    for action in ["trip", "reset"] {
+        let path = format!("/v1/breakers/openai/{action}");
+        for key in [CLIENT_KEY, CLIENT_KEY_2] {
+            let r = send(&gw, &Method::POST, &path, Some(&format!("Bearer {key}"))).await;
+            let e = expect_error(r, 403).await;
+            assert_eq!(e["type"], "permission_error");
+            assert!(e["message"].as_str().unwrap().contains("admin"), "{e}");
+        }
+    }
+    assert_eq!(
+        breaker(),
+        backstop::BreakerState::Closed,
+        "refused trip had no effect"
+    );
+
+    let admin = format!("Bearer {ADMIN_KEY}");
+    let r = send(&gw, &Method::POST, "/v1/breakers/openai/trip", Some(&admin)).await;
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["state"], "open");
+    assert_eq!(breaker(), backstop::BreakerState::Open);
+
+    // A client key cannot undo it either.
+    let r = send(
+        &gw,
+        &Method::POST,
+        "/v1/breakers/openai/reset",
+        Some(&format!("Bearer {CLIENT_KEY}")),
+    )
+    .await;
+    expect_error(r, 403).await;
+    assert_eq!(breaker(), backstop::BreakerState::Open);
+
+    let r = send(
+        &gw,
+        &Method::POST,
+        "/v1/breakers/openai/reset",
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(breaker(), backstop::BreakerState::Closed);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_keys_everything_is_open_except_admin_endpoints() {
+    let gw = TestGateway::start().await;
+    for (method, path) in client_endpoints() {
+        for auth in [None, Some("Bearer anything")] {
+            let r = send(&gw, &method, path, auth).await;
+            assert_eq!(r.status(), 200, "{method} {path} {auth:?}");
+        }
+    }
+    for path in ["/healthz", "/readyz"] {
+        assert_eq!(send(&gw, &Method::GET, path, None).await.status(), 200);
+    }
+    for action in ["trip", "reset"] {
+        let path = format!("/v1/breakers/openai/{action}");
+        for auth in [None, Some("Bearer anything")] {
+            let r = send(&gw, &Method::POST, &path, auth).await;
+            let e = expect_error(r, 403).await;
+            assert_eq!(e["type"], "permission_error");
+            assert!(e["message"].as_str().unwrap().contains("disabled"), "{e}");
+        }
+    }
+    assert_eq!(
+        gw.app.breaker("openai").unwrap().state(),
+        backstop::BreakerState::Closed
+    );
+    gw.shutdown().await;
+}
