@@ -30,6 +30,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<bool> {
     let graceful = GracefulShutdown::new();
+    let mut connections = tokio::task::JoinSet::new();
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -52,12 +53,14 @@ pub async fn serve(
                 let service = TowerToHyperService::new(router.clone());
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     if let Err(e) = conn.await {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
                 });
             }
+            // Reap finished connection tasks so the set does not grow.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
             () = &mut shutdown => break,
         }
     }
@@ -69,7 +72,11 @@ pub async fn serve(
     match tokio::time::timeout(options.shutdown_grace, graceful.shutdown()).await {
         Ok(()) => Ok(true),
         Err(_) => {
-            tracing::warn!("grace period over; closing remaining connections");
+            tracing::warn!(
+                open = connections.len(),
+                "grace period over; closing remaining connections"
+            );
+            connections.shutdown().await;
             Ok(false)
         }
     }

@@ -393,3 +393,46 @@ async fn graceful_shutdown_lets_an_in_flight_stream_finish() {
     );
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn grace_period_expiry_closes_a_stream_that_would_not_finish() {
+    // 8 chunks 400 ms apart take ~3 s; the grace period is 300 ms.
+    let mut gw = TestGateway::start_with(Spec {
+        sim: SimConfig {
+            chunk_delay: Duration::from_millis(400),
+            chunks: 8,
+            record: false,
+            ..SimConfig::default()
+        },
+        shutdown_grace: Duration::from_millis(300),
+        ..Spec::default()
+    })
+    .await;
+    let mut r = gw.chat(&stream_body("default", "too slow")).await;
+    assert_eq!(r.status(), 200);
+    let mut body = String::new();
+    while !content_of(&sse_data(&body)).contains("Simulated") {
+        let piece = r.chunk().await.expect("read").expect("stream ended early");
+        body.push_str(std::str::from_utf8(&piece).unwrap());
+    }
+    let started = std::time::Instant::now();
+    gw.begin_shutdown();
+    assert!(
+        !gw.wait_stopped().await,
+        "serve reports that a connection outlived the grace period"
+    );
+    // The connection was closed: the client sees the body end (or fail) well before the
+    // stream's natural end, without `[DONE]`.
+    loop {
+        match r.chunk().await {
+            Ok(Some(piece)) => body.push_str(std::str::from_utf8(&piece).unwrap()),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(2000),
+        "closed at the end of the grace period, not at the stream's end"
+    );
+    assert_ne!(sse_data(&body).last().map(String::as_str), Some("[DONE]"));
+    gw.shutdown().await;
+}
