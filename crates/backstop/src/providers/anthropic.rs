@@ -211,7 +211,10 @@ fn finish_reason(s: &str) -> FinishReason {
     }
 }
 
-fn parse_message(body: &[u8], fallback_model: &str) -> Result<Completion, ProviderError> {
+pub(super) fn parse_message(
+    body: &[u8],
+    fallback_model: &str,
+) -> Result<Completion, ProviderError> {
     let parsed: WireMessageResponse = serde_json::from_slice(body)
         .map_err(|e| ProviderError::protocol(format!("malformed message: {e}")))?;
     if let Some(error) = parsed
@@ -262,7 +265,11 @@ fn is_prompt_too_long(message: &str) -> bool {
 }
 
 /// Classifies an error status with an Anthropic error body.
-fn classify_status(status: u16, retry_after: Option<Duration>, body: &[u8]) -> ProviderError {
+pub(super) fn classify_status(
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> ProviderError {
     let envelope = serde_json::from_slice::<ErrorEnvelope>(body).ok();
     let error = envelope.as_ref().and_then(|e| e.error.as_ref());
     let message = error.and_then(|e| e.message.as_deref());
@@ -338,7 +345,7 @@ struct WireDelta {
 /// Anthropic stream state: ends at `message_stop`; input tokens come from `message_start`,
 /// output tokens and the stop reason from `message_delta`.
 #[derive(Debug, Default)]
-struct AnthropicStream {
+pub(super) struct AnthropicStream {
     model: Option<String>,
     model_sent: bool,
     input_tokens: u64,

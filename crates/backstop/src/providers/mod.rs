@@ -142,3 +142,128 @@ pub(crate) use http_provider_common;
 pub(crate) fn env_nonempty(var: &str) -> Option<String> {
     std::env::var(var).ok().filter(|v| !v.trim().is_empty())
 }
+
+/// Entry points for the fuzz targets in `fuzz/` and the corpus replay tests: the wire parsers
+/// behind the providers, fed raw bytes. Not part of the public API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::sse::SseDecoder;
+    use super::sse::SseEvent;
+    #[cfg(any(feature = "openai", feature = "groq", feature = "anthropic"))]
+    use {
+        super::http::{Step, StreamParser},
+        crate::{Chunk, Completion, ProviderError},
+    };
+
+    /// Decodes `chunks` pushed one after another; every event, then the error that stopped
+    /// the decoder (if any) and whether an event was left unfinished.
+    pub fn decode_sse<'a>(
+        chunks: impl IntoIterator<Item = &'a [u8]>,
+    ) -> (Vec<SseEvent>, Option<super::SseError>, bool) {
+        let mut decoder = SseDecoder::new();
+        let mut events = Vec::new();
+        for chunk in chunks {
+            decoder.push(chunk);
+            loop {
+                match decoder.next_event() {
+                    Ok(Some(event)) => events.push(event),
+                    Ok(None) => break,
+                    Err(e) => return (events, Some(e), decoder.has_partial()),
+                }
+            }
+        }
+        let partial = decoder.has_partial();
+        (events, None, partial)
+    }
+
+    /// How a parsed stream ended.
+    #[cfg(any(feature = "openai", feature = "groq", feature = "anthropic"))]
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum StreamEnd {
+        /// The terminal marker arrived.
+        Done,
+        /// An in-band error or an unreadable event.
+        Failed(ProviderError),
+        /// The bytes ran out first (`true`: mid-event).
+        Truncated(bool),
+    }
+
+    /// The chunks a stream yielded and how it ended.
+    #[cfg(any(feature = "openai", feature = "groq", feature = "anthropic"))]
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct StreamOutcome {
+        /// Chunks in order.
+        pub chunks: Vec<Chunk>,
+        /// Why it stopped.
+        pub end: StreamEnd,
+    }
+
+    /// Drives `parser` the way the providers' chunk stream does, over `chunks` of body bytes.
+    #[cfg(any(feature = "openai", feature = "groq", feature = "anthropic"))]
+    fn drive<'a, P: StreamParser>(
+        mut parser: P,
+        chunks: impl IntoIterator<Item = &'a [u8]>,
+    ) -> StreamOutcome {
+        let mut decoder = SseDecoder::new();
+        let mut out = Vec::new();
+        for chunk in chunks {
+            decoder.push(chunk);
+            loop {
+                let end = match decoder.next_event() {
+                    Ok(Some(event)) => match parser.on_event(event) {
+                        Step::Skip => continue,
+                        Step::Chunk(c) => {
+                            out.push(c);
+                            continue;
+                        }
+                        Step::Done => StreamEnd::Done,
+                        Step::Fail(e) => StreamEnd::Failed(e),
+                    },
+                    Ok(None) => break,
+                    Err(e) => StreamEnd::Failed(ProviderError::protocol(e.to_string())),
+                };
+                return StreamOutcome { chunks: out, end };
+            }
+        }
+        StreamOutcome {
+            chunks: out,
+            end: StreamEnd::Truncated(decoder.has_partial()),
+        }
+    }
+
+    /// OpenAI: a 2xx chat-completion body.
+    #[cfg(any(feature = "openai", feature = "groq"))]
+    pub fn parse_openai_completion(body: &[u8]) -> Result<Completion, ProviderError> {
+        super::openai_wire::parse_completion(body, "fuzz-model")
+    }
+
+    /// OpenAI: an error status with this body.
+    #[cfg(any(feature = "openai", feature = "groq"))]
+    pub fn classify_openai_error(status: u16, body: &[u8]) -> ProviderError {
+        super::openai_wire::classify_status(status, None, body)
+    }
+
+    /// OpenAI: an SSE body delivered in `chunks`.
+    #[cfg(any(feature = "openai", feature = "groq"))]
+    pub fn parse_openai_stream<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> StreamOutcome {
+        drive(super::openai_wire::OpenAiStream::default(), chunks)
+    }
+
+    /// Anthropic: a 2xx message body.
+    #[cfg(feature = "anthropic")]
+    pub fn parse_anthropic_message(body: &[u8]) -> Result<Completion, ProviderError> {
+        super::anthropic::parse_message(body, "fuzz-model")
+    }
+
+    /// Anthropic: an error status with this body.
+    #[cfg(feature = "anthropic")]
+    pub fn classify_anthropic_error(status: u16, body: &[u8]) -> ProviderError {
+        super::anthropic::classify_status(status, None, body)
+    }
+
+    /// Anthropic: an SSE body delivered in `chunks`.
+    #[cfg(feature = "anthropic")]
+    pub fn parse_anthropic_stream<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> StreamOutcome {
+        drive(super::anthropic::AnthropicStream::default(), chunks)
+    }
+}
