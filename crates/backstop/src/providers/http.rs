@@ -2,7 +2,6 @@
 //! status → [`ProviderError`] mapping (with `retry-after`), transport error mapping, and the
 //! driver that turns an SSE body into a [`ChunkStream`].
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
@@ -422,12 +421,88 @@ pub(crate) trait StreamParser: Send + 'static {
     fn terminal_marker(&self) -> &'static str;
 }
 
-struct StreamState<P> {
-    body: futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>,
+/// What [`SseChunks::next`] has for the caller.
+#[derive(Debug)]
+pub(crate) enum Next {
+    /// A chunk, or the one error that ends the stream.
+    Item(Result<Chunk, ProviderError>),
+    /// Every pushed byte is consumed; push more (or call `end_of_body`).
+    NeedBytes,
+    /// The stream is over: terminal marker seen, or an error already returned.
+    End,
+}
+
+/// The one state machine from SSE body bytes to chunks: the decoder, the wire format's parser,
+/// and the rule that a body ending before the terminal marker is a `Protocol` error. Used by
+/// the HTTP streams and by the fuzz entry points alike.
+pub(crate) struct SseChunks<P> {
     decoder: SseDecoder,
     parser: P,
-    finished: bool,
-    ready: VecDeque<Result<Chunk, ProviderError>>,
+    over: bool,
+}
+
+impl<P: StreamParser> SseChunks<P> {
+    pub(crate) fn new(parser: P) -> Self {
+        Self {
+            decoder: SseDecoder::new(),
+            parser,
+            over: false,
+        }
+    }
+
+    /// Feeds body bytes.
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
+        self.decoder.push(bytes);
+    }
+
+    /// True when the bytes pushed so far end inside an event.
+    pub(crate) fn has_partial(&self) -> bool {
+        self.decoder.has_partial()
+    }
+
+    /// The next item from the bytes pushed so far.
+    pub(crate) fn next(&mut self) -> Next {
+        while !self.over {
+            match self.decoder.next_event() {
+                Ok(Some(event)) => match self.parser.on_event(event) {
+                    Step::Skip => {}
+                    Step::Chunk(c) => return Next::Item(Ok(c)),
+                    Step::Done => self.over = true,
+                    Step::Fail(e) => return self.fail(e),
+                },
+                Ok(None) => return Next::NeedBytes,
+                Err(e) => return self.fail(ProviderError::protocol(e.to_string())),
+            }
+        }
+        Next::End
+    }
+
+    /// Ends the stream with `error` (a transport failure, or one found here).
+    pub(crate) fn fail(&mut self, error: ProviderError) -> Next {
+        self.over = true;
+        Next::Item(Err(error))
+    }
+
+    /// The body ended: unless the terminal marker was seen, that is a truncated stream.
+    pub(crate) fn end_of_body(&mut self) -> Next {
+        if self.over {
+            return Next::End;
+        }
+        let marker = self.parser.terminal_marker();
+        let detail = if self.decoder.has_partial() {
+            " (mid-event)"
+        } else {
+            ""
+        };
+        self.fail(ProviderError::protocol(format!(
+            "stream ended before {marker}{detail}"
+        )))
+    }
+}
+
+struct StreamState<P> {
+    body: futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>,
+    chunks: SseChunks<P>,
 }
 
 /// Turns a 2xx SSE response into a [`ChunkStream`] that ends only after the terminal marker;
@@ -435,60 +510,31 @@ struct StreamState<P> {
 pub(crate) fn chunk_stream<P: StreamParser>(response: reqwest::Response, parser: P) -> ChunkStream {
     let state = StreamState {
         body: response.bytes_stream().boxed(),
-        decoder: SseDecoder::new(),
-        parser,
-        finished: false,
-        ready: VecDeque::new(),
+        chunks: SseChunks::new(parser),
     };
     Box::pin(futures_util::stream::unfold(state, |mut st| async move {
         loop {
-            if let Some(item) = st.ready.pop_front() {
-                return Some((item, st));
-            }
-            if st.finished {
-                return None;
-            }
-            match st.decoder.next_event() {
-                Ok(Some(event)) => match st.parser.on_event(event) {
-                    Step::Skip => {}
-                    Step::Chunk(c) => return Some((Ok(c), st)),
-                    Step::Done => return None,
-                    Step::Fail(e) => {
-                        st.finished = true;
-                        return Some((Err(e), st));
+            let next = match st.chunks.next() {
+                Next::NeedBytes => match st.body.next().await {
+                    Some(Ok(bytes)) => {
+                        st.chunks.push(&bytes);
+                        continue;
                     }
-                },
-                Ok(None) => match st.body.next().await {
-                    Some(Ok(bytes)) => st.decoder.push(&bytes),
                     Some(Err(e)) => {
-                        st.finished = true;
                         let mut err = from_reqwest(&e);
                         if err.kind == ErrorKind::InvalidRequest {
                             err.kind = ErrorKind::Connect;
                         }
-                        return Some((Err(err), st));
+                        st.chunks.fail(err)
                     }
-                    None => {
-                        st.finished = true;
-                        let marker = st.parser.terminal_marker();
-                        let detail = if st.decoder.has_partial() {
-                            " (mid-event)"
-                        } else {
-                            ""
-                        };
-                        return Some((
-                            Err(ProviderError::protocol(format!(
-                                "stream ended before {marker}{detail}"
-                            ))),
-                            st,
-                        ));
-                    }
+                    None => st.chunks.end_of_body(),
                 },
-                Err(e) => {
-                    st.finished = true;
-                    return Some((Err(ProviderError::protocol(e.to_string())), st));
-                }
-            }
+                next => next,
+            };
+            return match next {
+                Next::Item(item) => Some((item, st)),
+                Next::End | Next::NeedBytes => None,
+            };
         }
     }))
 }

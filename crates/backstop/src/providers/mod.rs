@@ -151,7 +151,7 @@ pub mod fuzzing {
     use super::sse::SseEvent;
     #[cfg(any(feature = "openai", feature = "groq", feature = "anthropic"))]
     use {
-        super::http::{Step, StreamParser},
+        super::http::{Next, SseChunks, StreamParser},
         crate::{Chunk, Completion, ProviderError},
     };
 
@@ -198,37 +198,41 @@ pub mod fuzzing {
         pub end: StreamEnd,
     }
 
-    /// Drives `parser` the way the providers' chunk stream does, over `chunks` of body bytes.
+    /// Drives `parser` through the providers' own SSE-to-chunk machine over `chunks` of body bytes.
     #[cfg(any(feature = "openai", feature = "groq", feature = "anthropic"))]
     fn drive<'a, P: StreamParser>(
-        mut parser: P,
+        parser: P,
         chunks: impl IntoIterator<Item = &'a [u8]>,
     ) -> StreamOutcome {
-        let mut decoder = SseDecoder::new();
+        let mut machine = SseChunks::new(parser);
         let mut out = Vec::new();
-        for chunk in chunks {
-            decoder.push(chunk);
+        for bytes in chunks {
+            machine.push(bytes);
             loop {
-                let end = match decoder.next_event() {
-                    Ok(Some(event)) => match parser.on_event(event) {
-                        Step::Skip => continue,
-                        Step::Chunk(c) => {
-                            out.push(c);
-                            continue;
-                        }
-                        Step::Done => StreamEnd::Done,
-                        Step::Fail(e) => StreamEnd::Failed(e),
-                    },
-                    Ok(None) => break,
-                    Err(e) => StreamEnd::Failed(ProviderError::protocol(e.to_string())),
-                };
-                return StreamOutcome { chunks: out, end };
+                match machine.next() {
+                    Next::Item(Ok(c)) => out.push(c),
+                    Next::Item(Err(e)) => {
+                        return StreamOutcome {
+                            chunks: out,
+                            end: StreamEnd::Failed(e),
+                        };
+                    }
+                    Next::End => {
+                        return StreamOutcome {
+                            chunks: out,
+                            end: StreamEnd::Done,
+                        };
+                    }
+                    Next::NeedBytes => break,
+                }
             }
         }
-        StreamOutcome {
-            chunks: out,
-            end: StreamEnd::Truncated(decoder.has_partial()),
-        }
+        let partial = machine.has_partial();
+        let end = match machine.end_of_body() {
+            Next::Item(Err(_)) => StreamEnd::Truncated(partial),
+            _ => StreamEnd::Done,
+        };
+        StreamOutcome { chunks: out, end }
     }
 
     /// OpenAI: a 2xx chat-completion body.
