@@ -68,11 +68,16 @@ fn unauthorized() -> Response {
 }
 
 fn authorize(app: &App, headers: &HeaderMap, admin: bool) -> Result<Caller, Response> {
-    let caller = app.keys.caller(
-        headers
-            .get(header::AUTHORIZATION)
-            .map(HeaderValue::as_bytes),
-    );
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let first = values.next().map(HeaderValue::as_bytes);
+    // Several Authorization headers are ambiguous (a proxy in front may read another one than
+    // we do): treat them as no valid key.
+    let presented = if values.next().is_some() {
+        Some(&b""[..])
+    } else {
+        first
+    };
+    let caller = app.keys.caller(presented);
     match (caller, admin) {
         (Caller::Unknown, _) => Err(unauthorized()),
         (Caller::Admin, _) | (Caller::Client, false) => Ok(caller),

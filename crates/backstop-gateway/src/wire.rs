@@ -113,7 +113,7 @@ pub struct GatewayRequest {
 /// Parses and validates a chat-completions body. Errors name the field at fault.
 pub fn parse_request(body: &[u8]) -> Result<GatewayRequest, BadRequest> {
     let de = &mut serde_json::Deserializer::from_slice(body);
-    let wire: WireRequest = serde_path_to_error::deserialize(de).map_err(|e| {
+    let wire: WireRequest = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let message = if inner.is_syntax() || inner.is_eof() {
@@ -125,6 +125,11 @@ pub fn parse_request(body: &[u8]) -> Result<GatewayRequest, BadRequest> {
             param: (path != ".").then_some(path),
             message,
         }
+    })?;
+    // Only whitespace may follow the object: `{...} garbage` is not a valid body.
+    de.end().map_err(|e| BadRequest {
+        param: None,
+        message: format!("request body is not valid JSON: {e}"),
     })?;
     validate(wire)
 }

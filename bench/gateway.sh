@@ -1,0 +1,534 @@
+#!/usr/bin/env bash
+# Load benchmark of the backstop gateway, in one command. See bench/README.md.
+#
+#   bench/gateway.sh [--duration 10s] [--connections 20] [--repeat 3] [--quick] ...
+#
+# On 127.0.0.1 only, it starts simulators (backstop-sim), the gateway (backstop serve) and
+# nginx as a plain keep-alive reverse proxy, then measures with wrk, side by side:
+#   (a) simulator directly, (b) gateway → simulator, (c) nginx → simulator,
+#   non-streaming and streaming; (d) failover cost (primary refusing connections, primary's
+#   breaker open) against a healthy primary; (e) gateway RSS idle and with 1,000 open streams.
+# It prints a markdown table and writes it into BENCHMARKS.md between
+# <!-- load:begin --> and <!-- load:end -->. Every process it starts is stopped on exit.
+
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+
+DURATION=""
+CONNECTIONS=20
+THREADS=""
+REPEAT=""
+WARMUP=""
+STREAMS=1000
+STREAMS_HOLD=""
+CHUNKS=16
+QUICK=0
+OUTPUT="$ROOT/BENCHMARKS.md"
+WRITE=1
+INSTALL=1
+BUILD=1
+KEEP=0
+
+usage() {
+    cat <<'EOF'
+Usage: bench/gateway.sh [options]
+
+  --duration D       wrk duration of each measured run (default 10s; --quick: 2s)
+  --connections N    wrk connections, i.e. concurrency (default 20)
+  --threads N        wrk threads (default: min(nproc, connections))
+  --repeat N         runs per measurement; the table quotes medians (default 3; --quick: 1)
+  --warmup D         warm-up per target before measuring (default 2s; --quick: 1s)
+  --chunks N         content chunks per simulated reply (default 16)
+  --streams N        concurrent open streams for the memory test (default 1000)
+  --hold S           seconds to hold the streams open while sampling RSS (default 5; --quick: 3)
+  --quick            short runs to check the script end to end (numbers are indicative only)
+  --output FILE      file to write the table into (default: BENCHMARKS.md at the repo root)
+  --no-write         print the table only
+  --no-install       do not apt-get install wrk / nginx when missing
+  --no-build         use the existing release binaries
+  --keep-logs        keep the temp dir with logs and raw results
+  -h, --help         this help
+EOF
+}
+
+die() { echo "bench: error: $*" >&2; exit 1; }
+log() { echo "bench: $*" >&2; }
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --duration) DURATION=${2:?}; shift 2 ;;
+        --connections) CONNECTIONS=${2:?}; shift 2 ;;
+        --threads) THREADS=${2:?}; shift 2 ;;
+        --repeat) REPEAT=${2:?}; shift 2 ;;
+        --warmup) WARMUP=${2:?}; shift 2 ;;
+        --chunks) CHUNKS=${2:?}; shift 2 ;;
+        --streams) STREAMS=${2:?}; shift 2 ;;
+        --hold) STREAMS_HOLD=${2:?}; shift 2 ;;
+        --quick) QUICK=1; shift ;;
+        --output) OUTPUT=${2:?}; shift 2 ;;
+        --no-write) WRITE=0; shift ;;
+        --no-install) INSTALL=0; shift ;;
+        --no-build) BUILD=0; shift ;;
+        --keep-logs) KEEP=1; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) usage >&2; die "unknown argument: $1" ;;
+    esac
+done
+
+if [ "$QUICK" = 1 ]; then
+    : "${DURATION:=2s}" "${REPEAT:=1}" "${WARMUP:=1s}" "${STREAMS_HOLD:=3}"
+else
+    : "${DURATION:=10s}" "${REPEAT:=3}" "${WARMUP:=2s}" "${STREAMS_HOLD:=5}"
+fi
+
+# "10s" / "2m" / "10" → seconds.
+to_seconds() {
+    case "$1" in
+        *[!0-9sm]*|'') die "bad duration '$1' (use e.g. 10s or 1m)" ;;
+        *m) echo $(( ${1%m} * 60 )) ;;
+        *s) echo "${1%s}" ;;
+        *) echo "$1" ;;
+    esac
+}
+DURATION_S=$(to_seconds "$DURATION")
+WARMUP_S=$(to_seconds "$WARMUP")
+[ "$DURATION_S" -ge 1 ] || die "--duration must be at least 1s"
+[ "$WARMUP_S" -ge 0 ] || die "bad --warmup"
+need_int() { # OPTION VALUE
+    case "$2" in ''|*[!0-9]*) die "$1 needs a positive integer, got '$2'" ;; esac
+    [ "$2" -ge 1 ] || die "$1 must be at least 1"
+}
+need_int --connections "$CONNECTIONS"
+need_int --repeat "$REPEAT"
+need_int --streams "$STREAMS"
+need_int --chunks "$CHUNKS"
+need_int --hold "$STREAMS_HOLD"
+[ -z "$THREADS" ] || need_int --threads "$THREADS"
+NPROC=$(nproc)
+if [ "$WRITE" = 1 ]; then
+    case "$OUTPUT" in /*) ;; *) OUTPUT="$PWD/$OUTPUT" ;; esac
+    out_dir=$(dirname "$OUTPUT")
+    [ -d "$out_dir" ] && [ -w "$out_dir" ] || die "cannot write $OUTPUT: no writable directory $out_dir"
+    [ ! -e "$OUTPUT" ] || [ -w "$OUTPUT" ] || die "cannot write $OUTPUT"
+fi
+if [ -z "$THREADS" ]; then
+    THREADS=$(( NPROC < CONNECTIONS ? NPROC : CONNECTIONS ))
+fi
+[ "$THREADS" -le "$CONNECTIONS" ] || die "--threads must not exceed --connections"
+
+# ---------------------------------------------------------------------------------------
+# Tools
+# ---------------------------------------------------------------------------------------
+
+find_nginx() {
+    command -v nginx 2>/dev/null || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true
+}
+
+install_tools() {
+    local missing=()
+    command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+    [ -n "$(find_nginx)" ] || missing+=(nginx)
+    command -v curl >/dev/null 2>&1 || missing+=(curl)
+    command -v python3 >/dev/null 2>&1 || missing+=(python3)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    [ "$INSTALL" = 1 ] || die "missing: ${missing[*]} (and --no-install given)"
+    command -v apt-get >/dev/null 2>&1 || die "missing: ${missing[*]}; install them (no apt-get here)"
+    local sudo=()
+    if [ "$(id -u)" != 0 ]; then
+        command -v sudo >/dev/null 2>&1 || die "missing: ${missing[*]}; run as root or install them"
+        sudo=(sudo)
+    fi
+    local pkgs=()
+    for m in "${missing[@]}"; do
+        case "$m" in nginx) pkgs+=(nginx-light) ;; *) pkgs+=("$m") ;; esac
+    done
+    log "installing ${pkgs[*]}"
+    local apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q)
+    if ! "${apt[@]}" "${pkgs[@]}" >&2; then
+        # nginx-light is gone from newer Debian releases; the full package works the same here.
+        local alt=("${pkgs[@]/nginx-light/nginx}")
+        if ! "${apt[@]}" "${alt[@]}" >&2; then
+            log "install failed; running apt-get update"
+            "${sudo[@]}" apt-get update -q >&2
+            "${apt[@]}" "${pkgs[@]}" >&2 || "${apt[@]}" "${alt[@]}" >&2 || die "could not install ${pkgs[*]}"
+        fi
+    fi
+    command -v wrk >/dev/null 2>&1 || die "wrk still missing"
+    [ -n "$(find_nginx)" ] || die "nginx still missing"
+}
+
+install_tools
+NGINX=$(find_nginx)
+
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
+BIN="$TARGET_DIR/release"
+if [ "$BUILD" = 1 ]; then
+    log "building release binaries"
+    (cd "$ROOT" && cargo build --release --locked -p backstop-gateway -p backstop-sim) >&2
+fi
+[ -x "$BIN/backstop" ] && [ -x "$BIN/backstop-sim" ] || die "no release binaries in $BIN (build them, or drop --no-build)"
+
+# ---------------------------------------------------------------------------------------
+# Processes and cleanup
+# ---------------------------------------------------------------------------------------
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/backstop-bench.XXXXXX")
+chmod 755 "$WORK"
+RESULTS="$WORK/results.tsv"
+META="$WORK/meta.env"
+: >"$RESULTS"
+: >"$META"
+PIDS=()
+
+# Stop one process we started: TERM, wait up to 5 s, then KILL it and any children left.
+stop_pid() {
+    local pid=$1 children i
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    children=$(pgrep -P "$pid" 2>/dev/null || true)
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "process $pid did not stop; killing it"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    for c in $children; do
+        kill -0 "$c" 2>/dev/null && kill -KILL "$c" 2>/dev/null || true
+    done
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local rc=$?
+    set +e
+    trap - EXIT INT TERM
+    local i
+    for (( i=${#PIDS[@]}-1; i>=0; i-- )); do
+        stop_pid "${PIDS[$i]}"
+    done
+    if [ "$rc" != 0 ]; then
+        log "failed (exit $rc); logs:"
+        for f in "$WORK"/*.err "$WORK"/nginx-error.log; do
+            [ -s "$f" ] || continue
+            echo "--- $f (last lines)" >&2
+            tail -n 15 "$f" >&2
+        done
+        log "logs and raw results kept in $WORK"
+    elif [ "$KEEP" = 1 ]; then
+        log "logs and raw results kept in $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Let every process open enough sockets for the 1,000-stream test.
+hard=$(ulimit -Hn)
+if [ "$hard" = unlimited ]; then ulimit -n 1048576 2>/dev/null || true; else ulimit -n "$hard" 2>/dev/null || true; fi
+NOFILE=$(ulimit -n)
+[ "$NOFILE" -ge $(( STREAMS * 2 + 256 )) ] || log "warning: open-file limit $NOFILE may be too low for $STREAMS streams"
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# start NAME CMD... : start in the background, logs in $WORK/NAME.{out,err}; sets LAST_PID.
+start() {
+    local name=$1; shift
+    "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+}
+
+# wait_url NAME PID: wait (≤ 10 s) for "listening on http://ADDR" on NAME's stdout; prints ADDR.
+wait_url() {
+    local name=$1 pid=$2 i addr
+    for i in $(seq 1 100); do
+        addr=$(sed -n 's#.*listening on http://\([0-9.:]*\).*#\1#p' "$WORK/$name.out" | head -n 1)
+        if [ -n "$addr" ]; then echo "$addr"; return 0; fi
+        kill -0 "$pid" 2>/dev/null || die "$name exited: $(tail -n 5 "$WORK/$name.err")"
+        sleep 0.1
+    done
+    die "$name did not report its address within 10 s"
+}
+
+# start_sim NAME ARGS... → sets PORT (and LAST_PID). Not in $(...): PIDS must be kept.
+start_sim() {
+    local name=$1; shift
+    start "$name" "$BIN/backstop-sim" --listen 127.0.0.1:0 --no-record "$@"
+    local addr
+    addr=$(wait_url "$name" "$LAST_PID")
+    case "$addr" in 127.0.0.1:*) ;; *) die "$name listens on $addr, not loopback" ;; esac
+    PORT=${addr#127.0.0.1:}
+}
+
+export BACKSTOP_BENCH_UPSTREAM_KEY=sim-key
+export BACKSTOP_BENCH_CLIENT_KEYS=bench   # post.lua and streams.py send "Bearer bench"
+BACKSTOP_BENCH_ADMIN_KEY="bench-admin-$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
+export BACKSTOP_BENCH_ADMIN_KEY
+
+# start_gateway NAME → sets PORT and GW_PID.
+start_gateway() {
+    start "$1" env RUST_LOG=warn "$BIN/backstop" serve --config "$WORK/gateway.toml" --listen 127.0.0.1:0
+    GW_PID=$LAST_PID
+    local addr
+    addr=$(wait_url "$1" "$GW_PID")
+    case "$addr" in 127.0.0.1:*) ;; *) die "$1 listens on $addr, not loopback" ;; esac
+    PORT=${addr#127.0.0.1:}
+}
+
+vm() { # PID FIELD → kB
+    awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null || true
+}
+
+sim_requests() { # PORT
+    curl -sS --max-time 5 "http://127.0.0.1:$1/_sim/stats" \
+        | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"])'
+}
+
+breaker_state() { # GW_PORT NAME
+    curl -sS --max-time 5 -H 'Authorization: Bearer bench' "http://127.0.0.1:$1/v1/breakers" | python3 -c '
+import json, sys
+name = sys.argv[1]
+for b in json.load(sys.stdin)["breakers"]:
+    if b["name"] == name:
+        print(b["state"]); break
+else:
+    print("missing")' "$2"
+}
+
+BODY_NS='{"model":"MODEL","messages":[{"role":"user","content":"Say something short about fallback chains."}]}'
+BODY_ST='{"model":"MODEL","stream":true,"messages":[{"role":"user","content":"Say something short about fallback chains."}]}'
+
+# smoke PORT MODEL STREAM(0|1): one request, must be 200 (and end with [DONE] when streaming);
+# prints the response headers' x-backstop-* values.
+smoke() {
+    local port=$1 model=$2 stream=$3 body out code
+    if [ "$stream" = 1 ]; then body=${BODY_ST/MODEL/$model}; else body=${BODY_NS/MODEL/$model}; fi
+    out="$WORK/smoke.$port.$model.$stream"
+    code=$(curl -sS --max-time 10 -o "$out.body" -D "$out.head" -w '%{http_code}' \
+        -H 'Content-Type: application/json' -H 'Authorization: Bearer bench' \
+        --data "$body" "http://127.0.0.1:$port/v1/chat/completions") || die "request to port $port failed"
+    [ "$code" = 200 ] || die "port $port model $model stream=$stream: HTTP $code: $(head -c 300 "$out.body")"
+    if [ "$stream" = 1 ]; then
+        grep -q 'data: \[DONE\]' "$out.body" || die "port $port: stream did not end with [DONE]"
+    else
+        grep -q '"chat.completion"' "$out.body" || die "port $port: not a chat completion: $(head -c 300 "$out.body")"
+    fi
+    tr -d '\r' <"$out.head" | awk -F': ' 'tolower($1) ~ /^x-backstop-/ { printf "%s=%s ", tolower($1), $2 }'
+}
+
+# measure SECTION LABEL RUN PORT MODEL STREAM DURATION [record=1]
+measure() {
+    local section=$1 label=$2 run=$3 port=$4 model=$5 stream=$6 dur=$7 record=${8:-1}
+    local secs out line
+    secs=$(to_seconds "$dur")
+    out="$WORK/wrk.$section.$label.$run.txt"
+    BENCH_MODEL=$model BENCH_STREAM=$stream \
+        timeout --kill-after=5 $(( secs + 30 )) \
+        wrk -t "$THREADS" -c "$CONNECTIONS" -d "$dur" --latency -s "$HERE/post.lua" \
+        "http://127.0.0.1:$port/v1/chat/completions" >"$out" 2>&1 \
+        || die "wrk failed for $section/$label: $(tail -n 5 "$out")"
+    line=$(grep '^BENCH_RESULT ' "$out" | tail -n 1)
+    [ -n "$line" ] || die "no result from wrk for $section/$label: $(tail -n 5 "$out")"
+    [ "$record" = 1 ] || return 0
+    python3 - "$section" "$label" "$run" "$line" >>"$RESULTS" <<'EOF'
+import sys
+section, label, run, line = sys.argv[1:5]
+kv = dict(p.split("=", 1) for p in line.split()[1:])
+errors = sum(int(kv[k]) for k in
+             ("status_errors", "connect_errors", "read_errors", "write_errors", "timeout_errors"))
+print("\t".join([section, label, run, kv["rps"], kv["p50_us"], kv["p99_us"], kv["requests"],
+                 str(errors)]))
+EOF
+    tail -n 1 "$RESULTS" | awk -F'\t' -v c="$CONNECTIONS" '{
+        printf "bench:   %-3s %-8s run %s: %9.0f req/s  p50 %7.3f ms  p99 %7.3f ms%s\n",
+            $1, $2, $3, $4, $5 / 1000, $6 / 1000, ($8 > 0 ? "  ERRORS " $8 : "") }' >&2
+}
+
+# ---------------------------------------------------------------------------------------
+# Start everything
+# ---------------------------------------------------------------------------------------
+
+log "work dir $WORK"
+start_sim sim-fast --chunks "$CHUNKS"; FAST_PORT=$PORT
+start_sim sim-tripped --chunks "$CHUNKS"; TRIPPED_PORT=$PORT
+start_sim sim-slow --chunk-delay-ms 1000 --chunks 30; SLOW_PORT=$PORT
+CLOSED_PORT=$(free_port)
+# Nothing may listen there: a connection must be refused (curl exit 7).
+set +e
+curl -sS --max-time 2 -o /dev/null "http://127.0.0.1:$CLOSED_PORT/" 2>/dev/null
+rc=$?
+set -e
+[ "$rc" = 7 ] || die "port $CLOSED_PORT does not refuse connections (curl exit $rc)"
+
+sed -e "s/@FAST_PORT@/$FAST_PORT/g" -e "s/@TRIPPED_PORT@/$TRIPPED_PORT/g" \
+    -e "s/@SLOW_PORT@/$SLOW_PORT/g" -e "s/@CLOSED_PORT@/$CLOSED_PORT/g" \
+    "$HERE/configs/gateway.toml" >"$WORK/gateway.toml"
+"$BIN/backstop" config check "$WORK/gateway.toml" >"$WORK/config-check.txt" 2>&1 \
+    || die "bench config invalid: $(cat "$WORK/config-check.txt")"
+
+start_gateway gateway; GW_PORT=$PORT
+GW_MAIN_PID=$GW_PID
+sleep 0.5
+GW_IDLE_KB=$(vm "$GW_MAIN_PID" VmRSS)
+
+# nginx: a fixed free high port, its own prefix, config, pid and logs; foreground.
+NGINX_PORT=$(free_port)
+mkdir -p "$WORK/nginx-tmp"
+chmod 1777 "$WORK/nginx-tmp"
+USER_LINE=""
+if [ "$(id -u)" = 0 ]; then
+    # Workers drop root; proxy_buffering is off, so they need no writable temp files.
+    if id www-data >/dev/null 2>&1; then USER_LINE="user www-data;"
+    else USER_LINE="user nobody $(id -gn nobody 2>/dev/null || echo nogroup);"; fi
+fi
+sed -e "s#@USER_LINE@#$USER_LINE#" -e "s#@WORKERS@#$NPROC#" -e "s#@NOFILE@#$NOFILE#" \
+    -e "s#@DIR@#$WORK#g" -e "s#@SIM_PORT@#$FAST_PORT#" -e "s#@PORT@#$NGINX_PORT#" \
+    "$HERE/nginx.conf.template" >"$WORK/nginx.conf"
+"$NGINX" -t -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/nginx-error.log" >"$WORK/nginx-t.txt" 2>&1 \
+    || die "nginx config test failed: $(cat "$WORK/nginx-t.txt")"
+start nginx "$NGINX" -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/nginx-error.log"
+NGINX_PID=$LAST_PID
+for i in $(seq 1 100); do
+    curl -s --max-time 1 -o /dev/null "http://127.0.0.1:$NGINX_PORT/_sim/stats" && break
+    kill -0 "$NGINX_PID" 2>/dev/null || die "nginx exited: $(tail -n 5 "$WORK/nginx-error.log" 2>/dev/null)"
+    [ "$i" = 100 ] && die "nginx did not answer within 10 s"
+    sleep 0.1
+done
+
+log "simulator :$FAST_PORT, gateway :$GW_PORT, nginx :$NGINX_PORT, tripped-primary simulator :$TRIPPED_PORT, slow simulator :$SLOW_PORT, closed port :$CLOSED_PORT"
+
+# Every path answers, and streams end properly.
+for s in 0 1; do
+    smoke "$FAST_PORT" bench "$s" >/dev/null
+    smoke "$NGINX_PORT" bench "$s" >/dev/null
+    h=$(smoke "$GW_PORT" bench "$s")
+    case "$h" in *"x-backstop-provider=primary"*) ;; *) die "chain bench not answered by primary: $h" ;; esac
+done
+FAILOVER_HEADERS=$(smoke "$GW_PORT" failover 0)
+case "$FAILOVER_HEADERS" in
+    *"x-backstop-provider=primary"*) ;;
+    *) die "chain failover not answered by the secondary: $FAILOVER_HEADERS" ;;
+esac
+FAILOVER_ATTEMPTS=$(echo "$FAILOVER_HEADERS" | sed -n 's/.*x-backstop-attempts=\([0-9]*\).*/\1/p')
+
+# Open the tripped primary's breaker before any load reaches it; it stays open (1 h recovery).
+trip=$(curl -sS --max-time 5 -X POST -H "Authorization: Bearer $BACKSTOP_BENCH_ADMIN_KEY" \
+    "http://127.0.0.1:$GW_PORT/v1/breakers/tripped/trip")
+[ "$(breaker_state "$GW_PORT" tripped)" = open ] || die "could not trip the breaker: $trip"
+h=$(smoke "$GW_PORT" breaker 0)
+case "$h" in *"x-backstop-provider=primary"*) ;; *) die "chain breaker not answered by the secondary: $h" ;; esac
+TRIPPED_BEFORE=$(sim_requests "$TRIPPED_PORT")
+
+# ---------------------------------------------------------------------------------------
+# (a)–(d): wrk
+# ---------------------------------------------------------------------------------------
+
+runs_per_repeat=9
+total=$(( WARMUP_S * 5 + DURATION_S * runs_per_repeat * REPEAT ))
+log "measuring: $REPEAT × $runs_per_repeat runs of $DURATION, $CONNECTIONS connections, $THREADS wrk threads (about $(( total / 60 )) min $(( total % 60 )) s)"
+
+if [ "$WARMUP_S" -gt 0 ]; then
+    log "warming up"
+    measure warm direct 0 "$FAST_PORT" bench 0 "${WARMUP_S}s" 0
+    measure warm gateway 0 "$GW_PORT" bench 0 "${WARMUP_S}s" 0
+    measure warm nginx 0 "$NGINX_PORT" bench 0 "${WARMUP_S}s" 0
+    measure warm failover 0 "$GW_PORT" failover 0 "${WARMUP_S}s" 0
+    measure warm breaker 0 "$GW_PORT" breaker 0 "${WARMUP_S}s" 0
+fi
+
+for run in $(seq 1 "$REPEAT"); do
+    log "run $run of $REPEAT"
+    # Rotate the order of the three paths from run to run, so none always goes first.
+    order=(direct gateway nginx)
+    for stream in 0 1; do
+        section=ns; [ "$stream" = 1 ] && section=st
+        for k in 0 1 2; do
+            target=${order[$(( (k + run - 1) % 3 ))]}
+            case "$target" in
+                direct) port=$FAST_PORT ;;
+                gateway) port=$GW_PORT ;;
+                nginx) port=$NGINX_PORT ;;
+            esac
+            measure "$section" "$target" "$run" "$port" bench "$stream" "$DURATION"
+        done
+    done
+    measure fo healthy "$run" "$GW_PORT" bench 0 "$DURATION"
+    measure fo refused "$run" "$GW_PORT" failover 0 "$DURATION"
+    measure fo breaker "$run" "$GW_PORT" breaker 0 "$DURATION"
+done
+
+GW_HWM_KB=$(vm "$GW_MAIN_PID" VmHWM)
+GW_AFTER_KB=$(vm "$GW_MAIN_PID" VmRSS)
+TRIPPED_AFTER=$(sim_requests "$TRIPPED_PORT")
+BREAKER_STATE=$(breaker_state "$GW_PORT" tripped)
+REFUSED_BREAKER_STATE=$(breaker_state "$GW_PORT" refused)
+[ "$BREAKER_STATE" = open ] || log "warning: the tripped breaker is $BREAKER_STATE, not open"
+[ "$REFUSED_BREAKER_STATE" = closed ] || log "warning: the refusing primary's breaker is $REFUSED_BREAKER_STATE"
+TRIPPED_SIM_REQUESTS=$(( TRIPPED_AFTER - TRIPPED_BEFORE ))
+[ "$TRIPPED_AFTER" = 0 ] || log "warning: the primary behind the open breaker received $TRIPPED_AFTER requests"
+
+# The load runs are over: stop the gateway and nginx so (e) runs on a quiet, fresh gateway.
+stop_pid "$NGINX_PID"
+stop_pid "$GW_MAIN_PID"
+
+# ---------------------------------------------------------------------------------------
+# (e): RSS idle and with N open streams, on a fresh gateway
+# ---------------------------------------------------------------------------------------
+
+log "memory: $STREAMS concurrent streams on a fresh gateway"
+start_gateway gateway-streams; GW2_PORT=$PORT
+GW2_PID=$GW_PID
+sleep 1
+STREAMS_JSON=$(timeout --kill-after=5 120 python3 "$HERE/streams.py" --port "$GW2_PORT" \
+    --model slow --count "$STREAMS" --pid "$GW2_PID" --hold "$STREAMS_HOLD" --timeout 60 \
+    2>"$WORK/streams.err") || die "stream test failed: $(tail -n 5 "$WORK/streams.err")"
+echo "$STREAMS_JSON" >"$WORK/streams.json"
+stop_pid "$GW2_PID"
+
+# ---------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------
+
+cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)
+[ -n "$cpu" ] || cpu=$(lscpu 2>/dev/null | awk -F': *' '/^Model name/ { print $2; exit }')
+{
+    echo "DATE=$(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "NPROC=$NPROC"
+    echo "CPU=${cpu:-unknown}"
+    echo "KERNEL=$(uname -sr)"
+    echo "WRK_VERSION=$(wrk -v 2>&1 | awk 'NR == 1 { print $2 }')"
+    echo "NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')"
+    echo "BACKSTOP_VERSION=$("$BIN/backstop" --version 2>/dev/null)"
+    echo "DURATION=$DURATION"
+    echo "WARMUP=$WARMUP"
+    echo "CONNECTIONS=$CONNECTIONS"
+    echo "THREADS=$THREADS"
+    echo "REPEAT=$REPEAT"
+    echo "CHUNKS=$CHUNKS"
+    echo "QUICK=$QUICK"
+    echo "GW_IDLE_KB=$GW_IDLE_KB"
+    echo "GW_HWM_KB=$GW_HWM_KB"
+    echo "GW_AFTER_KB=$GW_AFTER_KB"
+    echo "TRIPPED_SIM_REQUESTS=$TRIPPED_SIM_REQUESTS"
+    echo "BREAKER_STATE=$BREAKER_STATE"
+    echo "REFUSED_BREAKER_STATE=$REFUSED_BREAKER_STATE"
+    echo "FAILOVER_ATTEMPTS=$FAILOVER_ATTEMPTS"
+    echo "STREAMS=$STREAMS"
+    echo "STREAMS_HOLD=$STREAMS_HOLD"
+    echo "STREAMS_JSON=$STREAMS_JSON"
+} >"$META"
+
+out_args=()
+[ "$WRITE" = 1 ] && out_args=(--output "$OUTPUT")
+echo
+python3 "$HERE/report.py" --results "$RESULTS" --meta "$META" "${out_args[@]}"
