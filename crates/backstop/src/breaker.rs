@@ -4,7 +4,9 @@
 //! window opens the breaker. Open rejects without a call until `recovery_timeout` passes,
 //! then HalfOpen admits up to `half_open_probes` concurrent calls: a probe success closes
 //! it with an empty window, a probe failure re-opens it. A permit dropped without a verdict
-//! (cancelled call) is neutral and frees its probe slot.
+//! (cancelled call) is neutral and frees its probe slot. A rate-limit cooldown (429 with
+//! Retry-After) opens the breaker for exactly that long and then closes it: a 429 says the
+//! provider is busy with us, not that it is broken, so it needs no probe.
 //!
 //! The window is exact and O(1): it keeps only the last `failure_threshold` failure times;
 //! the breaker opens when the oldest of those is younger than `window`. The closed path
@@ -103,8 +105,15 @@ pub struct BreakerOpen;
 #[derive(Debug)]
 enum State {
     Closed,
-    Open { until: Instant },
-    HalfOpen { in_flight: u32 },
+    /// `cooldown`: opened by a rate-limit hint rather than by failures; it closes (not
+    /// half-opens) when it ends, since a 429 says nothing about the provider's health.
+    Open {
+        until: Instant,
+        cooldown: bool,
+    },
+    HalfOpen {
+        in_flight: u32,
+    },
 }
 
 #[derive(Debug)]
@@ -260,7 +269,7 @@ impl CircuitBreaker {
                 _ => 0,
             };
             let until_half_open = match core.state {
-                State::Open { until } => Some(until.saturating_duration_since(now)),
+                State::Open { until, .. } => Some(until.saturating_duration_since(now)),
                 _ => None,
             };
             let snapshot = BreakerSnapshot {
@@ -333,7 +342,13 @@ impl CircuitBreaker {
         let change = {
             let mut core = self.lock();
             let until = Instant::now() + self.inner.config.recovery_timeout;
-            self.transition(&mut core, State::Open { until })
+            self.transition(
+                &mut core,
+                State::Open {
+                    until,
+                    cooldown: false,
+                },
+            )
         };
         self.notify(change);
     }
@@ -368,12 +383,16 @@ impl CircuitBreaker {
             }
             let next = match (&core.state, verdict) {
                 // A cooldown is the provider telling us to back off: it applies whatever the generation.
-                (State::Open { until }, Verdict::Cooldown(d)) => {
-                    let until = (*until).max(now + d);
-                    core.state = State::Open { until };
+                // Extending an open breaker keeps its kind: failures still end in a probe.
+                (State::Open { until, cooldown }, Verdict::Cooldown(d)) => {
+                    let (until, cooldown) = ((*until).max(now + d), *cooldown);
+                    core.state = State::Open { until, cooldown };
                     None
                 }
-                (_, Verdict::Cooldown(d)) => Some(State::Open { until: now + d }),
+                (_, Verdict::Cooldown(d)) => Some(State::Open {
+                    until: now + d,
+                    cooldown: true,
+                }),
                 _ if !current => None,
                 (State::Closed, Verdict::Failure) => {
                     let cfg = &self.inner.config;
@@ -388,11 +407,13 @@ impl CircuitBreaker {
                         .is_some_and(|t| now.duration_since(*t) < cfg.window);
                     (full && oldest_in_window).then_some(State::Open {
                         until: now + cfg.recovery_timeout,
+                        cooldown: false,
                     })
                 }
                 (State::HalfOpen { .. }, Verdict::Failure) if probe || permit.is_none() => {
                     Some(State::Open {
                         until: now + self.inner.config.recovery_timeout,
+                        cooldown: false,
                     })
                 }
                 (State::HalfOpen { .. }, Verdict::Success) if probe || permit.is_none() => {
@@ -412,11 +433,20 @@ impl CircuitBreaker {
         self.notify(change);
     }
 
-    /// Open → HalfOpen once the recovery timeout has passed.
+    /// Open → HalfOpen once the recovery timeout has passed; a rate-limit cooldown → Closed
+    /// (with an empty window) once it has run out.
     fn refresh(&self, core: &mut Core, now: Instant) -> Option<Transition> {
         match core.state {
-            State::Open { until } if now >= until => {
-                self.transition(core, State::HalfOpen { in_flight: 0 })
+            State::Open {
+                until,
+                cooldown: false,
+            } if now >= until => self.transition(core, State::HalfOpen { in_flight: 0 }),
+            State::Open {
+                until,
+                cooldown: true,
+            } if now >= until => {
+                core.failures.clear();
+                self.transition(core, State::Closed)
             }
             _ => None,
         }

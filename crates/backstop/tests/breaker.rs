@@ -467,8 +467,9 @@ async fn stale_closed_failure_after_reset_is_ignored() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn rate_limit_cooldown_opens_for_exactly_retry_after() {
+async fn rate_limit_cooldown_opens_for_exactly_retry_after_then_closes() {
     let b = breaker("p", 5, 1);
+    b.record_failure();
     let p = b.try_acquire().unwrap();
     p.record(
         ErrorKind::RateLimited {
@@ -478,13 +479,41 @@ async fn rate_limit_cooldown_opens_for_exactly_retry_after() {
     );
     assert_eq!(b.state(), BreakerState::Open);
     assert_eq!(b.snapshot().until_half_open, Some(Duration::from_secs(5)));
-    tokio::time::advance(Duration::from_secs(5)).await;
+    tokio::time::advance(Duration::from_millis(4999)).await;
+    assert_eq!(b.state(), BreakerState::Open);
+    tokio::time::advance(Duration::from_millis(1)).await;
+    // A 429 says nothing about health: when the cooldown ends the breaker closes (with an
+    // empty window) instead of half-opening, so traffic is not throttled to one probe.
     assert_eq!(
         b.state(),
-        BreakerState::HalfOpen,
-        "the cooldown lasts retry_after, not the recovery timeout"
+        BreakerState::Closed,
+        "the cooldown lasts retry_after, then closes"
     );
     assert_eq!(b.snapshot().failures_in_window, 0);
+    let admitted = (0..10).filter_map(|_| b.try_acquire().ok()).count();
+    assert_eq!(admitted, 10, "no probe limit after a cooldown");
+}
+
+#[tokio::test(start_paused = true)]
+async fn cooldown_on_a_failure_opened_breaker_still_ends_in_a_probe() {
+    let b = breaker("p", 1, 1);
+    b.record_failure();
+    assert_eq!(b.state(), BreakerState::Open);
+    b.try_acquire().err();
+    // A rate-limit hint arriving while open (from a call admitted earlier) extends, not converts.
+    let early = {
+        b.reset();
+        b.try_acquire().unwrap()
+    };
+    b.record_failure();
+    early.record(
+        ErrorKind::RateLimited {
+            retry_after: Some(RECOVERY * 2),
+        }
+        .breaker_effect(),
+    );
+    tokio::time::advance(RECOVERY * 2).await;
+    assert_eq!(b.state(), BreakerState::HalfOpen);
 }
 
 #[tokio::test(start_paused = true)]

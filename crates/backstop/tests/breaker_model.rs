@@ -64,8 +64,14 @@ fn config() -> impl Strategy<Value = BreakerConfig> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum MState {
     Closed,
-    Open { until: u64 },
-    HalfOpen { in_flight: u32 },
+    /// `cooldown`: opened by a rate-limit hint; it closes (not half-opens) when it ends.
+    Open {
+        until: u64,
+        cooldown: bool,
+    },
+    HalfOpen {
+        in_flight: u32,
+    },
 }
 
 /// The reference: times are milliseconds since the start of the case.
@@ -103,10 +109,14 @@ impl Model {
     }
 
     fn refresh(&mut self) {
-        if let MState::Open { until } = self.state
+        if let MState::Open { until, cooldown } = self.state
             && self.now >= until
         {
-            self.go(MState::HalfOpen { in_flight: 0 });
+            self.go(if cooldown {
+                MState::Closed
+            } else {
+                MState::HalfOpen { in_flight: 0 }
+            });
         }
     }
 
@@ -168,13 +178,15 @@ impl Model {
         if let Verdict::Cooldown(d) = v {
             // Rate-limit cooldowns apply whatever the permit's generation; they only extend.
             match self.state {
-                MState::Open { until } => {
+                MState::Open { until, cooldown } => {
                     self.state = MState::Open {
                         until: until.max(self.now + d),
+                        cooldown,
                     }
                 }
                 _ => self.go(MState::Open {
                     until: self.now + d,
+                    cooldown: true,
                 }),
             }
             return;
@@ -188,12 +200,14 @@ impl Model {
                 if self.in_window() >= self.threshold {
                     self.go(MState::Open {
                         until: self.now + self.recovery,
+                        cooldown: false,
                     });
                 }
             }
             (MState::HalfOpen { .. }, Verdict::Failure) if probe || manual => {
                 self.go(MState::Open {
                     until: self.now + self.recovery,
+                    cooldown: false,
                 })
             }
             (MState::HalfOpen { .. }, Verdict::Success) if probe || manual => {
@@ -258,6 +272,7 @@ fn run_case(cfg: BreakerConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     b.trip();
                     m.go(MState::Open {
                         until: m.now + m.recovery,
+                        cooldown: false,
                     });
                 }
                 Op::Reset => {
@@ -279,7 +294,7 @@ fn run_case(cfg: BreakerConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 op
             );
             let until = match m.state {
-                MState::Open { until } => Some(Duration::from_millis(until - m.now)),
+                MState::Open { until, .. } => Some(Duration::from_millis(until - m.now)),
                 _ => None,
             };
             prop_assert_eq!(snap.until_half_open, until, "step {}: {:?}", step, op);

@@ -316,7 +316,11 @@ async fn rate_limited_with_retry_after_opens_a_cooldown_instead_of_counting() {
     );
     assert_eq!(snap.until_half_open, Some(hint));
     tokio::time::advance(hint).await;
-    assert_eq!(s.breaker.state(), BreakerState::HalfOpen);
+    assert_eq!(
+        s.breaker.state(),
+        BreakerState::Closed,
+        "a cooldown ends closed, not half-open"
+    );
     assert_eq!(s.breaker.snapshot().failures_in_window, 0);
 }
 
