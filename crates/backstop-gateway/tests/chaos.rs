@@ -515,6 +515,8 @@ async fn chaos_under_random_faults() {
                 (from, to),
                 (BreakerState::Closed, BreakerState::Open)
                     | (BreakerState::Open, BreakerState::HalfOpen)
+                    // a rate-limit cooldown ends closed
+                    | (BreakerState::Open, BreakerState::Closed)
                     | (BreakerState::HalfOpen, BreakerState::Open)
                     | (BreakerState::HalfOpen, BreakerState::Closed)
             );
