@@ -402,7 +402,7 @@ async fn answer(app: &Shared, req: GatewayRequest, started: Instant) -> Response
             "invalid_request_error",
             &format!(
                 "the model `{}` does not exist; this gateway serves: {known}",
-                req.chain
+                bounded(&req.chain, 100)
             ),
             Some("model"),
             Some("model_not_found"),
@@ -573,4 +573,26 @@ fn stream_response(
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r
+}
+
+/// `s` cut to at most `max` characters (marked with `…`), for echoing client input in errors.
+fn bounded(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match s.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &s[..end]).into(),
+        None => s.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bounded;
+
+    #[test]
+    fn echoed_input_is_bounded_on_a_char_boundary() {
+        assert_eq!(bounded("short", 100), "short");
+        let long = "é".repeat(150);
+        let cut = bounded(&long, 100);
+        assert_eq!(cut.chars().count(), 101);
+        assert!(cut.ends_with('…'));
+    }
 }

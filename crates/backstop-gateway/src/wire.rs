@@ -112,26 +112,41 @@ pub struct GatewayRequest {
 
 /// Parses and validates a chat-completions body. Errors name the field at fault.
 pub fn parse_request(body: &[u8]) -> Result<GatewayRequest, BadRequest> {
+    // Fast path: a plain parse (which also rejects trailing characters). Only a body that
+    // fails it is parsed again with path tracking, to name the bad field.
+    match serde_json::from_slice::<WireRequest>(body) {
+        Ok(wire) => validate(wire),
+        Err(_) => Err(explain_parse_error(body)),
+    }
+}
+
+/// Parses `body` again, tracking the JSON path, to say where and why it is not a request.
+fn explain_parse_error(body: &[u8]) -> BadRequest {
     let de = &mut serde_json::Deserializer::from_slice(body);
-    let wire: WireRequest = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let message = if inner.is_syntax() || inner.is_eof() {
-            format!("request body is not valid JSON: {inner}")
-        } else {
-            inner.to_string()
-        };
-        BadRequest {
-            param: (path != ".").then_some(path),
-            message,
+    let result: Result<WireRequest, _> = serde_path_to_error::deserialize(&mut *de);
+    match result {
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let message = if inner.is_syntax() || inner.is_eof() {
+                format!("request body is not valid JSON: {inner}")
+            } else {
+                inner.to_string()
+            };
+            BadRequest {
+                param: (path != ".").then_some(path),
+                message,
+            }
         }
-    })?;
-    // Only whitespace may follow the object: `{...} garbage` is not a valid body.
-    de.end().map_err(|e| BadRequest {
-        param: None,
-        message: format!("request body is not valid JSON: {e}"),
-    })?;
-    validate(wire)
+        // The object parsed, so what failed the plain parse is what follows it.
+        Ok(_) => BadRequest {
+            param: None,
+            message: match de.end() {
+                Err(e) => format!("request body is not valid JSON: {e}"),
+                Ok(()) => "request body is not a valid chat completion request".to_owned(),
+            },
+        },
+    }
 }
 
 fn validate(w: WireRequest) -> Result<GatewayRequest, BadRequest> {
