@@ -1,16 +1,15 @@
 //! Anthropic's Messages API: `POST {base}/v1/messages`.
 
-use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::core::{HttpCore, WireFormat};
 use super::http::{self, ApiKey, AuthScheme, Endpoint, Step, StreamParser};
 use super::sse::SseEvent;
 use super::{env_nonempty, http_provider_common};
 use crate::{
-    BoxFuture, ChatRequest, Chunk, ChunkStream, Completion, ErrorKind, FinishReason, LlmConfig,
-    ProviderError, Role, Usage,
+    ChatRequest, Chunk, Completion, ErrorKind, FinishReason, LlmConfig, ProviderError, Role, Usage,
 };
 
 /// The API version header value we speak.
@@ -40,8 +39,8 @@ impl AnthropicLlm {
         let base =
             env_nonempty(Self::BASE_URL_ENV).unwrap_or_else(|| Self::DEFAULT_BASE_URL.into());
         AnthropicLlm {
-            core: AnthropicCore {
-                endpoint: Endpoint::new(
+            core: AnthropicCore::new(
+                Endpoint::new(
                     "anthropic",
                     base,
                     "/v1/messages",
@@ -49,56 +48,36 @@ impl AnthropicLlm {
                     AuthScheme::Header("x-api-key"),
                     &[("anthropic-version", ANTHROPIC_VERSION)],
                 ),
-                model: model.into(),
-                config: LlmConfig::default(),
-            },
+                model,
+            ),
         }
     }
 }
 
 http_provider_common!(AnthropicLlm);
 
-struct AnthropicCore {
-    endpoint: Endpoint,
-    model: String,
-    config: LlmConfig,
-}
+/// The Anthropic Messages wire format.
+pub(super) struct AnthropicWire;
 
-impl AnthropicCore {
-    fn complete<'a>(
-        &'a self,
-        request: &'a ChatRequest,
-    ) -> BoxFuture<'a, Result<Completion, ProviderError>> {
-        Box::pin(async move {
-            let body = request_body(&self.model, request, &self.config, false)?;
-            let response = self.endpoint.post(body, classify_status).await?;
-            let bytes = http::read_body(response).await?;
-            parse_message(&bytes, &self.model)
-        })
+impl WireFormat for AnthropicWire {
+    type Stream = AnthropicStream;
+    fn request_body(
+        model: &str,
+        request: &ChatRequest,
+        config: &LlmConfig,
+        stream: bool,
+    ) -> Result<Vec<u8>, ProviderError> {
+        request_body(model, request, config, stream)
     }
-
-    fn stream<'a>(
-        &'a self,
-        request: &'a ChatRequest,
-    ) -> BoxFuture<'a, Result<ChunkStream, ProviderError>> {
-        Box::pin(async move {
-            let body = request_body(&self.model, request, &self.config, true)?;
-            let response = self.endpoint.post(body, classify_status).await?;
-            Ok(http::chunk_stream(response, AnthropicStream::default()))
-        })
+    fn parse_completion(body: &[u8], model: &str) -> Result<Completion, ProviderError> {
+        parse_message(body, model)
     }
-
-    fn debug(&self, type_name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(type_name)
-            .field("name", &self.endpoint.name)
-            .field("model", &self.model)
-            .field("base_url", &self.endpoint.base_url())
-            .field("api_key", self.endpoint.key())
-            .field("config", &self.config)
-            .field("connect_timeout", &self.endpoint.connect_timeout())
-            .finish()
+    fn classify_status(status: u16, retry_after: Option<Duration>, body: &[u8]) -> ProviderError {
+        classify_status(status, retry_after, body)
     }
 }
+
+type AnthropicCore = HttpCore<AnthropicWire>;
 
 // ---------------------------------------------------------------------------------------------
 // Requests

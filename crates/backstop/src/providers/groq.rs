@@ -3,7 +3,6 @@
 use super::http::{ApiKey, AuthScheme, Endpoint};
 use super::openai_wire::OpenAiCore;
 use super::{env_nonempty, http_provider_common};
-use crate::LlmConfig;
 
 /// Groq: `POST {base}/openai/v1/chat/completions` with `Authorization: Bearer $GROQ_API_KEY`.
 ///
@@ -26,8 +25,8 @@ impl GroqLlm {
         let base =
             env_nonempty(Self::BASE_URL_ENV).unwrap_or_else(|| Self::DEFAULT_BASE_URL.into());
         GroqLlm {
-            core: OpenAiCore {
-                endpoint: Endpoint::new(
+            core: OpenAiCore::new(
+                Endpoint::new(
                     "groq",
                     base,
                     "/openai/v1/chat/completions",
@@ -35,9 +34,8 @@ impl GroqLlm {
                     AuthScheme::Bearer,
                     &[],
                 ),
-                model: model.into(),
-                config: LlmConfig::default(),
-            },
+                model,
+            ),
         }
     }
 }

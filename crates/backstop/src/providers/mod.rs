@@ -12,6 +12,7 @@
 //! let llm = OpenAiLlm::new("gpt-4o-mini").config(LlmConfig::new(0.2, 512));
 //! ```
 
+mod core;
 pub(crate) mod http;
 pub mod sse;
 

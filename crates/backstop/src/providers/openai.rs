@@ -4,7 +4,6 @@
 use super::http::{ApiKey, AuthScheme, Endpoint};
 use super::openai_wire::OpenAiCore;
 use super::{env_nonempty, http_provider_common};
-use crate::LlmConfig;
 
 /// OpenAI: `POST {base}/chat/completions` with `Authorization: Bearer $OPENAI_API_KEY`.
 ///
@@ -29,8 +28,8 @@ impl OpenAiLlm {
         let base =
             env_nonempty(Self::BASE_URL_ENV).unwrap_or_else(|| Self::DEFAULT_BASE_URL.into());
         OpenAiLlm {
-            core: OpenAiCore {
-                endpoint: Endpoint::new(
+            core: OpenAiCore::new(
+                Endpoint::new(
                     "openai",
                     base,
                     "/chat/completions",
@@ -38,9 +37,8 @@ impl OpenAiLlm {
                     AuthScheme::Bearer,
                     &[],
                 ),
-                model: model.into(),
-                config: LlmConfig::default(),
-            },
+                model,
+            ),
         }
     }
 }
@@ -58,8 +56,8 @@ impl OpenAiCompatible {
     /// `http://localhost:8000/v1`).
     pub fn new(base_url: impl Into<String>, model: impl Into<String>) -> Self {
         OpenAiCompatible {
-            core: OpenAiCore {
-                endpoint: Endpoint::new(
+            core: OpenAiCore::new(
+                Endpoint::new(
                     "openai-compatible",
                     base_url,
                     "/chat/completions",
@@ -67,9 +65,8 @@ impl OpenAiCompatible {
                     AuthScheme::Bearer,
                     &[],
                 ),
-                model: model.into(),
-                config: LlmConfig::default(),
-            },
+                model,
+            ),
         }
     }
 }

@@ -1,17 +1,15 @@
 //! The OpenAI chat-completions wire format, shared by OpenAI, Groq and OpenAI-compatible
-//! servers: request body, response and chunk types, error classification, and the provider
-//! core the public types wrap.
+//! servers: request body, response and chunk types, and error classification.
 
-use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::http::{self, Endpoint, Step, StreamParser};
+use super::core::{HttpCore, WireFormat};
+use super::http::{self, Step, StreamParser};
 use super::sse::SseEvent;
 use crate::{
-    BoxFuture, ChatRequest, Chunk, ChunkStream, Completion, ErrorKind, FinishReason, LlmConfig,
-    ProviderError, Usage,
+    ChatRequest, Chunk, Completion, ErrorKind, FinishReason, LlmConfig, ProviderError, Usage,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -364,49 +362,29 @@ impl StreamParser for OpenAiStream {
 // ---------------------------------------------------------------------------------------------
 // The provider core
 
-/// An OpenAI-wire provider: endpoint + model + default sampling config.
-pub(crate) struct OpenAiCore {
-    pub(crate) endpoint: Endpoint,
-    pub(crate) model: String,
-    pub(crate) config: LlmConfig,
-}
+/// The OpenAI chat-completions wire format (OpenAI, Groq, compatible servers).
+pub(crate) struct OpenAiWire;
 
-impl OpenAiCore {
-    pub(crate) fn complete<'a>(
-        &'a self,
-        request: &'a ChatRequest,
-    ) -> BoxFuture<'a, Result<Completion, ProviderError>> {
-        Box::pin(async move {
-            let body = request_body(&self.model, request, &self.config, false)?;
-            let response = self.endpoint.post(body, classify_status).await?;
-            let bytes = http::read_body(response).await?;
-            parse_completion(&bytes, &self.model)
-        })
+impl WireFormat for OpenAiWire {
+    type Stream = OpenAiStream;
+    fn request_body(
+        model: &str,
+        request: &ChatRequest,
+        config: &LlmConfig,
+        stream: bool,
+    ) -> Result<Vec<u8>, ProviderError> {
+        request_body(model, request, config, stream)
     }
-
-    pub(crate) fn stream<'a>(
-        &'a self,
-        request: &'a ChatRequest,
-    ) -> BoxFuture<'a, Result<ChunkStream, ProviderError>> {
-        Box::pin(async move {
-            let body = request_body(&self.model, request, &self.config, true)?;
-            let response = self.endpoint.post(body, classify_status).await?;
-            Ok(http::chunk_stream(response, OpenAiStream::default()))
-        })
+    fn parse_completion(body: &[u8], model: &str) -> Result<Completion, ProviderError> {
+        parse_completion(body, model)
     }
-
-    /// Redacted `Debug` for the public wrappers.
-    pub(crate) fn debug(&self, type_name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(type_name)
-            .field("name", &self.endpoint.name)
-            .field("model", &self.model)
-            .field("base_url", &self.endpoint.base_url())
-            .field("api_key", self.endpoint.key())
-            .field("config", &self.config)
-            .field("connect_timeout", &self.endpoint.connect_timeout())
-            .finish()
+    fn classify_status(status: u16, retry_after: Option<Duration>, body: &[u8]) -> ProviderError {
+        classify_status(status, retry_after, body)
     }
 }
+
+/// An OpenAI-wire provider.
+pub(crate) type OpenAiCore = HttpCore<OpenAiWire>;
 
 #[cfg(test)]
 mod tests {

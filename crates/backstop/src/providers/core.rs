@@ -1,0 +1,80 @@
+//! What every HTTP provider is: an endpoint, a model and default sampling settings, speaking
+//! one wire format. The OpenAI, Groq, compatible and Anthropic providers differ only in that.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use super::http::{self, Endpoint, StreamParser};
+use crate::{BoxFuture, ChatRequest, ChunkStream, Completion, LlmConfig, ProviderError};
+
+/// A provider API's wire format: how a request is encoded and answers and errors are read.
+pub(crate) trait WireFormat: Send + Sync + 'static {
+    /// The streaming state machine.
+    type Stream: StreamParser + Default;
+    /// Encodes a request (`config` is the provider's defaults, the request's own settings win).
+    fn request_body(
+        model: &str,
+        request: &ChatRequest,
+        config: &LlmConfig,
+        stream: bool,
+    ) -> Result<Vec<u8>, ProviderError>;
+    /// Reads a 2xx body.
+    fn parse_completion(body: &[u8], model: &str) -> Result<Completion, ProviderError>;
+    /// Classifies an error status with its body.
+    fn classify_status(status: u16, retry_after: Option<Duration>, body: &[u8]) -> ProviderError;
+}
+
+/// An HTTP provider speaking wire format `W`.
+pub(crate) struct HttpCore<W> {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) model: String,
+    pub(crate) config: LlmConfig,
+    wire: PhantomData<fn() -> W>,
+}
+
+impl<W: WireFormat> HttpCore<W> {
+    pub(crate) fn new(endpoint: Endpoint, model: impl Into<String>) -> Self {
+        Self {
+            endpoint,
+            model: model.into(),
+            config: LlmConfig::default(),
+            wire: PhantomData,
+        }
+    }
+
+    pub(crate) fn complete<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<Completion, ProviderError>> {
+        Box::pin(async move {
+            let body = W::request_body(&self.model, request, &self.config, false)?;
+            let response = self.endpoint.post(body, W::classify_status).await?;
+            let bytes = http::read_body(response).await?;
+            W::parse_completion(&bytes, &self.model)
+        })
+    }
+
+    pub(crate) fn stream<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<ChunkStream, ProviderError>> {
+        Box::pin(async move {
+            let body = W::request_body(&self.model, request, &self.config, true)?;
+            let response = self.endpoint.post(body, W::classify_status).await?;
+            Ok(http::chunk_stream(response, W::Stream::default()))
+        })
+    }
+
+    /// Redacted `Debug` for the public wrappers.
+    pub(crate) fn debug(&self, type_name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(type_name)
+            .field("name", &self.endpoint.name)
+            .field("model", &self.model)
+            .field("base_url", &self.endpoint.base_url())
+            .field("api_key", self.endpoint.key())
+            .field("config", &self.config)
+            .field("connect_timeout", &self.endpoint.connect_timeout())
+            .finish()
+    }
+}
