@@ -58,33 +58,29 @@ pub struct Weighted;
 /// Builds a [`FallbackChain`]. Start with [`FallbackChain::builder`] (priority order) or
 /// [`FallbackChain::weighted`].
 pub struct FallbackChainBuilder<S> {
-    name: String,
-    entries: Vec<Entry>,
-    retry: RetryPolicy,
-    attempt_timeout: Option<Duration>,
-    timeout: Option<Duration>,
-    ttft_timeout: Option<Duration>,
-    idle_timeout: Option<Duration>,
-    invalid_request_falls_through: bool,
-    observer: Option<Arc<dyn Observer>>,
+    /// The chain being built; `strategy` is set by `build`.
+    chain: ChainInner,
     strategy: PhantomData<S>,
 }
 
 impl<S> FallbackChainBuilder<S> {
     pub(crate) fn new() -> Self {
         Self {
-            name: "chain".to_owned(),
-            entries: Vec::new(),
-            retry: RetryPolicy {
-                max_retries: 0,
-                ..RetryPolicy::default()
+            chain: ChainInner {
+                name: "chain".to_owned(),
+                entries: Vec::new(),
+                strategy: Strategy::Priority,
+                retry: RetryPolicy {
+                    max_retries: 0,
+                    ..RetryPolicy::default()
+                },
+                attempt_timeout: None,
+                timeout: None,
+                ttft_timeout: None,
+                idle_timeout: None,
+                invalid_request_falls_through: true,
+                observer: None,
             },
-            attempt_timeout: None,
-            timeout: None,
-            ttft_timeout: None,
-            idle_timeout: None,
-            invalid_request_falls_through: true,
-            observer: None,
             strategy: PhantomData,
         }
     }
@@ -96,7 +92,7 @@ impl<S> FallbackChainBuilder<S> {
         weight: f64,
         options: ProviderOptions,
     ) -> Self {
-        self.entries.push(Entry {
+        self.chain.entries.push(Entry {
             provider,
             breaker,
             weight,
@@ -107,58 +103,61 @@ impl<S> FallbackChainBuilder<S> {
 
     /// The chain's name, used in logs, metrics and as its `Provider::name`.
     pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
+        self.chain.name = name.into();
         self
     }
     /// Extra attempts on the same provider for retryable errors (default 0).
     pub fn retries_per_provider(mut self, n: u32) -> Self {
-        self.retry.max_retries = n;
+        self.chain.retry.max_retries = n;
         self
     }
     /// The whole retry policy (backoff, caps); `retries_per_provider` sets its `max_retries`.
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = policy;
+        self.chain.retry = policy;
         self
     }
     /// Longest single attempt (non-streaming) or wait for the first token (streaming).
     pub fn attempt_timeout(mut self, d: Duration) -> Self {
-        self.attempt_timeout = Some(d);
+        self.chain.attempt_timeout = Some(d);
         self
     }
     /// Overall deadline per request, across every attempt and backoff. Its expiry counts as a
     /// timeout on the provider being tried.
     pub fn timeout(mut self, d: Duration) -> Self {
-        self.timeout = Some(d);
+        self.chain.timeout = Some(d);
         self
     }
     /// Streaming: longest wait from the request to the first content chunk (default: the attempt timeout).
     pub fn ttft_timeout(mut self, d: Duration) -> Self {
-        self.ttft_timeout = Some(d);
+        self.chain.ttft_timeout = Some(d);
         self
     }
     /// Streaming: longest gap between chunks once the stream has started.
     pub fn idle_timeout(mut self, d: Duration) -> Self {
-        self.idle_timeout = Some(d);
+        self.chain.idle_timeout = Some(d);
         self
     }
     /// Whether an `InvalidRequest` error tries the next provider (default true).
     pub fn invalid_request_falls_through(mut self, yes: bool) -> Self {
-        self.invalid_request_falls_through = yes;
+        self.chain.invalid_request_falls_through = yes;
         self
     }
     /// Receives attempt and request events (for metrics).
     pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
-        self.observer = Some(observer);
+        self.chain.observer = Some(observer);
         self
     }
 
     fn finish(self, strategy: Strategy) -> Result<FallbackChain, ChainBuildError> {
-        if self.entries.is_empty() {
+        if self.chain.entries.is_empty() {
             return Err(ChainBuildError::Empty);
         }
-        for (i, e) in self.entries.iter().enumerate() {
+        for (i, e) in self.chain.entries.iter().enumerate() {
             let name = e.breaker.name();
-            if self.entries[..i].iter().any(|o| o.breaker.name() == name) {
+            if self.chain.entries[..i]
+                .iter()
+                .any(|o| o.breaker.name() == name)
+            {
                 return Err(ChainBuildError::DuplicateName(name.to_owned()));
             }
             if matches!(strategy, Strategy::Weighted) && !(e.weight.is_finite() && e.weight > 0.0) {
@@ -168,19 +167,10 @@ impl<S> FallbackChainBuilder<S> {
                 });
             }
         }
+        let mut chain = self.chain;
+        chain.strategy = strategy;
         Ok(FallbackChain {
-            inner: Arc::new(ChainInner {
-                name: self.name,
-                entries: self.entries,
-                strategy,
-                retry: self.retry,
-                attempt_timeout: self.attempt_timeout,
-                timeout: self.timeout,
-                ttft_timeout: self.ttft_timeout,
-                idle_timeout: self.idle_timeout,
-                invalid_request_falls_through: self.invalid_request_falls_through,
-                observer: self.observer,
-            }),
+            inner: Arc::new(chain),
         })
     }
 }
