@@ -411,18 +411,7 @@ async fn answer(app: &Shared, req: GatewayRequest, started: Instant) -> Response
     if req.stream {
         return match chain.stream_request(&req.request).await {
             Ok(stream) => stream_response(app.clone(), req, stream, started),
-            Err(f) => {
-                let r = failure_response(&f);
-                log_request(
-                    &req.chain,
-                    None,
-                    f.attempts.len(),
-                    started,
-                    r.status().as_u16(),
-                    true,
-                );
-                r
-            }
+            Err(f) => failed(&req.chain, &f, started, true),
         };
     }
     match chain.generate_request(&req.request).await {
@@ -455,19 +444,22 @@ async fn answer(app: &Shared, req: GatewayRequest, started: Instant) -> Response
             );
             r
         }
-        Err(f) => {
-            let r = failure_response(&f);
-            log_request(
-                &req.chain,
-                None,
-                f.attempts.len(),
-                started,
-                r.status().as_u16(),
-                false,
-            );
-            r
-        }
+        Err(f) => failed(&req.chain, &f, started, false),
     }
+}
+
+/// The response, and the request's log line, when every provider failed.
+fn failed(chain: &str, f: &AllProvidersFailed, started: Instant, stream: bool) -> Response {
+    let r = failure_response(f);
+    log_request(
+        chain,
+        None,
+        f.attempts.len(),
+        started,
+        r.status().as_u16(),
+        stream,
+    );
+    r
 }
 
 /// Everything a streamed response needs between chunks.
