@@ -25,6 +25,9 @@ pub(crate) fn build_client(connect_timeout: Duration) -> Result<reqwest::Client,
     reqwest::Client::builder()
         .connect_timeout(connect_timeout)
         .pool_idle_timeout(Duration::from_secs(90))
+        // LLM APIs answer in place: a redirect is a misconfigured base URL, reported as an
+        // error status rather than followed (which would re-send the prompt elsewhere).
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| {
             ProviderError::new(
