@@ -276,9 +276,10 @@ fn in_band_error(error: &ErrorValue) -> ProviderError {
 // Streaming
 
 #[derive(Deserialize)]
-struct WireChunk {
-    #[serde(default)]
-    model: Option<String>,
+struct WireChunk<'a> {
+    /// Borrowed: it is kept only from the first chunk.
+    #[serde(default, borrow)]
+    model: Option<std::borrow::Cow<'a, str>>,
     #[serde(default)]
     choices: Vec<ChunkChoice>,
     #[serde(default)]
@@ -328,7 +329,7 @@ impl StreamParser for OpenAiStream {
             return Step::Fail(in_band_error(&error));
         }
         if self.model.is_none() {
-            self.model = chunk.model;
+            self.model = chunk.model.map(std::borrow::Cow::into_owned);
         }
         let first = chunk.choices.into_iter().next();
         let (text, finish) = match first {

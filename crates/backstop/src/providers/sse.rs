@@ -100,10 +100,7 @@ impl SseDecoder {
                 self.skip_lf = false;
             }
             let start = self.scan.max(self.pos);
-            let Some(offset) = self.buf[start..]
-                .iter()
-                .position(|&b| b == b'\n' || b == b'\r')
-            else {
+            let Some(offset) = memchr::memchr2(b'\n', b'\r', &self.buf[start..]) else {
                 self.scan = self.buf.len();
                 if self.buf.len() - self.pos > MAX_LINE_LEN {
                     return Err(SseError::LineTooLong);
@@ -139,7 +136,7 @@ impl SseDecoder {
         if line[0] == b':' {
             return None; // comment
         }
-        let (name, value) = match line.iter().position(|&b| b == b':') {
+        let (name, value) = match memchr::memchr(b':', line) {
             Some(i) => {
                 let v = &line[i + 1..];
                 (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
