@@ -69,8 +69,10 @@ async fn backoff_between_retries_stays_under_the_exponential_ceiling_and_is_jitt
         );
         first_gaps.insert(gap1);
     }
+    // Tokio's timer resolves sleeps to whole milliseconds, so 40 draws from [0, 100 ms] land
+    // on ~33 distinct values on average; a fixed wait would give 1. Above 20 is ~5 sd clear.
     assert!(
-        first_gaps.len() > 30,
+        first_gaps.len() > 20,
         "full jitter: waits differ ({} distinct of 40)",
         first_gaps.len()
     );
