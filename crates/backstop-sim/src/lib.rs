@@ -60,3 +60,4 @@ pub use fault::Fault;
 pub use handle::{SimHandle, Simulator};
 pub use record::RecordedRequest;
 pub use state::MAX_RECORDED;
+pub use wire::reply_text;

@@ -130,29 +130,9 @@ pub fn client(pool: usize) -> reqwest::Client {
         .expect("client")
 }
 
-/// The simulator's reply to `prompt` as provider `provider` with `chunks` pieces (mirrors
-/// backstop-sim's `Reply`: a header echoing 60 chars of the prompt, then filler).
+/// The simulator's reply to `prompt` as provider `provider` with `chunks` pieces.
 pub fn expected_reply(provider: &str, prompt: &str, chunks: usize) -> String {
-    const FILLER: [&str; 12] = [
-        " This",
-        " reply",
-        " is",
-        " deterministic",
-        " and",
-        " comes",
-        " from",
-        " backstop-sim,",
-        " a",
-        " provider",
-        " simulator",
-        " for tests.",
-    ];
-    let echo: String = prompt.chars().take(60).collect();
-    let mut s = format!("Simulated answer from {provider} to: {echo}.");
-    for piece in FILLER.iter().cycle().take(chunks.max(1) - 1) {
-        s.push_str(piece);
-    }
-    s
+    backstop_sim::reply_text(provider, prompt, chunks).expect("a simulated provider's name")
 }
 
 /// An OpenAI error object's fields.

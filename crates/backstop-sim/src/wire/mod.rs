@@ -5,6 +5,7 @@
 pub(crate) mod anthropic;
 pub(crate) mod openai;
 pub(crate) mod reply;
+pub use reply::reply_text;
 pub(crate) mod request;
 
 use std::borrow::Cow;

@@ -66,6 +66,16 @@ impl Reply {
     }
 }
 
+/// The whole text the simulator answers to `prompt` on `provider`'s route (`"openai"`,
+/// `"anthropic"` or `"groq"`) with `chunks` pieces; `None` for another name. Lets tests check
+/// answers without restating the reply's format.
+pub fn reply_text(provider: &str, prompt: &str, chunks: usize) -> Option<String> {
+    let flavor = [Flavor::OpenAi, Flavor::Anthropic, Flavor::Groq]
+        .into_iter()
+        .find(|f| f.name() == provider)?;
+    Some(Reply::new(flavor, prompt, chunks).text())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
