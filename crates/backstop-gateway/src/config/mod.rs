@@ -1,0 +1,321 @@
+//! The gateway's TOML configuration: `[server]`, `[providers.<name>]` and `[chains.<name>]`.
+//!
+//! [`Config::load`] / [`Config::parse`] read the file in three steps:
+//!
+//! 1. parse the TOML into a spanned tree (`toml::de::DeTable`), so every key and value keeps
+//!    its byte range in the source;
+//! 2. deserialize that tree into private `Raw*` structs, which reject unknown keys and wrong
+//!    types;
+//! 3. validate and resolve defaults into the public types below.
+//!
+//! Any failure becomes one [`ConfigError`] whose `Display` is a single line of the form
+//! `file:line:column: key.path: what is wrong`. The key path of a serde error is found by
+//! looking up the error's span in the spanned tree; the location of a validation error is
+//! found by looking up its key path in the same tree.
+//!
+//! Secrets never appear in the file: keys are named by environment variable (`api_key_env`,
+//! `client_keys_env`, `admin_key_env`), and `api_key`, `client_keys` and `admin_key` are
+//! rejected with a message saying so.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::de::DeTable;
+
+mod build;
+mod error;
+mod locate;
+mod raw;
+
+use build::build;
+pub use error::{ConfigError, Diagnostic};
+use error::{deserialize_error, syntax_error};
+use locate::locate;
+use raw::RawConfig;
+
+/// Default `server.listen` address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default `server.max_body_bytes`: 8 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// Largest allowed `server.max_body_bytes`: 1 GiB.
+pub const MAX_BODY_BYTES_LIMIT: usize = 1024 * 1024 * 1024;
+/// Default `server.header_timeout`.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `server.body_timeout`.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default `server.shutdown_grace`.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Default per-attempt `providers.<name>.timeout`.
+pub const DEFAULT_PROVIDER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default `providers.<name>.retries`.
+pub const DEFAULT_RETRIES: u32 = 1;
+/// Largest allowed `providers.<name>.retries`.
+pub const MAX_RETRIES: u32 = 10;
+
+pub(super) const SECRET_HINT: &str = "secrets are not allowed in the config file";
+/// Keys that would hold a secret, and the `*_env` key to use instead.
+pub(super) const SECRET_KEYS: [(&str, &str); 3] = [
+    ("api_key", "api_key_env"),
+    ("client_keys", "client_keys_env"),
+    ("admin_key", "admin_key_env"),
+];
+
+// ---------------------------------------------------------------------------------------
+// Public configuration types
+// ---------------------------------------------------------------------------------------
+
+/// A validated gateway configuration with every default resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The `[server]` section (all defaults when absent).
+    pub server: ServerConfig,
+    /// `[providers.<name>]`, by name. Never empty.
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// `[chains.<name>]`, by name. Never empty; every member names a key of `providers`.
+    pub chains: BTreeMap<String, ChainConfig>,
+}
+
+/// The `[server]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Address to bind (default [`DEFAULT_LISTEN`]).
+    pub listen: SocketAddr,
+    /// Environment variable holding comma-separated client keys; `None` disables client auth.
+    pub client_keys_env: Option<String>,
+    /// Environment variable holding the admin key; `None` disables the admin endpoints' key.
+    pub admin_key_env: Option<String>,
+    /// Largest accepted request body (default [`DEFAULT_MAX_BODY_BYTES`]).
+    pub max_body_bytes: usize,
+    /// Time allowed to receive request headers (default 10s).
+    pub header_timeout: Duration,
+    /// Time allowed to receive the request body (default 30s).
+    pub body_timeout: Duration,
+    /// Time in-flight requests get to finish on shutdown (default 30s).
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            client_keys_env: None,
+            admin_key_env: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        }
+    }
+}
+
+/// Which wire protocol and defaults a provider uses (`kind = "..."`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+pub enum ProviderKind {
+    /// `"openai"`: OpenAI chat completions.
+    #[serde(rename = "openai")]
+    OpenAi,
+    /// `"anthropic"`: Anthropic messages API.
+    #[serde(rename = "anthropic")]
+    Anthropic,
+    /// `"groq"`: Groq's OpenAI-compatible endpoint.
+    #[serde(rename = "groq")]
+    Groq,
+    /// `"openai-compatible"`: any OpenAI-compatible server; `base_url` is required.
+    #[serde(rename = "openai-compatible")]
+    OpenAiCompatible,
+}
+
+impl ProviderKind {
+    /// Every kind, in documentation order.
+    pub const ALL: [ProviderKind; 4] = [
+        ProviderKind::OpenAi,
+        ProviderKind::Anthropic,
+        ProviderKind::Groq,
+        ProviderKind::OpenAiCompatible,
+    ];
+
+    /// The spelling used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Groq => "groq",
+            ProviderKind::OpenAiCompatible => "openai-compatible",
+        }
+    }
+
+    /// The environment variable read for the API key when `api_key_env` is not set.
+    pub fn default_api_key_env(self) -> Option<&'static str> {
+        match self {
+            ProviderKind::OpenAi => Some("OPENAI_API_KEY"),
+            ProviderKind::Anthropic => Some("ANTHROPIC_API_KEY"),
+            ProviderKind::Groq => Some("GROQ_API_KEY"),
+            ProviderKind::OpenAiCompatible => None,
+        }
+    }
+
+    /// The base URL used when `base_url` is not set (`None`: it is required).
+    pub fn default_base_url(self) -> Option<&'static str> {
+        match self {
+            ProviderKind::OpenAi => Some("https://api.openai.com/v1"),
+            ProviderKind::Anthropic => Some("https://api.anthropic.com"),
+            ProviderKind::Groq => Some("https://api.groq.com"),
+            ProviderKind::OpenAiCompatible => None,
+        }
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Circuit-breaker settings of one provider (`breaker = { ... }`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerSettings {
+    /// Failures within `window` that open the breaker (default 5, 1..=10000).
+    pub failure_threshold: u32,
+    /// Sliding window over which failures are counted (default 60s).
+    pub window: Duration,
+    /// How long the breaker stays open before probing (default 30s).
+    pub recovery_timeout: Duration,
+    /// Concurrent probe requests allowed while half-open (default 1, 1..=1000).
+    pub half_open_probes: u32,
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        Self {
+            failure_threshold: 5,
+            window: Duration::from_secs(60),
+            recovery_timeout: Duration::from_secs(30),
+            half_open_probes: 1,
+        }
+    }
+}
+
+/// One `[providers.<name>]` table, defaults resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderConfig {
+    /// Wire protocol.
+    pub kind: ProviderKind,
+    /// Model name sent upstream. Never empty.
+    pub model: String,
+    /// Environment variable holding the API key: the configured name, else the kind's
+    /// default; `None` only for `openai-compatible` without `api_key_env` (no auth header).
+    pub api_key_env: Option<String>,
+    /// Base URL (configured or the kind's default), `http://` or `https://`, without a
+    /// trailing `/`.
+    pub base_url: String,
+    /// Per-attempt timeout (default 30s).
+    pub timeout: Duration,
+    /// Retries after the first attempt (default 1, at most 10).
+    pub retries: u32,
+    /// Circuit-breaker settings.
+    pub breaker: BreakerSettings,
+    /// Default sampling temperature, 0..=2.
+    pub temperature: Option<f32>,
+    /// Default completion length limit, at least 1.
+    pub max_tokens: Option<u32>,
+    /// Default nucleus-sampling mass, 0..=1.
+    pub top_p: Option<f32>,
+    /// Default stop sequences (empty: none).
+    pub stop: Vec<String>,
+}
+
+/// How a chain orders its providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// Try providers in the listed order (the default).
+    #[default]
+    Priority,
+    /// Pick the first provider by weight, then fall back through the rest.
+    Weighted,
+}
+
+impl Strategy {
+    /// The spelling used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Priority => "priority",
+            Strategy::Weighted => "weighted",
+        }
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One provider in a chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChainMember {
+    /// A key of [`Config::providers`].
+    pub name: String,
+    /// Finite and > 0 for weighted chains; always `None` for priority chains.
+    pub weight: Option<f64>,
+}
+
+/// One `[chains.<name>]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChainConfig {
+    /// Ordering strategy (default priority).
+    pub strategy: Strategy,
+    /// Members, in the configured order; non-empty, no duplicates.
+    pub providers: Vec<ChainMember>,
+    /// Deadline for the whole request, across attempts.
+    pub timeout: Option<Duration>,
+    /// Streaming: deadline for the first token of an attempt.
+    pub ttft_timeout: Option<Duration>,
+    /// Streaming: longest allowed gap between chunks.
+    pub idle_timeout: Option<Duration>,
+}
+
+impl Config {
+    /// Reads and validates the config file at `path`; messages name the file as given.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Read`] if the file cannot be read, otherwise as [`Config::parse`].
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: origin.clone(),
+            source,
+        })?;
+        Config::parse(&text, &origin)
+    }
+
+    /// Parses and validates config text; `origin` (usually the file name) prefixes messages.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Syntax`] for malformed TOML, [`ConfigError::Invalid`] for unknown keys,
+    /// wrong types and failed validation.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let doc = match DeTable::parse(text) {
+            Ok(doc) => doc,
+            Err(err) => return Err(syntax_error(text, origin, &err)),
+        };
+        let raw = RawConfig::deserialize(toml::de::Deserializer::from(doc.clone()))
+            .map_err(|err| deserialize_error(text, origin, &doc, &err))?;
+        build(raw).map_err(|issue| {
+            let span = locate(&doc, &issue.path.0, issue.target);
+            ConfigError::Invalid(Box::new(Diagnostic::new(
+                text,
+                origin,
+                span.start,
+                Some(issue.path.to_string()),
+                issue.message,
+            )))
+        })
+    }
+}

@@ -1,0 +1,187 @@
+//! The config as written: serde structs that reject unknown keys and wrong types.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, MapAccess, Visitor};
+
+use super::{ProviderKind, Strategy};
+use std::time::Duration;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    pub(super) server: Option<RawServer>,
+    #[serde(default)]
+    pub(super) providers: Option<BTreeMap<String, RawProvider>>,
+    #[serde(default)]
+    pub(super) chains: Option<BTreeMap<String, RawChain>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawServer {
+    pub(super) listen: Option<String>,
+    pub(super) client_keys_env: Option<String>,
+    pub(super) admin_key_env: Option<String>,
+    pub(super) max_body_bytes: Option<Int>,
+    #[serde(default, with = "crate::duration::serde_str::option")]
+    pub(super) header_timeout: Option<Duration>,
+    #[serde(default, with = "crate::duration::serde_str::option")]
+    pub(super) body_timeout: Option<Duration>,
+    #[serde(default, with = "crate::duration::serde_str::option")]
+    pub(super) shutdown_grace: Option<Duration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawProvider {
+    pub(super) kind: Option<ProviderKind>,
+    pub(super) model: Option<String>,
+    pub(super) api_key_env: Option<String>,
+    pub(super) base_url: Option<String>,
+    #[serde(default, with = "crate::duration::serde_str::option")]
+    pub(super) timeout: Option<Duration>,
+    pub(super) retries: Option<Int>,
+    pub(super) breaker: Option<RawBreaker>,
+    pub(super) temperature: Option<Float>,
+    pub(super) max_tokens: Option<Int>,
+    pub(super) top_p: Option<Float>,
+    pub(super) stop: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawBreaker {
+    pub(super) failure_threshold: Option<Int>,
+    #[serde(default, with = "crate::duration::serde_str::option")]
+    pub(super) window: Option<Duration>,
+    #[serde(default, with = "crate::duration::serde_str::option")]
+    pub(super) recovery_timeout: Option<Duration>,
+    pub(super) half_open_probes: Option<Int>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawChain {
+    pub(super) strategy: Option<Strategy>,
+    pub(super) providers: Option<Vec<RawMember>>,
+    #[serde(default, with = "crate::duration::serde_str::option")]
+    pub(super) timeout: Option<Duration>,
+    #[serde(default, with = "crate::duration::serde_str::option")]
+    pub(super) ttft_timeout: Option<Duration>,
+    #[serde(default, with = "crate::duration::serde_str::option")]
+    pub(super) idle_timeout: Option<Duration>,
+}
+
+/// A chain member: `"name"` or `{ name = "...", weight = 0.5 }`.
+pub(super) struct RawMember {
+    pub(super) name: String,
+    pub(super) weight: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawMemberTable {
+    pub(super) name: String,
+    pub(super) weight: Option<Float>,
+}
+
+impl<'de> Deserialize<'de> for RawMember {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MemberVisitor;
+
+        impl<'de> Visitor<'de> for MemberVisitor {
+            type Value = RawMember;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a provider name or a table { name = \"...\", weight = 0.5 }")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawMember, E> {
+                Ok(RawMember {
+                    name: v.to_owned(),
+                    weight: None,
+                })
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawMember, A::Error> {
+                // Delegate to the derived impl so toml keeps key spans for its errors.
+                let table =
+                    RawMemberTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawMember {
+                    name: table.name,
+                    weight: table.weight.map(|w| w.0),
+                })
+            }
+        }
+
+        deserializer.deserialize_any(MemberVisitor)
+    }
+}
+
+/// An integer with a friendlier type error than `i64`'s, range-checked later.
+#[derive(Clone, Copy)]
+pub(super) struct Int(pub(super) i64);
+
+impl<'de> Deserialize<'de> for Int {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IntVisitor;
+
+        impl Visitor<'_> for IntVisitor {
+            type Value = Int;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an integer")
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Int, E> {
+                Ok(Int(v))
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Int, E> {
+                i64::try_from(v)
+                    .map(Int)
+                    .map_err(|_| E::custom(format!("integer {v} is too large")))
+            }
+        }
+
+        deserializer.deserialize_i64(IntVisitor)
+    }
+}
+
+/// A number (integer or float), range-checked later.
+#[derive(Clone, Copy)]
+pub(super) struct Float(pub(super) f64);
+
+impl<'de> Deserialize<'de> for Float {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FloatVisitor;
+
+        impl Visitor<'_> for FloatVisitor {
+            type Value = Float;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number")
+            }
+
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Float, E> {
+                Ok(Float(v))
+            }
+
+            #[allow(clippy::cast_precision_loss)]
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Float, E> {
+                Ok(Float(v as f64))
+            }
+
+            #[allow(clippy::cast_precision_loss)]
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Float, E> {
+                Ok(Float(v as f64))
+            }
+        }
+
+        deserializer.deserialize_f64(FloatVisitor)
+    }
+}
