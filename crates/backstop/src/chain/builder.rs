@@ -127,7 +127,9 @@ impl<S> FallbackChainBuilder<S> {
         self.chain.timeout = Some(d);
         self
     }
-    /// Streaming: longest wait from the request to the first content chunk (default: the attempt timeout).
+    /// Streaming: longest wait from the request to the first content chunk. It applies to every
+    /// provider and wins over per-provider attempt timeouts, which are sized for whole
+    /// non-streamed answers (default: the attempt timeout).
     pub fn ttft_timeout(mut self, d: Duration) -> Self {
         self.chain.ttft_timeout = Some(d);
         self
