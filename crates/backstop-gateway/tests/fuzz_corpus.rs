@@ -3,38 +3,12 @@
 //! fuzzer once found, once its input is saved there, stays fixed under plain `cargo test`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::path::PathBuf;
-
 #[path = "../../../fuzz/checks/gateway.rs"]
 mod checks;
+#[path = "../../../fuzz/checks/replay.rs"]
+mod replay;
 
-/// Every seed of one target, with its name.
-fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/corpus")
-        .join(target);
-    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| {
-            let path = entry.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read(&path).unwrap())
-        })
-        .collect();
-    out.sort();
-    assert!(!out.is_empty(), "no seeds in {}", dir.display());
-    out
-}
-
-fn replay(target: &str, check: fn(&[u8])) {
-    for (name, data) in seeds(target) {
-        let result = std::panic::catch_unwind(|| check(&data));
-        assert!(
-            result.is_ok(),
-            "fuzz/corpus/{target}/{name} fails its check"
-        );
-    }
-}
+use replay::{replay, seeds};
 
 #[test]
 fn gateway_request_corpus() {
