@@ -171,9 +171,13 @@ async fn shutdown_ends_hung_requests() {
     sim.fail_next(1, Fault::Hang);
     let url = Route::Anthropic.url(&sim);
     let pending = tokio::spawn(async move { post(&url, &Route::Anthropic.body(false)).await });
-    while sim.request_count() == 0 {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while sim.request_count() == 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .expect("the hung request reached the simulator");
     tokio::time::timeout(Duration::from_secs(5), sim.shutdown())
         .await
         .expect("shutdown finishes despite a hung request");
