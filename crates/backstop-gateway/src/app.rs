@@ -61,15 +61,7 @@ impl App {
             HashMap::new();
         let mut breakers = Vec::new();
         for (name, p) in &config.providers {
-            let breaker = CircuitBreaker::with_config(
-                name.clone(),
-                backstop::BreakerConfig {
-                    failure_threshold: p.breaker.failure_threshold,
-                    window: p.breaker.window,
-                    recovery_timeout: p.breaker.recovery_timeout,
-                    half_open_probes: p.breaker.half_open_probes,
-                },
-            );
+            let breaker = CircuitBreaker::with_config(name.clone(), p.breaker);
             let options = ProviderOptions::default()
                 .attempt_timeout(p.timeout)
                 .retries(p.retries);
@@ -172,7 +164,12 @@ fn chain(
         .filter_map(|m| providers.get(m.name.as_str()).map(|p| (m, p)));
     macro_rules! settings {
         ($b:expr) => {{
-            let mut b = $b.name(name).observer(metrics);
+            let mut b = $b
+                .name(name)
+                .observer(metrics)
+                .fall_through(c.fall_through)
+                .when_all_open(c.when_all_open.into())
+                .retry_budget(c.retry_budget);
             if let Some(t) = c.timeout {
                 b = b.timeout(t);
             }

@@ -94,11 +94,11 @@ pub async fn run(out: &mut dyn Write, color: bool) -> anyhow::Result<Vec<DemoSte
                 .config(config),
             breakers[2].clone(),
         )
-        .retry_policy(RetryPolicy {
-            max_retries: 1,
-            base_backoff: Duration::from_millis(20),
-            ..RetryPolicy::default()
-        })
+        .retry_policy(
+            RetryPolicy::default()
+                .max_retries(1)
+                .base_backoff(Duration::from_millis(20)),
+        )
         .attempt_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(5))
         .build()?;

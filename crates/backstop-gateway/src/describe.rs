@@ -41,16 +41,39 @@ pub fn describe(config: &Config) -> String {
         let b = &p.breaker;
         let _ = writeln!(
             out,
-            "provider {name}: {} {} at {}, {key}, timeout {}, retries {}, breaker opens after {} failures in {}, recovers after {}",
+            "provider {name}: {} {} at {}, {key}, timeout {}, retries {}, breaker opens {}, recovers after {} (backing off to {}), rate-limit holds up to {}",
             p.kind.as_str(),
             p.model,
             p.base_url,
             format_duration(p.timeout),
             p.retries,
-            b.failure_threshold,
-            format_duration(b.window),
+            describe_mode(b),
             format_duration(b.recovery_timeout),
+            format_duration(b.max_recovery_timeout),
+            format_duration(b.hold.max),
         );
     }
     out
+}
+
+/// The breaker's opening rule in words.
+fn describe_mode(b: &crate::config::BreakerSettings) -> String {
+    match b.mode {
+        backstop::BreakerMode::Count { failure_threshold } => format!(
+            "after {failure_threshold} failures in {}",
+            format_duration(b.window)
+        ),
+        backstop::BreakerMode::Rate {
+            failure_rate,
+            minimum_calls,
+            outage_failures,
+            outage_time,
+        } => format!(
+            "at {:.0}% failures over {} (from {minimum_calls} calls) or {outage_failures} failures in a row with no success for {}",
+            failure_rate * 100.0,
+            format_duration(b.window),
+            format_duration(outage_time)
+        ),
+        _ => b.mode.as_str().to_owned(),
+    }
 }

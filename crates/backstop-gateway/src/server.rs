@@ -169,15 +169,41 @@ async fn models(State(app): State<Shared>, headers: HeaderMap) -> Response {
 }
 
 fn breaker_json(s: &backstop::BreakerSnapshot) -> serde_json::Value {
+    let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let mode = match s.config.mode {
+        backstop::BreakerMode::Count { failure_threshold } => serde_json::json!({
+            "kind": "count",
+            "failure_threshold": failure_threshold,
+        }),
+        backstop::BreakerMode::Rate {
+            failure_rate,
+            minimum_calls,
+            outage_failures,
+            outage_time,
+        } => serde_json::json!({
+            "kind": "rate",
+            "failure_rate": failure_rate,
+            "minimum_calls": minimum_calls,
+            "outage_failures": outage_failures,
+            "outage_time_ms": ms(outage_time),
+        }),
+        _ => serde_json::json!({"kind": s.config.mode.as_str()}),
+    };
     serde_json::json!({
         "name": s.name,
         "state": s.state.as_str(),
         "failures_in_window": s.failures_in_window,
-        "until_half_open_ms": s.until_half_open.map(|d| d.as_millis() as u64),
-        "failure_threshold": s.config.failure_threshold,
-        "window_ms": s.config.window.as_millis() as u64,
-        "recovery_timeout_ms": s.config.recovery_timeout.as_millis() as u64,
+        "calls_in_window": s.calls_in_window,
+        "until_half_open_ms": s.until_half_open.map(ms),
+        "hold_remaining_ms": s.hold_remaining.map(ms),
+        "reopens": s.reopens,
+        "mode": mode,
+        "failure_threshold": s.config.failure_threshold(),
+        "window_ms": ms(s.config.window),
+        "recovery_timeout_ms": ms(s.config.recovery_timeout),
+        "max_recovery_timeout_ms": ms(s.config.max_recovery_timeout),
         "half_open_probes": s.config.half_open_probes,
+        "hold_max_ms": ms(s.config.hold.max),
     })
 }
 

@@ -329,11 +329,7 @@ fn validate(w: WireRequest) -> Result<GatewayRequest, BadRequest> {
     }
     Ok(GatewayRequest {
         chain: w.model,
-        request: ChatRequest {
-            messages,
-            config,
-            timeout: None,
-        },
+        request: ChatRequest::new(messages).config(config),
         stream: w.stream.unwrap_or(false),
         include_usage: w.stream_options.is_some_and(|o| o.include_usage),
     })

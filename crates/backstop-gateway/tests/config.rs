@@ -61,7 +61,7 @@ fn example_backstop_toml_loads() {
 
     let openai = &config.providers["openai"];
     assert_eq!(openai.kind, ProviderKind::OpenAi);
-    assert_eq!(openai.breaker.failure_threshold, 3);
+    assert_eq!(openai.breaker.failure_threshold(), Some(3));
     assert_eq!(openai.temperature, Some(0.7));
     assert_eq!(openai.max_tokens, Some(1024));
 
@@ -122,7 +122,7 @@ fn example_demo_toml_loads() {
             Some("BACKSTOP_DEMO_KEY"),
             "{name}"
         );
-        assert_eq!(p.breaker.failure_threshold, 2, "{name}");
+        assert_eq!(p.breaker.failure_threshold(), Some(2), "{name}");
         assert_eq!(p.breaker.recovery_timeout, Duration::from_secs(2), "{name}");
         // Unset breaker fields keep their defaults.
         assert_eq!(p.breaker.window, Duration::from_secs(60), "{name}");
@@ -171,13 +171,10 @@ fn minimal_config_gets_every_default() {
     assert_eq!(local.retries, 1);
     assert_eq!(
         local.breaker,
-        BreakerSettings {
-            failure_threshold: 5,
-            window: Duration::from_secs(60),
-            recovery_timeout: Duration::from_secs(30),
-            half_open_probes: 1,
-        }
+        BreakerSettings::default(),
+        "no breaker line: the library's default (failure-rate mode)"
     );
+    assert_eq!(local.breaker.mode, backstop::BreakerMode::DEFAULT_RATE);
     assert_eq!(
         (local.temperature, local.max_tokens, local.top_p),
         (None, None, None)
@@ -242,7 +239,7 @@ providers = [{ name = "a" }]
     assert_eq!(a.top_p, Some(0.5));
     assert_eq!(a.max_tokens, Some(10));
     assert_eq!(a.stop, ["\n\n", "END"]);
-    assert_eq!(a.breaker.failure_threshold, 10_000);
+    assert_eq!(a.breaker.failure_threshold(), Some(10_000));
     assert_eq!(a.breaker.half_open_probes, 1_000);
     assert_eq!(a.breaker.window, Duration::from_millis(1500));
     assert_eq!(config.chains["c"].providers[0].weight, None);

@@ -38,7 +38,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let prompt = "What is idempotency in REST APIs?";
     ask(&chain, prompt).await;
 
-    for _ in 0..openai_breaker.config().failure_threshold {
+    for _ in 0..openai_breaker.config().failure_threshold().unwrap_or(1) {
         openai_breaker.record_failure();
     }
     println!(
@@ -47,7 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     ask(&chain, prompt).await;
 
-    for _ in 0..anthropic_breaker.config().failure_threshold {
+    for _ in 0..anthropic_breaker.config().failure_threshold().unwrap_or(1) {
         anthropic_breaker.record_failure();
     }
     println!(

@@ -28,6 +28,7 @@ impl AttemptOutcome {
 
 /// One attempt on one provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Attempt {
     /// The provider's name (its breaker's name).
     pub provider: String,
@@ -37,4 +38,21 @@ pub struct Attempt {
     pub error: Option<ProviderError>,
     /// Time spent on the attempt (for streams: until the first content chunk).
     pub latency: Duration,
+}
+
+impl Attempt {
+    /// The record of one attempt.
+    pub fn new(
+        provider: impl Into<String>,
+        outcome: AttemptOutcome,
+        error: Option<ProviderError>,
+        latency: Duration,
+    ) -> Self {
+        Self {
+            provider: provider.into(),
+            outcome,
+            error,
+            latency,
+        }
+    }
 }

@@ -1,19 +1,23 @@
 //! Every failure a provider can give, and the one table that says what each one does.
 //!
-//! | kind | retry same provider | counts against breaker | falls through |
+//! | kind | retry same provider | breaker | falls through |
 //! |---|---|---|---|
-//! | Timeout | yes | yes | yes |
-//! | Connect | yes | yes | yes |
-//! | RateLimited | only if `retry_after` ≤ cap | no: cooldown for `retry_after`, else a failure | yes |
-//! | Overloaded | yes | yes | yes |
-//! | Server | yes | yes | yes |
-//! | Auth | no | yes | yes |
-//! | InvalidRequest | no | no | yes (configurable) |
-//! | ContextLengthExceeded | no | no | yes |
-//! | ContentFiltered | no | no | yes |
-//! | Protocol | yes | yes | yes |
-//! | Cancelled | no | no (neutral) | no |
-//! | CircuitOpen | no | no | yes |
+//! | Timeout | no (a silent provider only doubles the wait) | failure | yes |
+//! | Connect | yes | failure | yes |
+//! | RateLimited | if `retry_after` ≤ cap and the deadline allows | not a failure: a rate-limit hold | yes |
+//! | QuotaExhausted | no | failure | yes |
+//! | Overloaded | yes | failure | yes |
+//! | Server | yes | failure | yes |
+//! | Auth | no | failure | yes |
+//! | InvalidRequest | no | neutral | yes (configurable) |
+//! | ContextLengthExceeded | no (never resent unchanged) | neutral | yes |
+//! | ContentFiltered | no | neutral | no (configurable) |
+//! | Protocol | yes | failure | yes |
+//! | CircuitOpen | no | — | yes |
+//! | Cancelled | no | neutral | no |
+//!
+//! "Configurable" rows follow the chain's [`FallThrough`] policy; Timeout retries can be
+//! turned back on with [`RetryPolicy::retry_timeouts`](crate::RetryPolicy::retry_timeouts).
 
 use std::fmt;
 use std::time::Duration;
@@ -23,6 +27,7 @@ pub const MAX_MESSAGE_LEN: usize = 512;
 
 /// What went wrong, decided once where the error is made and acted on everywhere else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// Our timer fired: the attempt timeout, the request deadline, time to first token or stream idle.
     Timeout,
@@ -33,6 +38,9 @@ pub enum ErrorKind {
         /// How long the provider asked us to wait.
         retry_after: Option<Duration>,
     },
+    /// The account is out of credit or quota (OpenAI `insufficient_quota`, HTTP 402, Anthropic
+    /// billing errors): every call fails until someone pays, so it is not a rate limit.
+    QuotaExhausted,
     /// HTTP 503 or Anthropic's 529: the provider is shedding load.
     Overloaded,
     /// Any other 5xx.
@@ -55,23 +63,41 @@ pub enum ErrorKind {
 
 /// What an outcome does to a provider's circuit breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BreakerEffect {
     /// Counts as a failure in the window (and re-opens a half-open breaker).
     Failure,
-    /// Opens the breaker for this long (rate-limit cooldown); not counted as a failure.
-    Cooldown(Duration),
-    /// Leaves the breaker as it is; frees a half-open probe slot.
+    /// Says nothing about the provider's health; frees a half-open probe slot.
     Neutral,
 }
 
+/// Which of the configurable kinds try the next provider. Every other kind's behaviour is
+/// fixed by the table in this module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FallThrough {
+    /// `InvalidRequest` tries the next provider (default true: providers differ in what they accept).
+    pub invalid_request: bool,
+    /// `ContentFiltered` tries the next provider (default false: routing around a provider's
+    /// safety refusal is a compliance decision, so by default the caller gets the refusal).
+    pub content_filtered: bool,
+}
+
+impl Default for FallThrough {
+    fn default() -> Self {
+        Self {
+            invalid_request: true,
+            content_filtered: false,
+        }
+    }
+}
+
 impl ErrorKind {
-    /// Whether another attempt on the same provider may help (subject to the retry budget;
-    /// for `RateLimited` the chain also checks `retry_after` against its cap).
+    /// Whether another attempt on the same provider may help (subject to the retry policy and
+    /// budget; for `RateLimited` the chain also checks `retry_after` against its cap).
     pub fn is_retryable(self) -> bool {
         matches!(
             self,
-            ErrorKind::Timeout
-                | ErrorKind::Connect
+            ErrorKind::Connect
                 | ErrorKind::RateLimited { .. }
                 | ErrorKind::Overloaded
                 | ErrorKind::Server
@@ -79,20 +105,19 @@ impl ErrorKind {
         )
     }
 
-    /// The effect on the provider's breaker.
+    /// The effect on the provider's breaker. A rate limit is neutral here: it puts the
+    /// provider on a hold instead (see [`crate::RateLimitHold`]).
     pub fn breaker_effect(self) -> BreakerEffect {
         match self {
             ErrorKind::Timeout
             | ErrorKind::Connect
+            | ErrorKind::QuotaExhausted
             | ErrorKind::Overloaded
             | ErrorKind::Server
             | ErrorKind::Auth
             | ErrorKind::Protocol => BreakerEffect::Failure,
-            ErrorKind::RateLimited {
-                retry_after: Some(d),
-            } => BreakerEffect::Cooldown(d),
-            ErrorKind::RateLimited { retry_after: None } => BreakerEffect::Failure,
-            ErrorKind::InvalidRequest
+            ErrorKind::RateLimited { .. }
+            | ErrorKind::InvalidRequest
             | ErrorKind::ContextLengthExceeded
             | ErrorKind::ContentFiltered
             | ErrorKind::Cancelled
@@ -101,11 +126,11 @@ impl ErrorKind {
     }
 
     /// Whether the chain should try the next provider after this error.
-    /// `InvalidRequest` falls through unless the chain is configured otherwise.
-    pub fn falls_through(self, invalid_request_falls_through: bool) -> bool {
+    pub fn falls_through(self, policy: FallThrough) -> bool {
         match self {
             ErrorKind::Cancelled => false,
-            ErrorKind::InvalidRequest => invalid_request_falls_through,
+            ErrorKind::InvalidRequest => policy.invalid_request,
+            ErrorKind::ContentFiltered => policy.content_filtered,
             _ => true,
         }
     }
@@ -116,6 +141,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Connect => "connect",
             ErrorKind::RateLimited { .. } => "rate_limited",
+            ErrorKind::QuotaExhausted => "quota_exhausted",
             ErrorKind::Overloaded => "overloaded",
             ErrorKind::Server => "server",
             ErrorKind::Auth => "auth",
@@ -132,6 +158,7 @@ impl ErrorKind {
     pub fn from_status(status: u16, retry_after: Option<Duration>) -> ErrorKind {
         match status {
             429 => ErrorKind::RateLimited { retry_after },
+            402 => ErrorKind::QuotaExhausted,
             503 | 529 => ErrorKind::Overloaded,
             401 | 403 => ErrorKind::Auth,
             400 | 404 | 422 | 413 => ErrorKind::InvalidRequest,
@@ -198,30 +225,72 @@ impl ProviderError {
     }
 }
 
-/// One provider's part in a failed request: its last error, or why it was skipped.
+/// One provider's part in a failed request: its last error, or why it was not called.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProviderFailure {
     /// The provider's name (its breaker's name).
     pub provider: String,
-    /// Its last error; `CircuitOpen` when skipped.
+    /// Its last error; `CircuitOpen` when skipped; for a provider never reached, why not.
     pub error: ProviderError,
+    /// True when the provider was called at least once for this request.
+    pub attempted: bool,
 }
 
-/// Every provider in the chain failed or was skipped. Holds each one's error, in the order tried.
+impl ProviderFailure {
+    /// A provider that was called and failed with `error`.
+    pub fn attempted(provider: impl Into<String>, error: ProviderError) -> Self {
+        Self {
+            provider: provider.into(),
+            error,
+            attempted: true,
+        }
+    }
+    /// A provider that was not called (skipped, or never reached); `error` says why.
+    pub fn not_attempted(provider: impl Into<String>, error: ProviderError) -> Self {
+        Self {
+            provider: provider.into(),
+            error,
+            attempted: false,
+        }
+    }
+}
+
+/// Every provider in the chain failed or was not called. Lists every provider of the chain:
+/// first those tried or skipped, in the request's order, then those never reached, with why.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub struct AllProvidersFailed {
-    /// Each provider's error, in the order they were tried; skipped providers included.
+    /// Each provider's error or reason, every provider of the chain once.
     pub errors: Vec<ProviderFailure>,
     /// Every attempt made, retries included.
     pub attempts: Vec<crate::Attempt>,
     /// True when the request's overall deadline ran out.
     pub deadline_exceeded: bool,
+    /// How long until some provider of the chain will take a call again (its breaker half-opens
+    /// or its rate-limit hold ends); `None` when one would take a call now.
+    pub retry_after: Option<Duration>,
 }
 
 impl AllProvidersFailed {
+    /// A failure record; `retry_after` unset.
+    pub fn new(
+        errors: Vec<ProviderFailure>,
+        attempts: Vec<crate::Attempt>,
+        deadline_exceeded: bool,
+    ) -> Self {
+        Self {
+            errors,
+            attempts,
+            deadline_exceeded,
+            retry_after: None,
+        }
+    }
+
     /// One kind that sums up the failure, used when a chain is itself a provider and to pick
-    /// the gateway's status: the deadline → `Timeout`; all rate limited → `RateLimited` (the
-    /// shortest hint); all skipped → `Overloaded`; all the same kind → that kind; else `Server`.
+    /// the gateway's status: the deadline → `Timeout`; only providers that were called count:
+    /// all rate limited → `RateLimited` (the shortest hint); none called → `Overloaded`; all
+    /// the same kind → that kind; else `Server`.
     pub fn summary_kind(&self) -> ErrorKind {
         if self.deadline_exceeded {
             return ErrorKind::Timeout;
@@ -229,8 +298,8 @@ impl AllProvidersFailed {
         let tried: Vec<ErrorKind> = self
             .errors
             .iter()
+            .filter(|f| f.attempted)
             .map(|f| f.error.kind)
-            .filter(|k| *k != ErrorKind::CircuitOpen)
             .collect();
         let Some(first) = tried.first().copied() else {
             return ErrorKind::Overloaded;
@@ -255,6 +324,16 @@ impl AllProvidersFailed {
         }
     }
 
+    /// True when the chain already retried or moved on (more than one attempt was made), so an
+    /// immediate client-side retry would only repeat that work.
+    pub fn retried(&self) -> bool {
+        self.attempts
+            .iter()
+            .filter(|a| a.outcome != crate::AttemptOutcome::Skipped)
+            .count()
+            > 1
+    }
+
     /// The summary as a single provider error (for chains nested as providers).
     pub fn to_provider_error(&self) -> ProviderError {
         ProviderError::new(self.summary_kind(), self.to_string())
@@ -268,7 +347,11 @@ impl fmt::Display for AllProvidersFailed {
             f.write_str(" (request deadline exceeded)")?;
         }
         for failure in &self.errors {
-            write!(f, "\n  {}: {}", failure.provider, failure.error)?;
+            if failure.attempted || failure.error.kind == ErrorKind::CircuitOpen {
+                write!(f, "\n  {}: {}", failure.provider, failure.error)?;
+            } else {
+                write!(f, "\n  {}: {}", failure.provider, failure.error.message)?;
+            }
         }
         Ok(())
     }
@@ -311,6 +394,7 @@ mod tests {
         assert_eq!(ErrorKind::from_status(401, None), ErrorKind::Auth);
         assert_eq!(ErrorKind::from_status(403, None), ErrorKind::Auth);
         assert_eq!(ErrorKind::from_status(422, None), ErrorKind::InvalidRequest);
+        assert_eq!(ErrorKind::from_status(402, None), ErrorKind::QuotaExhausted);
         let d = Some(Duration::from_secs(3));
         assert_eq!(
             ErrorKind::from_status(429, d),

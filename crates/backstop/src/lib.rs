@@ -5,28 +5,35 @@
 
 mod attempt;
 mod breaker;
+mod budget;
 mod chain;
 mod error;
+mod hold;
 mod observer;
 mod provider;
 mod request;
 mod response;
 mod retry;
+mod time;
+mod window;
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use attempt::{Attempt, AttemptOutcome};
 pub use breaker::{
-    BreakerConfig, BreakerOpen, BreakerSnapshot, BreakerState, CircuitBreaker, Permit,
+    BreakerConfig, BreakerMode, BreakerOpen, BreakerSnapshot, BreakerState, CircuitBreaker, Permit,
 };
+pub use budget::RetryBudget;
 pub use chain::{
     ChainBuildError, FallbackChain, FallbackChainBuilder, FallbackStream, Priority,
-    ProviderOptions, Weighted, fallback_chain, weighted_fallback_chain,
+    ProviderOptions, Weighted, WhenAllOpen, fallback_chain, weighted_fallback_chain,
 };
 pub use error::{
-    AllProvidersFailed, BreakerEffect, ErrorKind, MAX_MESSAGE_LEN, ProviderError, ProviderFailure,
+    AllProvidersFailed, BreakerEffect, ErrorKind, FallThrough, MAX_MESSAGE_LEN, ProviderError,
+    ProviderFailure,
 };
+pub use hold::{HoldConfig, RateLimitHold};
 pub use observer::{Observer, RequestSummary, StateChange};
 pub use provider::{BoxFuture, ChunkStream, Provider};
 pub use request::{ChatRequest, LlmConfig, Message, Role};

@@ -13,6 +13,9 @@ pub struct StateChange<'a> {
     pub from: BreakerState,
     /// The state it entered.
     pub to: BreakerState,
+    /// The breaker's generation after this change; it grows with every transition, so a
+    /// consumer that keeps the highest seen can ignore an event delivered late under concurrency.
+    pub generation: u64,
 }
 
 /// How a request through a chain ended, for observers.
@@ -45,4 +48,11 @@ pub trait Observer: Send + Sync {
     fn on_stream_error(&self, _chain: &str, _provider: &str, _error: &crate::ProviderError) {}
     /// A request finished: answered or all providers failed.
     fn on_request(&self, _summary: &RequestSummary<'_>) {}
+    /// A 429 put `provider` on a rate-limit hold for `length`.
+    fn on_hold(&self, _chain: &str, _provider: &str, _length: Duration) {}
+    /// The chain wanted to retry `provider`; `granted` is false when the retry budget refused
+    /// and the chain moved on instead.
+    fn on_retry(&self, _chain: &str, _provider: &str, _granted: bool) {}
+    /// A stream from `provider` skipped `count` unreadable events and went on.
+    fn on_skipped_events(&self, _chain: &str, _provider: &str, _count: u32) {}
 }

@@ -128,6 +128,10 @@ pub struct ChatRequest {
     pub config: LlmConfig,
     /// Overall deadline for this request, overriding the chain's `timeout`.
     pub timeout: Option<Duration>,
+    /// When the caller drops the request mid-attempt, record a Timeout on the provider being
+    /// called (a caller-side timeout such as Python's `asyncio.wait_for`, which the tutorial says
+    /// counts as a failure) instead of the default neutral cancellation.
+    pub drop_counts_as_timeout: bool,
 }
 
 impl ChatRequest {
@@ -155,6 +159,11 @@ impl ChatRequest {
     /// Sets this request's overall deadline.
     pub fn timeout(mut self, t: Duration) -> Self {
         self.timeout = Some(t);
+        self
+    }
+    /// Whether dropping this request mid-attempt counts as a Timeout on the provider called.
+    pub fn drop_counts_as_timeout(mut self, yes: bool) -> Self {
+        self.drop_counts_as_timeout = yes;
         self
     }
     /// The text of the last user message, if any (handy for logs and simulators).

@@ -81,6 +81,9 @@ pub struct Chunk {
     pub finish_reason: Option<FinishReason>,
     /// The answering model, when the provider says (usually on the first chunk).
     pub model: Option<String>,
+    /// Unreadable events the provider's stream skipped before this chunk (they never reach
+    /// the caller; the count is for metrics and logs).
+    pub skipped_events: u32,
 }
 
 impl Chunk {
@@ -115,6 +118,22 @@ pub struct FallbackResult {
 }
 
 impl FallbackResult {
+    /// The answer `completion` from `provider_used`, after `attempts`.
+    pub fn new(
+        completion: Completion,
+        provider_used: impl Into<String>,
+        attempts: Vec<crate::Attempt>,
+    ) -> Self {
+        Self {
+            text: completion.text,
+            provider_used: provider_used.into(),
+            model: completion.model,
+            usage: completion.usage,
+            finish_reason: completion.finish_reason,
+            attempts,
+        }
+    }
+
     /// The answer without the attempt record.
     pub fn into_completion(self) -> Completion {
         Completion {

@@ -7,8 +7,9 @@ use rand::Rng;
 use crate::ErrorKind;
 
 /// Retry settings. Defaults: 1 retry, 100 ms base backoff doubling up to 2 s, full jitter,
-/// and Retry-After hints honoured up to 2 s.
+/// Retry-After hints honoured up to 2 s, timeouts not retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// Extra attempts on the same provider after the first (`retries_per_provider`).
     pub max_retries: u32,
@@ -18,6 +19,9 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
     /// Longest Retry-After we wait for; a longer hint moves the chain on at once.
     pub retry_after_cap: Duration,
+    /// Retry a provider that timed out (default false: a silent provider only doubles the
+    /// wait, so the chain fails over at once).
+    pub retry_timeouts: bool,
 }
 
 impl Default for RetryPolicy {
@@ -27,6 +31,7 @@ impl Default for RetryPolicy {
             base_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(2),
             retry_after_cap: Duration::from_secs(2),
+            retry_timeouts: false,
         }
     }
 }
@@ -43,10 +48,43 @@ pub enum RetryDecision {
 impl RetryPolicy {
     /// No retries: every failure moves on to the next provider at once.
     pub fn none() -> Self {
-        Self {
-            max_retries: 0,
-            ..Self::default()
-        }
+        Self::default().max_retries(0)
+    }
+
+    /// Sets the extra attempts per provider.
+    #[must_use]
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.max_retries = n;
+        self
+    }
+    /// Sets the backoff before the first retry (doubled for each later one).
+    #[must_use]
+    pub fn base_backoff(mut self, d: Duration) -> Self {
+        self.base_backoff = d;
+        self
+    }
+    /// Sets the upper bound on any backoff.
+    #[must_use]
+    pub fn max_backoff(mut self, d: Duration) -> Self {
+        self.max_backoff = d;
+        self
+    }
+    /// Sets the longest Retry-After hint the chain waits for.
+    #[must_use]
+    pub fn retry_after_cap(mut self, d: Duration) -> Self {
+        self.retry_after_cap = d;
+        self
+    }
+    /// Whether a timed-out provider is retried.
+    #[must_use]
+    pub fn retry_timeouts(mut self, yes: bool) -> Self {
+        self.retry_timeouts = yes;
+        self
+    }
+
+    /// Whether `kind` is worth another attempt on the same provider under this policy.
+    pub fn retries(&self, kind: ErrorKind) -> bool {
+        kind.is_retryable() || (kind == ErrorKind::Timeout && self.retry_timeouts)
     }
 
     /// Decides after the attempt numbered `retries_done` (0 for the first) failed with `kind`,
@@ -58,7 +96,7 @@ impl RetryPolicy {
         retries_done: u32,
         time_left: Option<Duration>,
     ) -> RetryDecision {
-        if retries_done >= self.max_retries || !kind.is_retryable() {
+        if retries_done >= self.max_retries || !self.retries(kind) {
             return RetryDecision::GiveUp;
         }
         let wait = match kind {
@@ -110,6 +148,8 @@ mod tests {
             ..RetryPolicy::default()
         };
         for kind in [
+            ErrorKind::Timeout,
+            ErrorKind::QuotaExhausted,
             ErrorKind::Auth,
             ErrorKind::InvalidRequest,
             ErrorKind::ContextLengthExceeded,
@@ -128,7 +168,6 @@ mod tests {
             ..RetryPolicy::default()
         };
         for kind in [
-            ErrorKind::Timeout,
             ErrorKind::Connect,
             ErrorKind::Overloaded,
             ErrorKind::Server,
@@ -144,6 +183,17 @@ mod tests {
             );
             assert_eq!(p.decide(kind, 2, None), RetryDecision::GiveUp, "{kind:?}");
         }
+    }
+
+    #[test]
+    fn timeouts_are_retried_only_when_asked() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.decide(ErrorKind::Timeout, 0, None), RetryDecision::GiveUp);
+        let p = p.retry_timeouts(true);
+        assert!(matches!(
+            p.decide(ErrorKind::Timeout, 0, None),
+            RetryDecision::RetryAfter(_)
+        ));
     }
 
     #[test]

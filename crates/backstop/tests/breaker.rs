@@ -8,23 +8,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backstop::testing::{ScriptedProvider, Step};
-use backstop::{
-    BreakerConfig, BreakerState, CircuitBreaker, ErrorKind, FallbackChain, Observer, StateChange,
-};
+use backstop::{BreakerState, CircuitBreaker, ErrorKind, FallbackChain, Observer, StateChange};
 
 const WINDOW: Duration = Duration::from_secs(10);
 const RECOVERY: Duration = Duration::from_secs(30);
 
 fn breaker(name: &str, threshold: u32, probes: u32) -> CircuitBreaker {
-    CircuitBreaker::with_config(
-        name,
-        BreakerConfig {
-            failure_threshold: threshold,
-            window: WINDOW,
-            recovery_timeout: RECOVERY,
-            half_open_probes: probes,
-        },
-    )
+    CircuitBreaker::new(name)
+        .failure_threshold(threshold)
+        .window(WINDOW)
+        .recovery_timeout(RECOVERY)
+        .half_open_probes(probes)
 }
 
 /// Opens the breaker and waits out the recovery timeout so the next look sees HalfOpen.
@@ -466,86 +460,103 @@ async fn stale_closed_failure_after_reset_is_ignored() {
     assert_eq!(b.state(), BreakerState::Closed);
 }
 
+/// What the chain does with a 429 on a permit: neutral for the breaker, a hold for the provider.
+fn rate_limited(b: &CircuitBreaker, p: backstop::Permit, hint: Duration) {
+    let kind = ErrorKind::RateLimited {
+        retry_after: Some(hint),
+    };
+    p.record(kind.breaker_effect());
+    b.hold().rate_limited(Some(hint));
+}
+
 #[tokio::test(start_paused = true)]
-async fn rate_limit_cooldown_opens_for_exactly_retry_after_then_closes() {
+async fn rate_limit_never_opens_the_breaker_or_erases_its_count() {
     let b = breaker("p", 5, 1);
     b.record_failure();
     let p = b.try_acquire().unwrap();
-    p.record(
-        ErrorKind::RateLimited {
-            retry_after: Some(Duration::from_secs(5)),
-        }
-        .breaker_effect(),
+    rate_limited(&b, p, Duration::from_secs(5));
+    let snap = b.snapshot();
+    assert_eq!(snap.state, BreakerState::Closed);
+    assert_eq!(
+        snap.failures_in_window, 1,
+        "the earlier failure still counts"
     );
-    assert_eq!(b.state(), BreakerState::Open);
-    assert_eq!(b.snapshot().until_half_open, Some(Duration::from_secs(5)));
-    tokio::time::advance(Duration::from_millis(4999)).await;
-    assert_eq!(b.state(), BreakerState::Open);
-    tokio::time::advance(Duration::from_millis(1)).await;
-    // A 429 says nothing about health: when the cooldown ends the breaker closes (with an
-    // empty window) instead of half-opening, so traffic is not throttled to one probe.
+    assert_eq!(snap.hold_remaining, Some(Duration::from_secs(5)));
+    tokio::time::advance(Duration::from_secs(5)).await;
+    let snap = b.snapshot();
+    assert_eq!(snap.hold_remaining, None);
+    assert_eq!(
+        snap.failures_in_window, 1,
+        "the end of a hold erases nothing"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn rate_limit_never_closes_a_half_open_breaker() {
+    let b = breaker("p", 1, 1);
+    let p = b.try_acquire().unwrap();
+    p.failure(); // a 503 opens it
+    tokio::time::advance(RECOVERY).await;
+    assert_eq!(b.state(), BreakerState::HalfOpen);
+    let probe = b.try_acquire().unwrap();
+    assert!(probe.is_probe());
+    rate_limited(&b, probe, Duration::from_secs(1));
+    tokio::time::advance(Duration::from_secs(1)).await;
     assert_eq!(
         b.state(),
-        BreakerState::Closed,
-        "the cooldown lasts retry_after, then closes"
+        BreakerState::HalfOpen,
+        "nothing succeeded, so the breaker is not closed"
     );
-    assert_eq!(b.snapshot().failures_in_window, 0);
-    let admitted = (0..10).filter_map(|_| b.try_acquire().ok()).count();
-    assert_eq!(admitted, 10, "no probe limit after a cooldown");
-}
-
-#[tokio::test(start_paused = true)]
-async fn cooldown_on_a_failure_opened_breaker_still_ends_in_a_probe() {
-    let b = breaker("p", 1, 1);
-    b.record_failure();
+    // The 429 freed the probe slot, and the next probe's failure is not discarded as stale.
+    let probe = b.try_acquire().unwrap();
+    probe.failure();
     assert_eq!(b.state(), BreakerState::Open);
-    b.try_acquire().err();
-    // A rate-limit hint arriving while open (from a call admitted earlier) extends, not converts.
-    let early = {
-        b.reset();
-        b.try_acquire().unwrap()
-    };
-    b.record_failure();
-    early.record(
-        ErrorKind::RateLimited {
-            retry_after: Some(RECOVERY * 2),
-        }
-        .breaker_effect(),
-    );
-    tokio::time::advance(RECOVERY * 2).await;
-    assert_eq!(b.state(), BreakerState::HalfOpen);
 }
 
 #[tokio::test(start_paused = true)]
-async fn cooldown_from_a_stale_permit_still_applies() {
-    let b = breaker("p", 5, 1);
-    let stale = b.try_acquire().unwrap();
-    b.trip();
-    stale.record(
-        ErrorKind::RateLimited {
-            retry_after: Some(RECOVERY * 2),
-        }
-        .breaker_effect(),
-    );
+async fn rate_limits_never_make_in_flight_verdicts_stale() {
+    let b = breaker("p", 1, 1);
+    let in_flight = b.try_acquire().unwrap();
+    let other = b.try_acquire().unwrap();
+    rate_limited(&b, other, Duration::from_secs(2));
+    in_flight.failure();
     assert_eq!(
-        b.snapshot().until_half_open,
-        Some(RECOVERY * 2),
-        "cooldown extends the open period"
+        b.state(),
+        BreakerState::Open,
+        "the in-flight call's failure still counts after a 429"
     );
-    let stale2 = {
-        b.reset();
-        b.try_acquire().unwrap()
-    };
-    b.trip();
-    stale2.record(
-        ErrorKind::RateLimited {
-            retry_after: Some(Duration::from_secs(1)),
+}
+
+#[tokio::test(start_paused = true)]
+async fn interleaved_rate_limits_do_not_keep_a_failing_provider_in_rotation() {
+    use backstop::testing::{ScriptedProvider, Step as S};
+    // Four 503s then one 429, repeating: before holds replaced cooldowns, each 429's cooldown
+    // erased the window and the provider kept receiving 167 of 200 calls.
+    let primary = ScriptedProvider::from_fn("primary", |n| {
+        if n % 5 == 4 {
+            S::fail(ErrorKind::RateLimited {
+                retry_after: Some(Duration::from_millis(10)),
+            })
+        } else {
+            S::fail(ErrorKind::Overloaded)
         }
-        .breaker_effect(),
-    );
-    assert_eq!(
-        b.snapshot().until_half_open,
-        Some(RECOVERY),
-        "a shorter cooldown never cuts the open period"
+    });
+    let secondary = ScriptedProvider::new("secondary").script([S::reply("ok")]);
+    let pb = breaker("primary", 5, 1);
+    let chain = FallbackChain::builder()
+        .provider(primary.clone(), pb.clone())
+        .provider(secondary.clone(), breaker("secondary", 5, 1))
+        .build()
+        .unwrap();
+    for _ in 0..200 {
+        chain.generate("hi").await.unwrap();
+        tokio::time::advance(Duration::from_millis(20)).await;
+    }
+    // 5 failures open it (the 429 in between is not one): 6 calls, then a probe per recovery.
+    assert_eq!(pb.state(), BreakerState::Open);
+    assert!(
+        primary.calls() <= 7,
+        "primary got {} calls",
+        primary.calls()
     );
 }

@@ -13,13 +13,7 @@ use backstop::{
 };
 
 fn breaker(name: &str) -> CircuitBreaker {
-    CircuitBreaker::with_config(
-        name,
-        BreakerConfig {
-            failure_threshold: 100,
-            ..BreakerConfig::default()
-        },
-    )
+    CircuitBreaker::with_config(name, BreakerConfig::count(100))
 }
 
 #[tokio::test(start_paused = true)]
@@ -56,11 +50,11 @@ async fn result_records_provider_model_usage_finish_reason_and_every_attempt() {
         .provider(failing.clone(), breaker("failing-breaker"))
         .provider(good.clone(), breaker("good-breaker"))
         .retries_per_provider(1)
-        .retry_policy(backstop::RetryPolicy {
-            max_retries: 1,
-            base_backoff: Duration::ZERO,
-            ..backstop::RetryPolicy::default()
-        })
+        .retry_policy(
+            backstop::RetryPolicy::default()
+                .max_retries(1)
+                .base_backoff(Duration::ZERO),
+        )
         .build()
         .unwrap();
     let r = chain.generate("hi").await.unwrap();
@@ -128,11 +122,11 @@ async fn all_failed_lists_every_provider_in_order_with_its_last_error() {
     let chain = FallbackChain::builder()
         .provider(a.clone(), breaker("a"))
         .provider(b.clone(), breaker("b"))
-        .retry_policy(backstop::RetryPolicy {
-            max_retries: 1,
-            base_backoff: Duration::ZERO,
-            ..backstop::RetryPolicy::default()
-        })
+        .retry_policy(
+            backstop::RetryPolicy::default()
+                .max_retries(1)
+                .base_backoff(Duration::ZERO),
+        )
         .build()
         .unwrap();
     let e = chain.generate("hi").await.unwrap_err();

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use backstop::testing::{ScriptedProvider, Step};
 use backstop::{
-    AttemptOutcome, BreakerConfig, BreakerState, CircuitBreaker, ErrorKind, FallbackChain,
-    RetryPolicy,
+    AttemptOutcome, BreakerConfig, BreakerState, CircuitBreaker, ErrorKind, FallThrough,
+    FallbackChain, RetryPolicy,
 };
 use tokio::time::Instant;
 
@@ -22,13 +22,7 @@ struct Row {
 }
 
 fn high_threshold(name: &str) -> CircuitBreaker {
-    CircuitBreaker::with_config(
-        name,
-        BreakerConfig {
-            failure_threshold: 100,
-            ..BreakerConfig::default()
-        },
-    )
+    CircuitBreaker::with_config(name, BreakerConfig::count(100))
 }
 
 struct Setup {
@@ -38,7 +32,7 @@ struct Setup {
     breaker: CircuitBreaker,
 }
 
-fn setup(kind: ErrorKind, invalid_request_falls_through: bool) -> Setup {
+fn setup(kind: ErrorKind, fall_through: FallThrough) -> Setup {
     let primary = ScriptedProvider::new("primary").script([Step::fail(kind)]);
     let secondary = ScriptedProvider::new("secondary").script([Step::reply("from secondary")]);
     let breaker = high_threshold("primary");
@@ -46,7 +40,7 @@ fn setup(kind: ErrorKind, invalid_request_falls_through: bool) -> Setup {
         .provider(primary.clone(), breaker.clone())
         .provider(secondary.clone(), high_threshold("secondary"))
         .retries_per_provider(2)
-        .invalid_request_falls_through(invalid_request_falls_through)
+        .fall_through(fall_through)
         .build()
         .unwrap();
     Setup {
@@ -57,8 +51,8 @@ fn setup(kind: ErrorKind, invalid_request_falls_through: bool) -> Setup {
     }
 }
 
-async fn check(row: Row, invalid_request_falls_through: bool) {
-    let s = setup(row.kind, invalid_request_falls_through);
+async fn check(row: Row, fall_through: FallThrough) {
+    let s = setup(row.kind, fall_through);
     let result = s.chain.generate("hi").await;
     let kind = row.kind;
     let expected_calls = if row.retried { 3 } else { 1 };
@@ -97,23 +91,39 @@ async fn check(row: Row, invalid_request_falls_through: bool) {
             0,
             "{kind:?}: must not reach the secondary"
         );
-        assert_eq!(e.errors.len(), 1, "{kind:?}: only the primary is reported");
+        assert_eq!(e.errors.len(), 2, "{kind:?}: every provider is reported");
         assert_eq!(e.errors[0].provider, "primary");
         assert_eq!(e.errors[0].error.kind, kind);
+        assert!(e.errors[0].attempted);
+        assert_eq!(e.errors[1].provider, "secondary");
+        assert!(!e.errors[1].attempted);
+        assert!(
+            e.errors[1]
+                .error
+                .message
+                .starts_with("not tried: the chain stopped after"),
+            "{}",
+            e.errors[1].error.message
+        );
+        assert_eq!(
+            e.summary_kind(),
+            kind,
+            "the stopping error sums up the failure"
+        );
         assert!(!e.deadline_exceeded);
     }
 }
 
 #[tokio::test(start_paused = true)]
-async fn timeout_is_retried_counted_and_falls_through() {
+async fn timeout_is_not_retried_but_counted_and_falls_through() {
     check(
         Row {
             kind: ErrorKind::Timeout,
-            retried: true,
+            retried: false,
             counts: true,
             falls_through: true,
         },
-        true,
+        FallThrough::default(),
     )
     .await;
 }
@@ -127,7 +137,7 @@ async fn connect_is_retried_counted_and_falls_through() {
             counts: true,
             falls_through: true,
         },
-        true,
+        FallThrough::default(),
     )
     .await;
 }
@@ -141,7 +151,7 @@ async fn overloaded_is_retried_counted_and_falls_through() {
             counts: true,
             falls_through: true,
         },
-        true,
+        FallThrough::default(),
     )
     .await;
 }
@@ -155,7 +165,7 @@ async fn server_is_retried_counted_and_falls_through() {
             counts: true,
             falls_through: true,
         },
-        true,
+        FallThrough::default(),
     )
     .await;
 }
@@ -169,7 +179,7 @@ async fn protocol_is_retried_counted_and_falls_through() {
             counts: true,
             falls_through: true,
         },
-        true,
+        FallThrough::default(),
     )
     .await;
 }
@@ -183,7 +193,7 @@ async fn auth_is_not_retried_but_counted_and_falls_through() {
             counts: true,
             falls_through: true,
         },
-        true,
+        FallThrough::default(),
     )
     .await;
 }
@@ -197,7 +207,7 @@ async fn invalid_request_is_neutral_and_falls_through_by_default() {
             counts: false,
             falls_through: true,
         },
-        true,
+        FallThrough::default(),
     )
     .await;
 }
@@ -211,7 +221,10 @@ async fn invalid_request_stops_the_chain_when_configured() {
             counts: false,
             falls_through: false,
         },
-        false,
+        FallThrough {
+            invalid_request: false,
+            ..FallThrough::default()
+        },
     )
     .await;
 }
@@ -220,12 +233,15 @@ async fn invalid_request_stops_the_chain_when_configured() {
 async fn invalid_request_setting_does_not_stop_other_kinds() {
     check(
         Row {
-            kind: ErrorKind::ContentFiltered,
+            kind: ErrorKind::ContextLengthExceeded,
             retried: false,
             counts: false,
             falls_through: true,
         },
-        false,
+        FallThrough {
+            invalid_request: false,
+            ..FallThrough::default()
+        },
     )
     .await;
 }
@@ -239,13 +255,27 @@ async fn context_length_exceeded_is_neutral_and_falls_through() {
             counts: false,
             falls_through: true,
         },
-        true,
+        FallThrough::default(),
     )
     .await;
 }
 
 #[tokio::test(start_paused = true)]
-async fn content_filtered_is_neutral_and_falls_through() {
+async fn content_filtered_is_neutral_and_returns_the_refusal_by_default() {
+    check(
+        Row {
+            kind: ErrorKind::ContentFiltered,
+            retried: false,
+            counts: false,
+            falls_through: false,
+        },
+        FallThrough::default(),
+    )
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn content_filtered_falls_through_when_opted_in() {
     check(
         Row {
             kind: ErrorKind::ContentFiltered,
@@ -253,7 +283,24 @@ async fn content_filtered_is_neutral_and_falls_through() {
             counts: false,
             falls_through: true,
         },
-        true,
+        FallThrough {
+            content_filtered: true,
+            ..FallThrough::default()
+        },
+    )
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn quota_exhausted_is_not_retried_but_counted_and_falls_through() {
+    check(
+        Row {
+            kind: ErrorKind::QuotaExhausted,
+            retried: false,
+            counts: true,
+            falls_through: true,
+        },
+        FallThrough::default(),
     )
     .await;
 }
@@ -267,33 +314,35 @@ async fn cancelled_is_neutral_and_stops_the_chain() {
             counts: false,
             falls_through: false,
         },
-        true,
+        FallThrough::default(),
     )
     .await;
 }
 
 #[tokio::test(start_paused = true)]
-async fn rate_limited_without_retry_after_is_retried_and_counted() {
-    check(
-        Row {
-            kind: ErrorKind::RateLimited { retry_after: None },
-            retried: true,
-            counts: true,
-            falls_through: true,
-        },
-        true,
-    )
-    .await;
+async fn rate_limited_without_retry_after_is_retried_and_held_not_counted() {
+    let s = setup(
+        ErrorKind::RateLimited { retry_after: None },
+        FallThrough::default(),
+    );
+    let r = s.chain.generate("hi").await.unwrap();
+    assert_eq!(r.provider_used, "secondary");
+    assert_eq!(s.primary.calls(), 3, "retried with backoff");
+    let snap = s.breaker.snapshot();
+    assert_eq!(snap.state, BreakerState::Closed);
+    assert_eq!(snap.failures_in_window, 0, "a 429 is not a breaker failure");
+    // Three hint-less 429s in a row: holds of 1 s, 2 s, 4 s; the last one runs.
+    assert_eq!(snap.hold_remaining, Some(Duration::from_secs(4)));
 }
 
 #[tokio::test(start_paused = true)]
-async fn rate_limited_with_retry_after_opens_a_cooldown_instead_of_counting() {
+async fn rate_limited_with_retry_after_holds_the_provider_instead_of_counting() {
     let hint = Duration::from_millis(500);
     let s = setup(
         ErrorKind::RateLimited {
             retry_after: Some(hint),
         },
-        true,
+        FallThrough::default(),
     );
     let start = Instant::now();
     let r = s.chain.generate("hi").await.unwrap();
@@ -311,17 +360,22 @@ async fn rate_limited_with_retry_after_opens_a_cooldown_instead_of_counting() {
     let snap = s.breaker.snapshot();
     assert_eq!(
         snap.state,
-        BreakerState::Open,
-        "cooldown, not a failure count"
+        BreakerState::Closed,
+        "a 429 never opens the breaker"
     );
-    assert_eq!(snap.until_half_open, Some(hint));
+    assert_eq!(snap.failures_in_window, 0);
+    assert_eq!(snap.hold_remaining, Some(hint), "held for the last hint");
+    // While held, the primary goes behind the secondary: the next request is not sent to it.
+    let r = s.chain.generate("hi").await.unwrap();
+    assert_eq!(r.provider_used, "secondary");
+    assert_eq!(r.attempts.len(), 1);
+    assert_eq!(s.primary.calls(), 3);
     tokio::time::advance(hint).await;
     assert_eq!(
-        s.breaker.state(),
-        BreakerState::Closed,
-        "a cooldown ends closed, not half-open"
+        s.breaker.snapshot().hold_remaining,
+        None,
+        "the hold ran out"
     );
-    assert_eq!(s.breaker.snapshot().failures_in_window, 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -351,7 +405,7 @@ async fn retry_after_within_cap_is_waited_and_the_same_provider_answers() {
     assert_eq!(
         breaker.state(),
         BreakerState::Closed,
-        "the retry was the cooldown's probe and it succeeded"
+        "a rate limit never touches the breaker"
     );
 }
 
@@ -368,11 +422,11 @@ async fn retry_after_beyond_cap_moves_on_at_once() {
     let chain = FallbackChain::builder()
         .provider(primary.clone(), breaker.clone())
         .provider(secondary.clone(), high_threshold("secondary"))
-        .retry_policy(RetryPolicy {
-            max_retries: 2,
-            retry_after_cap: Duration::from_secs(2),
-            ..RetryPolicy::default()
-        })
+        .retry_policy(
+            RetryPolicy::default()
+                .max_retries(2)
+                .retry_after_cap(Duration::from_secs(2)),
+        )
         .build()
         .unwrap();
     let start = Instant::now();
@@ -381,12 +435,12 @@ async fn retry_after_beyond_cap_moves_on_at_once() {
     assert_eq!(r.provider_used, "secondary");
     assert_eq!(primary.calls(), 1);
     let snap = breaker.snapshot();
-    assert_eq!(snap.state, BreakerState::Open);
-    assert_eq!(snap.until_half_open, Some(Duration::from_secs(10)));
-    // The next request skips the cooling-down provider without a call.
+    assert_eq!(snap.state, BreakerState::Closed);
+    assert_eq!(snap.hold_remaining, Some(Duration::from_secs(10)));
+    // The next request goes to the secondary first; the held primary is not called.
     let r = chain.generate("hi").await.unwrap();
     assert_eq!(r.provider_used, "secondary");
-    assert_eq!(r.attempts[0].outcome, AttemptOutcome::Skipped);
+    assert_eq!(r.attempts.len(), 1);
     assert_eq!(primary.calls(), 1);
 }
 

@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use backstop::testing::{ScriptedProvider, Step};
 use backstop::{
-    AttemptOutcome, BreakerConfig, BreakerState, CircuitBreaker, ErrorKind, FallbackChain,
-    RetryPolicy,
+    AttemptOutcome, BreakerState, CircuitBreaker, ErrorKind, FallbackChain, RetryPolicy,
 };
 
 fn splitmix64(mut x: u64) -> u64 {
@@ -44,15 +43,11 @@ fn faulty(name: &str, seed: u64, fail_pct: u64, delays: bool) -> ScriptedProvide
 }
 
 fn breaker(name: &str) -> CircuitBreaker {
-    CircuitBreaker::with_config(
-        name,
-        BreakerConfig {
-            failure_threshold: 20,
-            window: Duration::from_secs(1),
-            recovery_timeout: Duration::from_millis(200),
-            half_open_probes: 2,
-        },
-    )
+    CircuitBreaker::new(name)
+        .failure_threshold(20)
+        .window(Duration::from_secs(1))
+        .recovery_timeout(Duration::from_millis(200))
+        .half_open_probes(2)
 }
 
 async fn hammer(delays: bool) {
@@ -61,15 +56,14 @@ async fn hammer(delays: bool) {
         faulty("b", 2, 40, delays),
         faulty("c", 3, 30, delays),
     ];
-    let mut builder = FallbackChain::builder().retry_policy(RetryPolicy {
-        max_retries: 1,
-        base_backoff: if delays {
-            Duration::from_millis(5)
-        } else {
-            Duration::ZERO
-        },
-        ..RetryPolicy::default()
-    });
+    let mut builder =
+        FallbackChain::builder().retry_policy(RetryPolicy::default().max_retries(1).base_backoff(
+            if delays {
+                Duration::from_millis(5)
+            } else {
+                Duration::ZERO
+            },
+        ));
     for p in &providers {
         builder = builder.provider(p.clone(), breaker(backstop::Provider::name(p)));
     }
@@ -127,15 +121,12 @@ async fn thousand_parallel_requests_lose_nothing_and_add_up() {
 #[test]
 fn half_open_probe_bound_holds_under_parallel_contention() {
     let probes = 3;
-    let b = CircuitBreaker::with_config(
-        "contended",
-        BreakerConfig {
-            failure_threshold: 1,
-            window: Duration::from_secs(60),
-            recovery_timeout: Duration::ZERO,
-            half_open_probes: probes,
-        },
-    );
+    let b = CircuitBreaker::new("contended")
+        .failure_threshold(1)
+        .window(Duration::from_secs(60))
+        .recovery_timeout(Duration::ZERO)
+        .max_recovery_timeout(Duration::ZERO)
+        .half_open_probes(probes);
     b.trip();
     assert_eq!(b.state(), BreakerState::HalfOpen);
     let held = Arc::new(AtomicU32::new(0));

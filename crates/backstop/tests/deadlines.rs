@@ -15,13 +15,7 @@ use backstop::{
 use tokio::time::Instant;
 
 fn breaker(name: &str) -> CircuitBreaker {
-    CircuitBreaker::with_config(
-        name,
-        BreakerConfig {
-            failure_threshold: 100,
-            ..BreakerConfig::default()
-        },
-    )
+    CircuitBreaker::with_config(name, BreakerConfig::count(100))
 }
 
 /// A provider that fails with `Server` and records the virtual time of every call.
@@ -37,12 +31,10 @@ fn timed_failing(name: &str) -> (ScriptedProvider, Arc<Mutex<Vec<Instant>>>) {
 
 #[tokio::test(start_paused = true)]
 async fn backoff_between_retries_stays_under_the_exponential_ceiling_and_is_jittered() {
-    let policy = RetryPolicy {
-        max_retries: 2,
-        base_backoff: Duration::from_millis(100),
-        max_backoff: Duration::from_millis(150),
-        ..RetryPolicy::default()
-    };
+    let policy = RetryPolicy::default()
+        .max_retries(2)
+        .base_backoff(Duration::from_millis(100))
+        .max_backoff(Duration::from_millis(150));
     let mut first_gaps = HashSet::new();
     for _ in 0..40 {
         let (primary, times) = timed_failing("primary");
@@ -87,12 +79,12 @@ async fn backoff_never_sleeps_past_the_request_deadline() {
         let chain = FallbackChain::builder()
             .provider(primary.clone(), breaker("primary"))
             .provider(secondary.clone(), breaker("secondary"))
-            .retry_policy(RetryPolicy {
-                max_retries: 5,
-                base_backoff: Duration::from_secs(1),
-                max_backoff: Duration::from_secs(1),
-                ..RetryPolicy::default()
-            })
+            .retry_policy(
+                RetryPolicy::default()
+                    .max_retries(5)
+                    .base_backoff(Duration::from_secs(1))
+                    .max_backoff(Duration::from_secs(1)),
+            )
             .build()
             .unwrap();
         let start = Instant::now();

@@ -14,13 +14,7 @@ use futures_util::StreamExt;
 use tokio::time::Instant;
 
 fn breaker(name: &str) -> CircuitBreaker {
-    CircuitBreaker::with_config(
-        name,
-        BreakerConfig {
-            failure_threshold: 100,
-            ..BreakerConfig::default()
-        },
-    )
+    CircuitBreaker::with_config(name, BreakerConfig::count(100))
 }
 
 fn two(

@@ -8,6 +8,7 @@ use super::locate::{KeyPath, Seg, Target};
 use super::raw::*;
 use super::*;
 use crate::duration::format_duration;
+use backstop::BreakerMode;
 
 pub(super) struct Issue {
     pub(super) path: KeyPath,
@@ -248,10 +249,13 @@ pub(super) fn build_provider(path: &KeyPath, raw: RawProvider) -> Result<Provide
         None => DEFAULT_RETRIES,
         Some(v) => int_in(path.key("retries"), v, 0, i64::from(MAX_RETRIES))?,
     };
-    let breaker = match raw.breaker {
+    let mut breaker = match raw.breaker {
         None => BreakerSettings::default(),
         Some(b) => build_breaker(&path.key("breaker"), b)?,
     };
+    if let Some(h) = raw.hold {
+        breaker.hold = build_hold(&path.key("hold"), h)?;
+    }
     let temperature = raw
         .temperature
         .map(|v| float_in(path.key("temperature"), v, 0.0, 2.0))
@@ -287,20 +291,163 @@ pub(super) fn build_provider(path: &KeyPath, raw: RawProvider) -> Result<Provide
 }
 
 pub(super) fn build_breaker(path: &KeyPath, raw: RawBreaker) -> Result<BreakerSettings, Issue> {
-    let defaults = BreakerSettings::default();
-    Ok(BreakerSettings {
-        failure_threshold: match raw.failure_threshold {
-            None => defaults.failure_threshold,
-            Some(v) => int_in(path.key("failure_threshold"), v, 1, 10_000)?,
+    let mut b = BreakerSettings::default();
+    let rate_key = [
+        ("failure_rate", raw.failure_rate.is_some()),
+        ("minimum_calls", raw.minimum_calls.is_some()),
+        ("outage_failures", raw.outage_failures.is_some()),
+        ("outage_time", raw.outage_time.is_some()),
+    ]
+    .into_iter()
+    .find(|(_, set)| *set)
+    .map(|(k, _)| k);
+    b.mode = match (raw.failure_threshold, rate_key) {
+        (Some(_), Some(key)) => {
+            return Err(at_key(
+                path.key(key),
+                "`failure_threshold` (count mode) and the failure-rate keys (failure_rate, \
+                 minimum_calls, outage_failures, outage_time) cannot be mixed: choose one mode",
+            ));
+        }
+        (Some(t), None) => BreakerMode::Count {
+            failure_threshold: int_in(path.key("failure_threshold"), t, 1, 10_000)?,
         },
-        window: positive_opt(path.key("window"), raw.window)?.unwrap_or(defaults.window),
-        recovery_timeout: positive_opt(path.key("recovery_timeout"), raw.recovery_timeout)?
-            .unwrap_or(defaults.recovery_timeout),
-        half_open_probes: match raw.half_open_probes {
-            None => defaults.half_open_probes,
-            Some(v) => int_in(path.key("half_open_probes"), v, 1, 1_000)?,
+        (None, _) => {
+            let BreakerMode::Rate {
+                failure_rate,
+                minimum_calls,
+                outage_failures,
+                outage_time,
+            } = BreakerMode::DEFAULT_RATE
+            else {
+                return Err(at_key(
+                    path.clone(),
+                    "internal: the default mode is not failure-rate",
+                ));
+            };
+            BreakerMode::Rate {
+                failure_rate: match raw.failure_rate {
+                    Some(r) if r.0.is_finite() && r.0 > 0.0 && r.0 <= 1.0 => r.0,
+                    Some(r) => {
+                        return Err(at_value(
+                            path.key("failure_rate"),
+                            format!("must be greater than 0 and at most 1, got {}", r.0),
+                        ));
+                    }
+                    None => failure_rate,
+                },
+                minimum_calls: match raw.minimum_calls {
+                    Some(v) => int_in(path.key("minimum_calls"), v, 1, 1_000_000)?,
+                    None => minimum_calls,
+                },
+                outage_failures: match raw.outage_failures {
+                    Some(v) => int_in(path.key("outage_failures"), v, 0, 1_000_000)?,
+                    None => outage_failures,
+                },
+                outage_time: raw.outage_time.unwrap_or(outage_time),
+            }
+        }
+    };
+    b.window = positive_opt(path.key("window"), raw.window)?.unwrap_or(b.window);
+    if let Some(r) = positive_opt(path.key("recovery_timeout"), raw.recovery_timeout)? {
+        b.recovery_timeout = r;
+        b.max_recovery_timeout = b.max_recovery_timeout.max(r);
+    }
+    if let Some(m) = positive_opt(path.key("max_recovery_timeout"), raw.max_recovery_timeout)? {
+        if m < b.recovery_timeout {
+            return Err(at_value(
+                path.key("max_recovery_timeout"),
+                format!(
+                    "must not be shorter than recovery_timeout (\"{}\")",
+                    format_duration(b.recovery_timeout)
+                ),
+            ));
+        }
+        b.max_recovery_timeout = m;
+    }
+    if let Some(v) = raw.half_open_probes {
+        b.half_open_probes = int_in(path.key("half_open_probes"), v, 1, 1_000)?;
+    }
+    Ok(b)
+}
+
+pub(super) fn build_hold(path: &KeyPath, raw: RawHold) -> Result<backstop::HoldConfig, Issue> {
+    let d = backstop::HoldConfig::default();
+    let max = positive_opt(path.key("max"), raw.max)?.unwrap_or(d.max);
+    let initial = positive_opt(path.key("initial"), raw.initial)?.unwrap_or(d.initial);
+    if initial > max {
+        return Err(at_value(
+            path.key("initial"),
+            format!("must not be longer than max (\"{}\")", format_duration(max)),
+        ));
+    }
+    Ok(backstop::HoldConfig { max, initial })
+}
+
+/// `fall_through_on`: the configurable kinds that try the next provider (the list replaces the
+/// default, `["invalid_request"]`).
+fn build_fall_through(path: &KeyPath, kinds: Vec<String>) -> Result<backstop::FallThrough, Issue> {
+    let mut f = backstop::FallThrough {
+        invalid_request: false,
+        content_filtered: false,
+    };
+    for (i, k) in kinds.iter().enumerate() {
+        match k.as_str() {
+            "invalid_request" => f.invalid_request = true,
+            "content_filtered" => f.content_filtered = true,
+            "timeout"
+            | "connect"
+            | "rate_limited"
+            | "quota_exhausted"
+            | "overloaded"
+            | "server"
+            | "auth"
+            | "context_length_exceeded"
+            | "protocol" => {
+                return Err(at_value(
+                    path.index(i),
+                    format!(
+                        "{k:?} always falls through; only invalid_request and content_filtered are configurable"
+                    ),
+                ));
+            }
+            other => {
+                return Err(at_value(
+                    path.index(i),
+                    format!(
+                        "unknown error kind {other:?}; configurable kinds are invalid_request and content_filtered"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(f)
+}
+
+fn build_budget(path: &KeyPath, raw: RawBudget) -> Result<Option<backstop::RetryBudget>, Issue> {
+    let t = match raw {
+        RawBudget::Off => return Ok(None),
+        RawBudget::On(t) => t,
+    };
+    let d = backstop::RetryBudget::default();
+    let ratio = match t.ratio {
+        Some(r) if r.0.is_finite() && (0.0..=10.0).contains(&r.0) => r.0,
+        Some(r) => {
+            return Err(at_value(
+                path.key("ratio"),
+                format!("must be between 0 and 10 retries per request, got {}", r.0),
+            ));
+        }
+        None => d.ratio,
+    };
+    Ok(Some(backstop::RetryBudget {
+        ratio,
+        min_per_second: match t.min_per_second {
+            Some(v) => int_in(path.key("min_per_second"), v, 0, 1_000_000)?,
+            None => d.min_per_second,
         },
-    })
+        ttl: positive_opt(path.key("ttl"), t.ttl)?.unwrap_or(d.ttl),
+    }))
 }
 
 pub(super) fn build_chain(
@@ -381,5 +528,14 @@ pub(super) fn build_chain(
         timeout: positive_opt(path.key("timeout"), raw.timeout)?,
         ttft_timeout: positive_opt(path.key("ttft_timeout"), raw.ttft_timeout)?,
         idle_timeout: positive_opt(path.key("idle_timeout"), raw.idle_timeout)?,
+        fall_through: match raw.fall_through_on {
+            Some(kinds) => build_fall_through(&path.key("fall_through_on"), kinds)?,
+            None => backstop::FallThrough::default(),
+        },
+        when_all_open: raw.when_all_open.unwrap_or_default(),
+        retry_budget: match raw.retry_budget {
+            Some(b) => build_budget(&path.key("retry_budget"), b)?,
+            None => Some(backstop::RetryBudget::default()),
+        },
     })
 }

@@ -175,26 +175,26 @@ impl fmt::Display for ProviderKind {
     }
 }
 
-/// Circuit-breaker settings of one provider (`breaker = { ... }`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BreakerSettings {
-    /// Failures within `window` that open the breaker (default 5, 1..=10000).
-    pub failure_threshold: u32,
-    /// Sliding window over which failures are counted (default 60s).
-    pub window: Duration,
-    /// How long the breaker stays open before probing (default 30s).
-    pub recovery_timeout: Duration,
-    /// Concurrent probe requests allowed while half-open (default 1, 1..=1000).
-    pub half_open_probes: u32,
+/// Circuit-breaker settings of one provider (`breaker = { ... }`): the library's own type,
+/// with its defaults (failure-rate mode unless `failure_threshold` is set).
+pub use backstop::BreakerConfig as BreakerSettings;
+
+/// `when_all_open` of a chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WhenAllOpenSetting {
+    /// Fail at once (the default).
+    #[default]
+    Fail,
+    /// Probe the provider whose breaker opened longest ago.
+    Probe,
 }
 
-impl Default for BreakerSettings {
-    fn default() -> Self {
-        Self {
-            failure_threshold: 5,
-            window: Duration::from_secs(60),
-            recovery_timeout: Duration::from_secs(30),
-            half_open_probes: 1,
+impl From<WhenAllOpenSetting> for backstop::WhenAllOpen {
+    fn from(w: WhenAllOpenSetting) -> Self {
+        match w {
+            WhenAllOpenSetting::Fail => backstop::WhenAllOpen::Fail,
+            WhenAllOpenSetting::Probe => backstop::WhenAllOpen::Probe,
         }
     }
 }
@@ -277,6 +277,12 @@ pub struct ChainConfig {
     pub ttft_timeout: Option<Duration>,
     /// Streaming: longest allowed gap between chunks.
     pub idle_timeout: Option<Duration>,
+    /// Which configurable error kinds try the next provider (`fall_through_on`).
+    pub fall_through: backstop::FallThrough,
+    /// What a request does when every breaker is open.
+    pub when_all_open: WhenAllOpenSetting,
+    /// The chain's retry budget; `None` when turned off.
+    pub retry_budget: Option<backstop::RetryBudget>,
 }
 
 impl Config {

@@ -6,7 +6,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
 
-use super::{ProviderKind, Strategy};
+use super::{ProviderKind, Strategy, WhenAllOpenSetting};
 use std::time::Duration;
 
 #[derive(Deserialize)]
@@ -46,6 +46,7 @@ pub(super) struct RawProvider {
     pub(super) timeout: Option<Duration>,
     pub(super) retries: Option<Int>,
     pub(super) breaker: Option<RawBreaker>,
+    pub(super) hold: Option<RawHold>,
     pub(super) temperature: Option<Float>,
     pub(super) max_tokens: Option<Int>,
     pub(super) top_p: Option<Float>,
@@ -56,11 +57,73 @@ pub(super) struct RawProvider {
 #[serde(deny_unknown_fields, expecting = "a table")]
 pub(super) struct RawBreaker {
     pub(super) failure_threshold: Option<Int>,
+    pub(super) failure_rate: Option<Float>,
+    pub(super) minimum_calls: Option<Int>,
+    pub(super) outage_failures: Option<Int>,
+    #[serde(default, with = "crate::duration::serde_str::option")]
+    pub(super) outage_time: Option<Duration>,
     #[serde(default, with = "crate::duration::serde_str::option")]
     pub(super) window: Option<Duration>,
     #[serde(default, with = "crate::duration::serde_str::option")]
     pub(super) recovery_timeout: Option<Duration>,
+    #[serde(default, with = "crate::duration::serde_str::option")]
+    pub(super) max_recovery_timeout: Option<Duration>,
     pub(super) half_open_probes: Option<Int>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawHold {
+    #[serde(default, with = "crate::duration::serde_str::option")]
+    pub(super) max: Option<Duration>,
+    #[serde(default, with = "crate::duration::serde_str::option")]
+    pub(super) initial: Option<Duration>,
+}
+
+/// `retry_budget = false` or `retry_budget = { ratio = 0.2, ... }`.
+pub(super) enum RawBudget {
+    Off,
+    On(RawBudgetTable),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawBudgetTable {
+    pub(super) ratio: Option<Float>,
+    pub(super) min_per_second: Option<Int>,
+    #[serde(default, with = "crate::duration::serde_str::option")]
+    pub(super) ttl: Option<Duration>,
+}
+
+impl<'de> Deserialize<'de> for RawBudget {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BudgetVisitor;
+
+        impl<'de> Visitor<'de> for BudgetVisitor {
+            type Value = RawBudget;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("false (no budget) or a table { ratio = 0.2, min_per_second = 10, ttl = \"10s\" }")
+            }
+
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawBudget, E> {
+                if v {
+                    Err(E::custom(
+                        "`retry_budget = true` is the default; write a table to change it or false to turn it off",
+                    ))
+                } else {
+                    Ok(RawBudget::Off)
+                }
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawBudget, A::Error> {
+                RawBudgetTable::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawBudget::On)
+            }
+        }
+
+        deserializer.deserialize_any(BudgetVisitor)
+    }
 }
 
 #[derive(Deserialize)]
@@ -74,6 +137,9 @@ pub(super) struct RawChain {
     pub(super) ttft_timeout: Option<Duration>,
     #[serde(default, with = "crate::duration::serde_str::option")]
     pub(super) idle_timeout: Option<Duration>,
+    pub(super) fall_through_on: Option<Vec<String>>,
+    pub(super) when_all_open: Option<WhenAllOpenSetting>,
+    pub(super) retry_budget: Option<RawBudget>,
 }
 
 /// A chain member: `"name"` or `{ name = "...", weight = 0.5 }`.

@@ -5,7 +5,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{ChainInner, Entry, FallbackChain, Strategy};
-use crate::{CircuitBreaker, Observer, Provider, RetryPolicy};
+use crate::budget::Budget;
+use crate::{CircuitBreaker, FallThrough, Observer, Provider, RetryBudget, RetryPolicy};
+
+/// What a request does when every provider's breaker is open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WhenAllOpen {
+    /// Fail at once without a call (the seed's behaviour; the default).
+    #[default]
+    Fail,
+    /// Send the request to the provider whose breaker opened longest ago, as one extra probe
+    /// (Envoy's panic routing): a success closes that breaker.
+    Probe,
+}
 
 /// Per-provider overrides of the chain-wide settings.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -57,6 +70,7 @@ pub struct Weighted;
 
 /// Builds a [`FallbackChain`]. Start with [`FallbackChain::builder`] (priority order) or
 /// [`FallbackChain::weighted`].
+#[must_use = "a builder does nothing until `.build()`"]
 pub struct FallbackChainBuilder<S> {
     /// The chain being built; `strategy` is set by `build`.
     chain: ChainInner,
@@ -70,15 +84,14 @@ impl<S> FallbackChainBuilder<S> {
                 name: "chain".to_owned(),
                 entries: Vec::new(),
                 strategy: Strategy::Priority,
-                retry: RetryPolicy {
-                    max_retries: 0,
-                    ..RetryPolicy::default()
-                },
+                retry: RetryPolicy::none(),
+                budget: Some(Budget::new(RetryBudget::default())),
                 attempt_timeout: None,
                 timeout: None,
                 ttft_timeout: None,
                 idle_timeout: None,
-                invalid_request_falls_through: true,
+                fall_through: FallThrough::default(),
+                when_all_open: WhenAllOpen::Fail,
                 observer: None,
             },
             strategy: PhantomData,
@@ -141,7 +154,29 @@ impl<S> FallbackChainBuilder<S> {
     }
     /// Whether an `InvalidRequest` error tries the next provider (default true).
     pub fn invalid_request_falls_through(mut self, yes: bool) -> Self {
-        self.chain.invalid_request_falls_through = yes;
+        self.chain.fall_through.invalid_request = yes;
+        self
+    }
+    /// Whether a `ContentFiltered` refusal tries the next provider (default false: the caller
+    /// gets the provider's refusal).
+    pub fn content_filtered_falls_through(mut self, yes: bool) -> Self {
+        self.chain.fall_through.content_filtered = yes;
+        self
+    }
+    /// The whole fall-through policy for the configurable kinds.
+    pub fn fall_through(mut self, policy: FallThrough) -> Self {
+        self.chain.fall_through = policy;
+        self
+    }
+    /// Limits same-provider retries to a share of recent requests (on by default:
+    /// [`RetryBudget::default`]); `None` turns the budget off.
+    pub fn retry_budget(mut self, budget: Option<RetryBudget>) -> Self {
+        self.chain.budget = budget.map(Budget::new);
+        self
+    }
+    /// What a request does when every breaker is open (default [`WhenAllOpen::Fail`]).
+    pub fn when_all_open(mut self, what: WhenAllOpen) -> Self {
+        self.chain.when_all_open = what;
         self
     }
     /// Receives attempt and request events (for metrics).

@@ -1,7 +1,17 @@
 //! The fallback chain: try providers in order, each behind its breaker, with retries and deadlines.
+//!
+//! One request reads top-down in [`FallbackChain::run`]: the [plan](plan) hands out the next
+//! provider (priority or weighted order, rate-limit holds pushed back); one
+//! [attempt](attempt) runs it within its time budget and charges its breaker; the
+//! [policy step](policy) decides between a retry, the next provider and stopping; the
+//! [ledger](ledger) keeps the record and, when nothing answered, builds the error.
 
+mod attempt;
 mod builder;
-mod order;
+mod deadline;
+mod ledger;
+mod plan;
+mod policy;
 mod stream;
 
 use std::future::Future;
@@ -11,16 +21,21 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use builder::{
-    ChainBuildError, FallbackChainBuilder, Priority, ProviderOptions, Weighted, fallback_chain,
-    weighted_fallback_chain,
+    ChainBuildError, FallbackChainBuilder, Priority, ProviderOptions, Weighted, WhenAllOpen,
+    fallback_chain, weighted_fallback_chain,
 };
 pub use stream::FallbackStream;
 
+use crate::budget::Budget;
 use crate::{
-    AllProvidersFailed, Attempt, AttemptOutcome, BoxFuture, ChatRequest, ChunkStream,
-    CircuitBreaker, Completion, ErrorKind, FallbackResult, Observer, Permit, Provider,
-    ProviderError, ProviderFailure, RequestSummary, RetryDecision, RetryPolicy,
+    AllProvidersFailed, AttemptOutcome, BoxFuture, ChatRequest, ChunkStream, CircuitBreaker,
+    Completion, ErrorKind, FallThrough, FallbackResult, Observer, Permit, Provider, ProviderError,
+    RetryPolicy, time,
 };
+use attempt::{Limits, Outcome};
+use ledger::Ledger;
+use plan::Plan;
+use policy::{Facts, Step};
 
 /// A sequence of providers, each guarded by its own circuit breaker. Cheap to clone (shared).
 #[derive(Clone)]
@@ -46,11 +61,13 @@ pub(crate) struct ChainInner {
     entries: Vec<Entry>,
     strategy: Strategy,
     retry: RetryPolicy,
+    budget: Option<Budget>,
     attempt_timeout: Option<Duration>,
     timeout: Option<Duration>,
     ttft_timeout: Option<Duration>,
     idle_timeout: Option<Duration>,
-    invalid_request_falls_through: bool,
+    fall_through: FallThrough,
+    when_all_open: WhenAllOpen,
     observer: Option<Arc<dyn Observer>>,
 }
 
@@ -84,8 +101,8 @@ struct Answer<T> {
     value: T,
     permit: Permit,
     entry: usize,
-    attempts: Vec<Attempt>,
-    started: Instant,
+    attempts: Vec<crate::Attempt>,
+    deadline: Option<Instant>,
 }
 
 impl FallbackChain {
@@ -134,19 +151,16 @@ impl FallbackChain {
             ..
         } = answer;
         permit.success();
-        Ok(FallbackResult {
-            text: c.text,
-            provider_used: self.inner.entries[entry].breaker.name().to_owned(),
-            model: c.model,
-            usage: c.usage,
-            finish_reason: c.finish_reason,
+        Ok(FallbackResult::new(
+            c,
+            self.inner.entries[entry].breaker.name(),
             attempts,
-        })
+        ))
     }
 
-    /// Streams the answer from the first provider that produces content. Resolves once the first
-    /// content chunk has arrived (the commit point): until then failures fall through to the next
-    /// provider; after it, a failure is a terminal `Err` item on the stream.
+    /// Streams the answer from the first provider that produces content (or a finish reason).
+    /// Resolves at that commit point: until then failures fall through to the next provider;
+    /// after it, a failure is a terminal `Err` item on the stream.
     pub async fn stream(
         &self,
         request: impl Into<ChatRequest>,
@@ -163,10 +177,6 @@ impl FallbackChain {
         let answer = self
             .run(request, Mode::Stream, stream::open_until_content)
             .await?;
-        let deadline = request
-            .timeout
-            .or(self.inner.timeout)
-            .map(|t| answer.started + t);
         let provider = self.inner.entries[answer.entry].breaker.name().to_owned();
         let ttft = answer
             .attempts
@@ -184,7 +194,7 @@ impl FallbackChain {
             provider,
             answer.attempts,
             self.inner.idle_timeout,
-            deadline,
+            answer.deadline,
             self.inner
                 .observer
                 .clone()
@@ -192,19 +202,17 @@ impl FallbackChain {
         ))
     }
 
-    /// The order for one request.
-    fn order(&self) -> Vec<usize> {
-        let entries = &self.inner.entries;
-        match self.inner.strategy {
-            Strategy::Priority => order::priority(entries.len()),
-            Strategy::Weighted => {
-                let weights: Vec<f64> = entries.iter().map(|e| e.weight).collect();
-                order::weighted(&weights, |i| entries[i].breaker.admits(), &mut rand::rng())
-            }
-        }
+    /// The request's absolute deadline: its own timeout (else the chain's) from `started`, and
+    /// never later than the deadline of a chain this one is nested in.
+    fn deadline(&self, request: &ChatRequest, started: Instant) -> Option<Instant> {
+        let own = request
+            .timeout
+            .or(self.inner.timeout)
+            .map(|t| time::after(started, t));
+        deadline::earliest(own, deadline::inherited())
     }
 
-    /// Tries providers in order until one answers. `call` makes one attempt.
+    /// Tries providers until one answers. `call` makes one attempt.
     async fn run<'s, T, F, Fut>(
         &'s self,
         request: &'s ChatRequest,
@@ -217,248 +225,182 @@ impl FallbackChain {
     {
         let inner = &*self.inner;
         let started = Instant::now();
-        let deadline = request.timeout.or(inner.timeout).map(|t| started + t);
-        let order = self.order();
-        let mut attempts: Vec<Attempt> = Vec::new();
-        let mut errors: Vec<ProviderFailure> = Vec::new();
-        let mut deadline_exceeded = false;
+        let deadline = self.deadline(request, started);
+        if let Some(b) = &inner.budget {
+            b.deposit();
+        }
+        let mut plan = Plan::new(&inner.entries, inner.strategy);
+        let mut ledger = Ledger::new(inner, started, mode);
 
-        'providers: for (position, &index) in order.iter().enumerate() {
+        'providers: while let Some(index) = plan.next(&inner.entries) {
             let entry = &inner.entries[index];
             let name = entry.breaker.name();
-            let max_retries = entry.options.retries.unwrap_or(inner.retry.max_retries);
-            let policy = RetryPolicy {
-                max_retries,
-                ..inner.retry
-            };
-            let limit = match mode {
-                Mode::Complete => entry.options.attempt_timeout.or(inner.attempt_timeout),
-                Mode::Stream => inner
-                    .ttft_timeout
-                    .or(entry.options.attempt_timeout)
-                    .or(inner.attempt_timeout),
+            let policy = inner
+                .retry
+                .max_retries(entry.options.retries.unwrap_or(inner.retry.max_retries));
+            let limits = Limits {
+                timeout: self.attempt_timeout(entry, mode),
+                deadline,
+                started,
             };
             let mut retries_done = 0;
-            // The error that led to the pending retry: if the retry cannot be made (breaker
-            // opened meanwhile, deadline), this is still the provider's real last error.
+            // The error that led to a pending retry: if the retry cannot be made (the breaker
+            // opened meanwhile), it is still the provider's real last error.
             let mut last_error: Option<ProviderError> = None;
             loop {
                 let Ok(permit) = entry.breaker.try_acquire() else {
-                    let error = ProviderError::circuit_open();
-                    self.record(
-                        &mut attempts,
-                        name,
-                        AttemptOutcome::Skipped,
-                        Some(error.clone()),
-                        Duration::ZERO,
-                    );
-                    errors.push(ProviderFailure {
-                        provider: name.to_owned(),
-                        error: last_error.take().unwrap_or(error),
-                    });
+                    ledger.skipped(name, last_error.take());
                     continue 'providers;
                 };
-                let begun = Instant::now();
-                let left = deadline.map(|d| d.saturating_duration_since(begun));
-                if left == Some(Duration::ZERO) {
-                    drop(permit);
-                    if let Some(error) = last_error.take() {
-                        errors.push(ProviderFailure {
-                            provider: name.to_owned(),
-                            error,
-                        });
-                    }
-                    deadline_exceeded = true;
-                    break 'providers;
-                }
-                // The attempt gets min(attempt timeout, time left); note which one binds.
-                let (budget, deadline_binds) = match (limit, left) {
-                    (Some(l), Some(r)) if r <= l => (Some(r), true),
-                    (Some(l), _) => (Some(l), false),
-                    (None, r) => (r, r.is_some()),
-                };
-                let fut = call(&*entry.provider, request);
-                let result = match budget {
-                    Some(b) => tokio::time::timeout(b, fut).await.unwrap_or_else(|_| {
-                        Err(timeout_error(
-                            mode,
-                            deadline_binds,
-                            if deadline_binds { started.elapsed() } else { b },
-                        ))
-                    }),
-                    None => fut.await,
-                };
-                let latency = begun.elapsed();
-                let error = match result {
-                    Ok(value) => {
-                        self.record(&mut attempts, name, AttemptOutcome::Success, None, latency);
-                        let fell_back = position > 0;
-                        if fell_back {
-                            tracing::info!(
-                                chain = %inner.name,
-                                provider_used = name,
-                                after = %FailureList(&attempts),
-                                "answered by a fallback provider"
-                            );
-                        }
-                        if let Some(o) = &inner.observer {
-                            o.on_request(&RequestSummary {
-                                chain: &inner.name,
-                                provider_used: Some(name),
-                                attempts: &attempts,
-                                fell_back,
-                                streamed: mode == Mode::Stream,
-                                latency: started.elapsed(),
-                            });
-                        }
+                let (outcome, latency) =
+                    attempt::run(&*entry.provider, permit, request, &call, mode, limits).await;
+                let error = match outcome {
+                    Outcome::Answered(value, permit) => {
+                        ledger.attempt(name, AttemptOutcome::Success, None, latency);
+                        ledger.answered(name, plan.fell_back());
                         return Ok(Answer {
                             value,
                             permit,
                             entry: index,
-                            attempts,
-                            started,
+                            attempts: ledger.attempts,
+                            deadline,
                         });
                     }
-                    Err(error) => error,
+                    Outcome::DeadlinePassed => {
+                        if let Some(e) = last_error.take() {
+                            ledger.failed(name, e);
+                        }
+                        ledger.deadline_passed();
+                        break 'providers;
+                    }
+                    Outcome::Failed(error) => error,
                 };
-                permit.record(error.kind.breaker_effect());
-                self.record(
-                    &mut attempts,
-                    name,
-                    AttemptOutcome::Failed,
-                    Some(error.clone()),
-                    latency,
-                );
-                if deadline_binds
-                    && error.kind == ErrorKind::Timeout
-                    && deadline.is_some_and(|d| Instant::now() >= d)
-                {
-                    errors.push(ProviderFailure {
-                        provider: name.to_owned(),
-                        error,
-                    });
-                    deadline_exceeded = true;
+                ledger.attempt(name, AttemptOutcome::Failed, Some(error.clone()), latency);
+                if let ErrorKind::RateLimited { retry_after } = error.kind {
+                    let length = entry.breaker.hold().rate_limited(retry_after);
+                    if let Some(o) = &inner.observer {
+                        o.on_hold(&inner.name, name, length);
+                    }
+                }
+                let now = Instant::now();
+                if deadline.is_some_and(|d| now >= d) {
+                    ledger.failed(name, error);
+                    ledger.deadline_passed();
                     break 'providers;
                 }
-                let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-                let mut decision = policy.decide(error.kind, retries_done, left);
-                // A failure that opened the breaker ends this provider's turn at once; only a
-                // rate-limit cooldown (which opens it on purpose) is worth waiting out.
-                if !matches!(error.kind, ErrorKind::RateLimited { .. }) && !entry.breaker.admits() {
-                    decision = RetryDecision::GiveUp;
-                }
-                match decision {
-                    RetryDecision::RetryAfter(wait) => {
+                let facts = Facts {
+                    retries_done,
+                    time_left: deadline.map(|d| d.saturating_duration_since(now)),
+                    admits: entry.breaker.admits(),
+                };
+                match policy::after_failure(error.kind, &policy, inner.fall_through, facts) {
+                    Step::Retry(wait) if self.retry_granted(name) => {
                         last_error = Some(error);
                         tokio::time::sleep(wait).await;
                         retries_done += 1;
                     }
-                    RetryDecision::GiveUp => {
-                        let falls_through = error
-                            .kind
-                            .falls_through(inner.invalid_request_falls_through);
-                        errors.push(ProviderFailure {
-                            provider: name.to_owned(),
-                            error,
-                        });
-                        if !falls_through {
-                            break 'providers;
-                        }
+                    Step::Retry(_) | Step::Next => {
+                        ledger.failed(name, error);
                         continue 'providers;
+                    }
+                    Step::Stop => {
+                        ledger.stopped(name, error.kind);
+                        ledger.failed(name, error);
+                        break 'providers;
                     }
                 }
             }
         }
 
-        if deadline_exceeded {
-            for &index in &order {
-                let name = inner.entries[index].breaker.name();
-                if !errors.iter().any(|f| f.provider == name) {
-                    errors.push(ProviderFailure {
-                        provider: name.to_owned(),
-                        error: ProviderError::timeout("not tried: request deadline passed"),
-                    });
-                }
-            }
-        }
-        let failure = AllProvidersFailed {
-            errors,
-            attempts,
-            deadline_exceeded,
-        };
-        tracing::warn!(chain = %inner.name, error = %failure, "all providers failed");
-        if let Some(o) = &inner.observer {
-            o.on_request(&RequestSummary {
-                chain: &inner.name,
-                provider_used: None,
-                attempts: &failure.attempts,
-                fell_back: false,
-                streamed: mode == Mode::Stream,
-                latency: started.elapsed(),
-            });
-        }
-        Err(failure)
-    }
-
-    fn record(
-        &self,
-        attempts: &mut Vec<Attempt>,
-        provider: &str,
-        outcome: AttemptOutcome,
-        error: Option<ProviderError>,
-        latency: Duration,
-    ) {
-        tracing::debug!(
-            chain = %self.inner.name,
-            provider,
-            outcome = outcome.as_str(),
-            error = error.as_ref().map(tracing::field::display),
-            latency_us = latency.as_micros() as u64,
-            "attempt"
-        );
-        let attempt = Attempt {
-            provider: provider.to_owned(),
-            outcome,
-            error,
-            latency,
-        };
-        if let Some(o) = &self.inner.observer {
-            o.on_attempt(&self.inner.name, &attempt);
-        }
-        attempts.push(attempt);
-    }
-}
-
-fn timeout_error(mode: Mode, deadline: bool, after: Duration) -> ProviderError {
-    let ms = after.as_millis();
-    ProviderError::timeout(match (deadline, mode) {
-        (true, _) => format!("request deadline passed after {ms}ms"),
-        (false, Mode::Complete) => format!("attempt timed out after {ms}ms"),
-        (false, Mode::Stream) => format!("no first token within {ms}ms"),
-    })
-}
-
-/// Formats the failed attempts before a fallback answer, for the info log line.
-struct FailureList<'a>(&'a [Attempt]);
-
-impl std::fmt::Display for FailureList<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut first = true;
-        for a in self
-            .0
-            .iter()
-            .filter(|a| a.outcome != AttemptOutcome::Success)
+        if inner.when_all_open == WhenAllOpen::Probe
+            && ledger.all_skipped()
+            && let Some(answer) = self
+                .last_resort(request, &call, mode, deadline, started, &mut ledger)
+                .await
         {
-            if !first {
-                f.write_str("; ")?;
+            return Ok(answer);
+        }
+        Err(ledger.finish(plan.remaining()))
+    }
+
+    /// The attempt timeout of `entry`: streaming attempts wait for the first token, under the
+    /// chain's TTFT timeout when set.
+    fn attempt_timeout(&self, entry: &Entry, mode: Mode) -> Option<Duration> {
+        let inner = &self.inner;
+        match mode {
+            Mode::Complete => entry.options.attempt_timeout.or(inner.attempt_timeout),
+            Mode::Stream => inner
+                .ttft_timeout
+                .or(entry.options.attempt_timeout)
+                .or(inner.attempt_timeout),
+        }
+    }
+
+    /// Asks the retry budget for one retry on `provider`, and tells the observer.
+    fn retry_granted(&self, provider: &str) -> bool {
+        let granted = self.inner.budget.as_ref().is_none_or(Budget::try_withdraw);
+        if let Some(o) = &self.inner.observer {
+            o.on_retry(&self.inner.name, provider, granted);
+        }
+        if !granted {
+            tracing::debug!(chain = %self.inner.name, provider, "retry budget spent: moving on");
+        }
+        granted
+    }
+
+    /// `when_all_open = probe`: every provider was skipped for an open breaker, so the one
+    /// whose breaker opened longest ago gets one extra probe (Envoy's panic routing).
+    async fn last_resort<'s, T, F, Fut>(
+        &'s self,
+        request: &'s ChatRequest,
+        call: &F,
+        mode: Mode,
+        deadline: Option<Instant>,
+        started: Instant,
+        ledger: &mut Ledger<'_>,
+    ) -> Option<Answer<T>>
+    where
+        F: Fn(&'s dyn Provider, &'s ChatRequest) -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        let inner = &*self.inner;
+        let (index, entry) = inner
+            .entries
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, e)| e.breaker.open_since().unwrap_or_default())?;
+        let name = entry.breaker.name();
+        tracing::info!(chain = %inner.name, provider = name, "every breaker open: probing the one open longest");
+        let limits = Limits {
+            timeout: self.attempt_timeout(entry, mode),
+            deadline,
+            started,
+        };
+        let permit = entry.breaker.force_probe();
+        let (outcome, latency) =
+            attempt::run(&*entry.provider, permit, request, call, mode, limits).await;
+        match outcome {
+            Outcome::Answered(value, permit) => {
+                ledger.attempt(name, AttemptOutcome::Success, None, latency);
+                ledger.answered(name, true);
+                Some(Answer {
+                    value,
+                    permit,
+                    entry: index,
+                    attempts: std::mem::take(&mut ledger.attempts),
+                    deadline,
+                })
             }
-            first = false;
-            match &a.error {
-                Some(e) => write!(f, "{}: {}", a.provider, e.kind)?,
-                None => write!(f, "{}: {}", a.provider, a.outcome.as_str())?,
+            Outcome::Failed(error) => {
+                ledger.attempt(name, AttemptOutcome::Failed, Some(error.clone()), latency);
+                ledger.failed(name, error);
+                None
+            }
+            Outcome::DeadlinePassed => {
+                ledger.deadline_passed();
+                None
             }
         }
-        Ok(())
     }
 }
 

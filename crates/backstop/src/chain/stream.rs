@@ -14,13 +14,14 @@ use crate::{Attempt, ChatRequest, Chunk, ChunkStream, Observer, Permit, Provider
 
 /// One streaming attempt: open the stream and read until the first content chunk (the commit
 /// point). Anything that goes wrong before then is an ordinary attempt failure, so the chain
-/// falls through; a stream that ends with no content at all is a protocol error.
+/// falls through. A stream that ends cleanly after a finish reason but without content is a
+/// complete (empty, or filtered) answer; one that ends with neither is a protocol error.
 pub(super) async fn open_until_content(
     provider: &dyn Provider,
     request: &ChatRequest,
 ) -> Result<(ChunkStream, Vec<Chunk>), ProviderError> {
     let mut stream = provider.stream(request).await?;
-    let mut buffered = Vec::new();
+    let mut buffered: Vec<Chunk> = Vec::new();
     loop {
         match stream.next().await {
             Some(Ok(chunk)) => {
@@ -31,6 +32,9 @@ pub(super) async fn open_until_content(
                 }
             }
             Some(Err(e)) => return Err(e),
+            None if buffered.iter().any(|c| c.finish_reason.is_some()) => {
+                return Ok((Box::pin(futures_util::stream::empty()), buffered));
+            }
             None => return Err(ProviderError::protocol("stream ended before any content")),
         }
     }
@@ -38,7 +42,8 @@ pub(super) async fn open_until_content(
 
 /// A committed stream from one provider. Yields that provider's chunks only; a failure after
 /// the commit point (error, idle stall, deadline) is one terminal `Err` item and is recorded on
-/// the provider's breaker. A clean end records a success; dropping it early is neutral.
+/// the provider's breaker. A clean end records a success, and so does dropping it once the
+/// finish reason was delivered (the answer is whole); dropping it earlier is neutral.
 pub struct FallbackStream {
     inner: ChunkStream,
     buffered: std::vec::IntoIter<Chunk>,
@@ -51,6 +56,8 @@ pub struct FallbackStream {
     timer: Option<Pin<Box<Sleep>>>,
     waiting: bool,
     done: bool,
+    /// A chunk with a finish reason was handed to the caller.
+    finished: bool,
     observer: Option<(String, Arc<dyn Observer>)>,
 }
 
@@ -90,6 +97,7 @@ impl FallbackStream {
             timer,
             waiting: false,
             done: false,
+            finished: false,
             observer,
         }
     }
@@ -132,11 +140,35 @@ impl FallbackStream {
             _ => ProviderError::timeout("stream timed out"),
         }
     }
+
+    /// Notes what a chunk on its way to the caller means for the stream's record.
+    fn deliver(&mut self, chunk: Chunk) -> Chunk {
+        if chunk.finish_reason.is_some() {
+            self.finished = true;
+        }
+        if chunk.skipped_events > 0
+            && let Some((chain, o)) = &self.observer
+        {
+            o.on_skipped_events(chain, &self.provider_used, chunk.skipped_events);
+        }
+        chunk
+    }
 }
 
-/// A timer target that never fires in practice, for a sleep armed only while waiting.
+impl Drop for FallbackStream {
+    fn drop(&mut self) {
+        // The caller read the whole answer and went away before the end of the body: the
+        // provider did its job.
+        if self.finished
+            && let Some(permit) = self.permit.take()
+        {
+            permit.success();
+        }
+    }
+}
+
 fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400 * 365)
+    crate::time::far_future()
 }
 
 impl Stream for FallbackStream {
@@ -145,7 +177,7 @@ impl Stream for FallbackStream {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         if let Some(chunk) = this.buffered.next() {
-            return Poll::Ready(Some(Ok(chunk)));
+            return Poll::Ready(Some(Ok(this.deliver(chunk))));
         }
         if this.done {
             return Poll::Ready(None);
@@ -153,7 +185,7 @@ impl Stream for FallbackStream {
         match this.inner.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 this.waiting = false;
-                Poll::Ready(Some(Ok(chunk)))
+                Poll::Ready(Some(Ok(this.deliver(chunk))))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(this.fail(e)))),
             Poll::Ready(None) => {
@@ -171,7 +203,7 @@ impl Stream for FallbackStream {
                     // The idle clock runs only while we wait on the provider, not on a slow reader.
                     this.waiting = true;
                     let now = Instant::now();
-                    let idle_at = this.idle.map(|d| now + d);
+                    let idle_at = this.idle.map(|d| crate::time::after(now, d));
                     let target = match (idle_at, this.deadline) {
                         (Some(a), Some(b)) => a.min(b),
                         (a, b) => a.or(b).unwrap_or_else(far_future),

@@ -243,6 +243,12 @@ fn is_prompt_too_long(message: &str) -> bool {
     message.to_ascii_lowercase().contains("prompt is too long")
 }
 
+/// Anthropic reports an empty credit balance as a 400 `invalid_request_error` ("Your credit
+/// balance is too low…") or a `billing_error`.
+fn is_billing(kind: Option<&str>, message: &str) -> bool {
+    kind == Some("billing_error") || message.to_ascii_lowercase().contains("credit balance")
+}
+
 /// Classifies an error status with an Anthropic error body.
 pub(super) fn classify_status(
     status: u16,
@@ -253,7 +259,12 @@ pub(super) fn classify_status(
     let error = envelope.as_ref().and_then(|e| e.error.as_ref());
     let message = error.and_then(|e| e.message.as_deref());
     let mut err = http::status_error(status, retry_after, message, body);
-    match error.and_then(|e| e.kind.as_deref()) {
+    let kind = error.and_then(|e| e.kind.as_deref());
+    if is_billing(kind, message.unwrap_or_default()) {
+        err.kind = ErrorKind::QuotaExhausted;
+        return err;
+    }
+    match kind {
         Some("overloaded_error") => err.kind = ErrorKind::Overloaded,
         Some("invalid_request_error") | None if is_prompt_too_long(&err.message) => {
             err.kind = ErrorKind::ContextLengthExceeded;
@@ -270,6 +281,7 @@ fn in_band_error(error: &WireError) -> ProviderError {
         .as_deref()
         .unwrap_or("provider reported an error");
     let kind = match error.kind.as_deref() {
+        k if is_billing(k, message) => ErrorKind::QuotaExhausted,
         Some("overloaded_error") => ErrorKind::Overloaded,
         Some("rate_limit_error") => ErrorKind::RateLimited { retry_after: None },
         Some("authentication_error" | "permission_error") => ErrorKind::Auth,
@@ -343,6 +355,7 @@ impl AnthropicStream {
             usage,
             finish_reason: finish,
             model,
+            ..Chunk::default()
         })
     }
 }
@@ -351,7 +364,7 @@ impl StreamParser for AnthropicStream {
     fn on_event(&mut self, event: SseEvent) -> Step {
         let ev: WireEvent = match http::parse_event_json(&event.data, "message stream") {
             Ok(ev) => ev,
-            Err(e) => return Step::Fail(e),
+            Err(e) => return Step::Unreadable(e),
         };
         match ev.kind.as_str() {
             "message_start" => {
@@ -469,7 +482,7 @@ mod tests {
             .into_iter()
             .filter_map(|s| match s {
                 Step::Chunk(c) => Some(c),
-                Step::Fail(e) => panic!("{e}"),
+                Step::Fail(e) | Step::Unreadable(e) => panic!("{e}"),
                 _ => None,
             })
             .collect();
@@ -521,9 +534,9 @@ mod tests {
     }
 
     #[test]
-    fn malformed_event_is_protocol() {
+    fn malformed_event_is_unreadable_not_fatal() {
         let steps = run_stream("event: content_block_delta\ndata: {\"type\": \"content_blo\n\n");
-        assert!(matches!(&steps[0], Step::Fail(e) if e.kind == ErrorKind::Protocol));
+        assert!(matches!(&steps[0], Step::Unreadable(e) if e.kind == ErrorKind::Protocol));
     }
 
     #[test]
@@ -541,6 +554,11 @@ mod tests {
         let e = classify_status(400, None, invalid);
         assert_eq!(e.kind, ErrorKind::InvalidRequest);
         assert!(e.message.starts_with("messages: roles must alternate"));
+        let billing = br#"{"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits."}}"#;
+        assert_eq!(
+            classify_status(400, None, billing).kind,
+            ErrorKind::QuotaExhausted
+        );
         let rl = include_bytes!("../../tests/fixtures/anthropic/error_rate_limit.json");
         let d = Some(Duration::from_secs(3));
         assert_eq!(

@@ -273,7 +273,7 @@ async fn error_from_response(
     classify: ClassifyFn,
 ) -> ProviderError {
     let status = response.status().as_u16();
-    let retry_after = retry_after(response.headers(), SystemTime::now());
+    let retry_after = super::ratelimit::retry_after(response.headers(), SystemTime::now());
     let mut body = Vec::new();
     loop {
         match response.chunk().await {
@@ -290,35 +290,6 @@ async fn error_from_response(
         }
     }
     classify(status, retry_after, &body)
-}
-
-/// The provider's wait hint: `retry-after-ms` (milliseconds) wins over `retry-after`
-/// (delay-seconds or an HTTP date, measured from `now`).
-pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let text = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
-    if let Some(ms) = text("retry-after-ms").and_then(|v| v.parse::<f64>().ok())
-        && ms.is_finite()
-        && ms >= 0.0
-    {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
-    }
-    let value = text("retry-after")?;
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    if let Ok(secs) = value.parse::<f64>()
-        && secs.is_finite()
-        && secs >= 0.0
-    {
-        return Some(Duration::from_secs_f64(secs));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// The base classification of an error status, with the provider's message (or the raw body,
@@ -412,8 +383,10 @@ pub(crate) enum Step {
     Chunk(Chunk),
     /// The terminal marker: the stream is complete.
     Done,
-    /// A failure: in-band error event or an unreadable event.
+    /// A failure: an in-band error event.
     Fail(ProviderError),
+    /// An event we cannot read: skipped and counted, the stream goes on.
+    Unreadable(ProviderError),
 }
 
 /// A wire format's streaming state machine.
@@ -436,12 +409,18 @@ pub(crate) enum Next {
 }
 
 /// The one state machine from SSE body bytes to chunks: the decoder, the wire format's parser,
-/// and the rule that a body ending before the terminal marker is a `Protocol` error. Used by
-/// the HTTP streams and by the fuzz entry points alike.
+/// and the stream-ending rules. A stream is complete at its terminal marker, or when the body
+/// ends cleanly after a finish reason was delivered; a body that ends before either is a
+/// `Protocol` error. An unreadable event is skipped and counted on the next chunk. Used by the
+/// HTTP streams and by the fuzz entry points alike.
 pub(crate) struct SseChunks<P> {
     decoder: SseDecoder,
     parser: P,
     over: bool,
+    /// A chunk with a finish reason went out.
+    finished: bool,
+    /// Unreadable events skipped since the last chunk went out.
+    skipped: u32,
 }
 
 impl<P: StreamParser> SseChunks<P> {
@@ -450,6 +429,8 @@ impl<P: StreamParser> SseChunks<P> {
             decoder: SseDecoder::new(),
             parser,
             over: false,
+            finished: false,
+            skipped: 0,
         }
     }
 
@@ -469,27 +450,54 @@ impl<P: StreamParser> SseChunks<P> {
             match self.decoder.next_event() {
                 Ok(Some(event)) => match self.parser.on_event(event) {
                     Step::Skip => {}
-                    Step::Chunk(c) => return Next::Item(Ok(c)),
+                    Step::Chunk(c) => return Next::Item(Ok(self.out(c))),
                     Step::Done => self.over = true,
                     Step::Fail(e) => return self.fail(e),
+                    Step::Unreadable(e) => {
+                        self.skipped = self.skipped.saturating_add(1);
+                        tracing::debug!(error = %e, "skipped an unreadable stream event");
+                    }
                 },
                 Ok(None) => return Next::NeedBytes,
                 Err(e) => return self.fail(ProviderError::protocol(e.to_string())),
             }
         }
-        Next::End
+        self.flush_skipped()
+    }
+
+    /// A chunk on its way out, carrying the count of events skipped before it.
+    fn out(&mut self, mut chunk: Chunk) -> Chunk {
+        if chunk.finish_reason.is_some() {
+            self.finished = true;
+        }
+        chunk.skipped_events = std::mem::take(&mut self.skipped);
+        chunk
+    }
+
+    /// At the end: a metadata chunk for events skipped after the last chunk, then the end.
+    fn flush_skipped(&mut self) -> Next {
+        match std::mem::take(&mut self.skipped) {
+            0 => Next::End,
+            n => Next::Item(Ok(Chunk {
+                skipped_events: n,
+                ..Chunk::default()
+            })),
+        }
     }
 
     /// Ends the stream with `error` (a transport failure, or one found here).
     pub(crate) fn fail(&mut self, error: ProviderError) -> Next {
         self.over = true;
+        self.skipped = 0;
         Next::Item(Err(error))
     }
 
-    /// The body ended: unless the terminal marker was seen, that is a truncated stream.
+    /// The body ended: unless the terminal marker or a finish reason was seen, that is a
+    /// truncated stream.
     pub(crate) fn end_of_body(&mut self) -> Next {
-        if self.over {
-            return Next::End;
+        if self.over || self.finished {
+            self.over = true;
+            return self.flush_skipped();
         }
         let marker = self.parser.terminal_marker();
         let detail = if self.decoder.has_partial() {
@@ -559,54 +567,6 @@ pub(crate) fn tokens(n: u64) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(*k, HeaderValue::from_str(v).unwrap());
-        }
-        h
-    }
-
-    #[test]
-    fn retry_after_seconds() {
-        let h = headers(&[("retry-after", "7")]);
-        assert_eq!(
-            retry_after(&h, SystemTime::now()),
-            Some(Duration::from_secs(7))
-        );
-    }
-
-    #[test]
-    fn retry_after_ms_wins_over_seconds() {
-        let h = headers(&[("retry-after", "7"), ("retry-after-ms", "250")]);
-        assert_eq!(
-            retry_after(&h, SystemTime::now()),
-            Some(Duration::from_millis(250))
-        );
-        let h = headers(&[("retry-after-ms", "1.5")]);
-        assert_eq!(
-            retry_after(&h, SystemTime::now()),
-            Some(Duration::from_micros(1500))
-        );
-    }
-
-    #[test]
-    fn retry_after_http_date_is_measured_from_now() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
-        let h = headers(&[("retry-after", "Wed, 21 Oct 2015 07:28:30 GMT")]);
-        // 07:28:00 + 30 s
-        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(30)));
-        let later = now + Duration::from_secs(100);
-        assert_eq!(retry_after(&h, later), Some(Duration::ZERO));
-    }
-
-    #[test]
-    fn retry_after_garbage_is_ignored() {
-        let h = headers(&[("retry-after", "soon"), ("retry-after-ms", "-3")]);
-        assert_eq!(retry_after(&h, SystemTime::now()), None);
-        assert_eq!(retry_after(&HeaderMap::new(), SystemTime::now()), None);
-    }
 
     #[test]
     fn status_error_falls_back_to_body_then_reason() {

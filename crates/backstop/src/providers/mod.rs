@@ -14,6 +14,7 @@
 
 mod core;
 pub(crate) mod http;
+mod ratelimit;
 pub mod sse;
 
 #[cfg(any(feature = "openai", feature = "groq"))]
@@ -32,6 +33,7 @@ pub use anthropic::AnthropicLlm;
 pub use groq::GroqLlm;
 #[cfg(feature = "openai")]
 pub use openai::{OpenAiCompatible, OpenAiLlm};
+pub use ratelimit::MAX_HINT;
 pub use sse::{SseDecoder, SseError, SseEvent};
 
 /// The builder setters, redacted `Debug` and [`Provider`](crate::Provider) impl every HTTP

@@ -227,6 +227,11 @@ pub(crate) fn classify_status(
     let (message, kind, code) = error.map(ErrorValue::parts).unwrap_or_default();
     let mut err = http::status_error(status, retry_after, message, body);
     let code = code.and_then(serde_json::Value::as_str);
+    // Out of credit is not a rate limit, whatever the status says.
+    if is_quota(code, kind) {
+        err.kind = ErrorKind::QuotaExhausted;
+        return err;
+    }
     // A 429 stays a rate limit and 5xx stay themselves; codes refine client errors.
     if (400..500).contains(&status)
         && status != 429
@@ -235,6 +240,16 @@ pub(crate) fn classify_status(
         err.kind = k;
     }
     err
+}
+
+/// OpenAI's "you exceeded your current quota" (a 429 with `insufficient_quota`) and billing limits.
+fn is_quota(code: Option<&str>, kind: Option<&str>) -> bool {
+    const QUOTA: [&str; 3] = [
+        "insufficient_quota",
+        "billing_hard_limit_reached",
+        "billing_not_active",
+    ];
+    code.is_some_and(|c| QUOTA.contains(&c)) || kind.is_some_and(|k| QUOTA.contains(&k))
 }
 
 /// Classifies an error delivered inside a 2xx body or stream (no HTTP status of its own).
@@ -262,9 +277,13 @@ fn in_band_error(error: &ErrorValue) -> ProviderError {
         _ if overloaded => ErrorKind::Overloaded,
         _ => ErrorKind::Server,
     };
-    let resolved = kind_from_code(code_str, kind, message)
-        .or(code_num.map(|n| ErrorKind::from_status(n, None)))
-        .unwrap_or(by_type);
+    let resolved = if is_quota(code_str, kind) {
+        ErrorKind::QuotaExhausted
+    } else {
+        kind_from_code(code_str, kind, message)
+            .or(code_num.map(|n| ErrorKind::from_status(n, None)))
+            .unwrap_or(by_type)
+    };
     let err = ProviderError::new(resolved, message);
     match code_num {
         Some(n) => err.with_status(n),
@@ -323,7 +342,7 @@ impl StreamParser for OpenAiStream {
         }
         let chunk: WireChunk = match http::parse_event_json(data, "chat completion chunk") {
             Ok(c) => c,
-            Err(e) => return Step::Fail(e),
+            Err(e) => return Step::Unreadable(e),
         };
         if let Some(error) = chunk.error {
             return Step::Fail(in_band_error(&error));
@@ -352,6 +371,7 @@ impl StreamParser for OpenAiStream {
             usage,
             finish_reason: finish.as_deref().map(finish_reason),
             model,
+            ..Chunk::default()
         })
     }
 
@@ -454,7 +474,7 @@ mod tests {
                 }
                 Step::Skip => {}
                 Step::Done => done = true,
-                Step::Fail(e) => panic!("{e}"),
+                Step::Fail(e) | Step::Unreadable(e) => panic!("{e}"),
             }
         }
         assert!(done);
@@ -501,9 +521,9 @@ mod tests {
     }
 
     #[test]
-    fn malformed_chunk_is_protocol() {
+    fn malformed_chunk_is_unreadable_not_fatal() {
         let steps = run_stream("data: {\"choices\": [\n\n");
-        assert!(matches!(&steps[0], Step::Fail(e) if e.kind == ErrorKind::Protocol));
+        assert!(matches!(&steps[0], Step::Unreadable(e) if e.kind == ErrorKind::Protocol));
     }
 
     #[test]
@@ -527,6 +547,11 @@ mod tests {
             ErrorKind::RateLimited { retry_after: d }
         );
 
+        let quota = br#"{"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#;
+        assert_eq!(
+            classify_status(429, None, quota).kind,
+            ErrorKind::QuotaExhausted
+        );
         let auth = include_bytes!("../../tests/fixtures/openai/error_invalid_api_key.json");
         assert_eq!(classify_status(401, None, auth).kind, ErrorKind::Auth);
 

@@ -1,0 +1,94 @@
+//! One attempt: run the call within `min(attempt timeout, time left)`, charge the provider's
+//! breaker (or its rate-limit hold) with the outcome, and say what happened.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{Mode, deadline};
+use crate::{ChatRequest, ErrorKind, Permit, Provider, ProviderError, time};
+
+/// How an attempt ended.
+pub(super) enum Outcome<T> {
+    /// The provider answered; the permit still awaits its verdict (a stream may yet fail).
+    Answered(T, Permit),
+    /// The provider failed; its breaker and hold have been charged.
+    Failed(ProviderError),
+    /// No time was left to call it.
+    DeadlinePassed,
+}
+
+/// What bounds one attempt.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limits {
+    /// The attempt timeout (or, streaming, the time-to-first-token timeout).
+    pub(super) timeout: Option<Duration>,
+    /// The request's absolute deadline.
+    pub(super) deadline: Option<Instant>,
+    /// When the request started, for the deadline's error message.
+    pub(super) started: Instant,
+}
+
+/// Calls `provider` once under `limits`, with `permit` from its breaker.
+pub(super) async fn run<'s, T, F, Fut>(
+    provider: &'s dyn Provider,
+    mut permit: Permit,
+    request: &'s ChatRequest,
+    call: &F,
+    mode: Mode,
+    limits: Limits,
+) -> (Outcome<T>, Duration)
+where
+    F: Fn(&'s dyn Provider, &'s ChatRequest) -> Fut,
+    Fut: Future<Output = Result<T, ProviderError>>,
+{
+    let begun = Instant::now();
+    let left = limits.deadline.map(|d| d.saturating_duration_since(begun));
+    if left == Some(Duration::ZERO) {
+        return (Outcome::DeadlinePassed, Duration::ZERO);
+    }
+    // The attempt gets min(attempt timeout, time left); note which one binds.
+    let (budget, deadline_binds) = match (limits.timeout, left) {
+        (Some(l), Some(r)) if r <= l => (Some(r), true),
+        (Some(l), _) => (Some(l), false),
+        (None, r) => (r, r.is_some()),
+    };
+    let end = budget.map(|b| time::after(begun, b));
+    if request.drop_counts_as_timeout {
+        permit.fail_on_drop(true);
+    }
+    let fut = deadline::scope(end, call(provider, request));
+    let result = match budget {
+        Some(b) => tokio::time::timeout(b, fut).await.unwrap_or_else(|_| {
+            let after = if deadline_binds {
+                limits.started.elapsed()
+            } else {
+                b
+            };
+            Err(timeout_error(mode, deadline_binds, after))
+        }),
+        None => fut.await,
+    };
+    permit.fail_on_drop(false);
+    let latency = begun.elapsed();
+    match result {
+        Ok(value) => (Outcome::Answered(value, permit), latency),
+        Err(error) => {
+            permit.record(error.kind.breaker_effect());
+            (Outcome::Failed(error), latency)
+        }
+    }
+}
+
+fn timeout_error(mode: Mode, deadline: bool, after: Duration) -> ProviderError {
+    let ms = after.as_millis();
+    ProviderError::new(
+        ErrorKind::Timeout,
+        match (deadline, mode) {
+            (true, _) => format!("request deadline passed after {ms}ms"),
+            (false, Mode::Complete) => format!("attempt timed out after {ms}ms"),
+            (false, Mode::Stream) => format!("no first token within {ms}ms"),
+        },
+    )
+}
