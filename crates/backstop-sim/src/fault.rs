@@ -77,6 +77,16 @@ pub enum Fault {
         /// Content chunks sent first.
         after_chunks: usize,
     },
+    /// Streaming: the whole answer with its finish reason and usage, then a clean end without
+    /// the terminal marker (`data: [DONE]` / `message_stop`): complete by the finish rule.
+    /// Non-streaming: an ordinary answer.
+    NoTerminalMarker,
+    /// Streaming: N content chunks, an unparseable event, then the rest of the answer as usual
+    /// (a provider that emits one garbled event). Non-streaming: an ordinary answer.
+    GarbledEvent {
+        /// Content chunks sent first.
+        after_chunks: usize,
+    },
 }
 
 /// Serde mirror of [`Fault`] (durations as milliseconds, optional fields defaulted).
@@ -118,6 +128,11 @@ enum FaultRepr {
         #[serde(default)]
         after_chunks: usize,
     },
+    NoTerminalMarker,
+    GarbledEvent {
+        #[serde(default)]
+        after_chunks: usize,
+    },
 }
 
 impl From<FaultRepr> for Fault {
@@ -149,6 +164,8 @@ impl From<FaultRepr> for Fault {
                 status,
             },
             FaultRepr::Stall { after_chunks } => Fault::Stall { after_chunks },
+            FaultRepr::NoTerminalMarker => Fault::NoTerminalMarker,
+            FaultRepr::GarbledEvent { after_chunks } => Fault::GarbledEvent { after_chunks },
         }
     }
 }
@@ -184,6 +201,8 @@ impl From<Fault> for FaultRepr {
                 status,
             },
             Fault::Stall { after_chunks } => FaultRepr::Stall { after_chunks },
+            Fault::NoTerminalMarker => FaultRepr::NoTerminalMarker,
+            Fault::GarbledEvent { after_chunks } => FaultRepr::GarbledEvent { after_chunks },
         }
     }
 }
@@ -303,6 +322,8 @@ mod tests {
                 status: 529,
             },
             Fault::Stall { after_chunks: 3 },
+            Fault::NoTerminalMarker,
+            Fault::GarbledEvent { after_chunks: 2 },
         ];
         for f in faults {
             let s = serde_json::to_string(&f).unwrap();

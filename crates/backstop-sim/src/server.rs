@@ -252,6 +252,8 @@ async fn respond(
         Some(Fault::Disconnect { after_chunks }) => Tail::Disconnect(after_chunks),
         Some(Fault::Truncate { after_chunks }) => Tail::Truncate(after_chunks),
         Some(Fault::Stall { after_chunks }) => Tail::Stall(after_chunks),
+        Some(Fault::NoTerminalMarker) => Tail::NoMarker,
+        Some(Fault::GarbledEvent { after_chunks }) => Tail::Garbled(after_chunks),
     };
 
     let reply = Reply::new(flavor, req.last_user_text(), chunks);
@@ -262,7 +264,7 @@ async fn respond(
         let text = reply.text();
         let full = wire::completion_body(&meta, &text);
         match tail {
-            Tail::Done => script.buf().extend_from_slice(&full),
+            Tail::Done | Tail::NoMarker | Tail::Garbled(_) => script.buf().extend_from_slice(&full),
             Tail::Malformed(_) => script
                 .buf()
                 .extend_from_slice(b"<html><body>502 Bad Gateway</body></html>"),
@@ -289,6 +291,10 @@ enum Tail {
     Malformed(usize),
     InBandError(usize, u16),
     Stall(usize),
+    /// Everything but the terminal marker.
+    NoMarker,
+    /// One unparseable event after N chunks, then the rest as usual.
+    Garbled(usize),
 }
 
 /// Preamble, ttft, content chunks with delays between, then the tail. A fault after N
@@ -305,7 +311,7 @@ fn stream_script(
     wire::stream_preamble(script.buf(), meta);
     script.sleep(ttft);
     let cut = match tail {
-        Tail::Done => reply.len(),
+        Tail::Done | Tail::NoMarker | Tail::Garbled(_) => reply.len(),
         Tail::Disconnect(n)
         | Tail::Truncate(n)
         | Tail::Malformed(n)
@@ -316,13 +322,20 @@ fn stream_script(
         if i > 0 {
             script.sleep(chunk_delay);
         }
+        if matches!(tail, Tail::Garbled(n) if n == i) {
+            script.buf().extend_from_slice(b"data: {not json\n\n");
+        }
         wire::stream_piece(script.buf(), meta, piece);
+    }
+    if matches!(tail, Tail::Garbled(n) if n >= reply.len()) {
+        script.buf().extend_from_slice(b"data: {not json\n\n");
     }
     if cut == reply.len() {
         wire::stream_finish(script.buf(), meta);
     }
     match tail {
-        Tail::Done => wire::stream_done(script.buf(), meta.flavor),
+        Tail::Done | Tail::Garbled(_) => wire::stream_done(script.buf(), meta.flavor),
+        Tail::NoMarker => {}
         Tail::Disconnect(_) => script.abort(),
         Tail::Truncate(_) => {}
         Tail::Malformed(_) => script.buf().extend_from_slice(b"data: {not json\n\n"),

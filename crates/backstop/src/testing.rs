@@ -58,6 +58,11 @@ pub enum Step {
     ChunksThenFail(Vec<String>, ErrorKind),
     /// Stream these chunks, then stall forever without ending.
     ChunksThenHang(Vec<String>),
+    /// Stream these chunks, then end without a finish reason (a truncated stream from a
+    /// provider that does not check its terminal marker). Non-streaming calls fail `Protocol`.
+    ChunksThenEnd(Vec<String>),
+    /// Answer with no text, only this finish reason (an empty or filtered answer).
+    Finish(FinishReason),
 }
 
 impl Step {
@@ -104,6 +109,14 @@ impl Step {
     /// `Step::ChunksThenHang`.
     pub fn chunks_then_hang<S: Into<String>>(chunks: impl IntoIterator<Item = S>) -> Self {
         Step::ChunksThenHang(chunks.into_iter().map(Into::into).collect())
+    }
+    /// `Step::ChunksThenEnd`.
+    pub fn chunks_then_end<S: Into<String>>(chunks: impl IntoIterator<Item = S>) -> Self {
+        Step::ChunksThenEnd(chunks.into_iter().map(Into::into).collect())
+    }
+    /// `Step::Finish`.
+    pub fn finish(reason: FinishReason) -> Self {
+        Step::Finish(reason)
     }
 }
 
@@ -272,6 +285,11 @@ impl Provider for ScriptedProvider {
                     Ok(self.completion(chunks.concat()))
                 }
                 Step::Fail(kind) | Step::ChunksThenFail(_, kind) => Err(self.error(kind)),
+                Step::ChunksThenEnd(_) => Err(self.error(ErrorKind::Protocol)),
+                Step::Finish(reason) => Ok(Completion {
+                    finish_reason: Some(reason),
+                    ..self.completion(String::new())
+                }),
                 Step::Hang | Step::ChunksThenHang(_) | Step::Delay(..) => {
                     std::future::pending().await
                 }
@@ -286,8 +304,10 @@ impl Provider for ScriptedProvider {
         let step = self.next_step();
         Box::pin(async move {
             let (chunks, gap, end) = match settle(step).await {
-                Step::Reply(text) => (vec![text], Duration::ZERO, End::Finish),
-                Step::Chunks { chunks, gap } => (chunks, gap, End::Finish),
+                Step::Reply(text) => (vec![text], Duration::ZERO, End::Finish(FinishReason::Stop)),
+                Step::Chunks { chunks, gap } => (chunks, gap, End::Finish(FinishReason::Stop)),
+                Step::ChunksThenEnd(chunks) => (chunks, Duration::ZERO, End::Clean),
+                Step::Finish(reason) => (Vec::new(), Duration::ZERO, End::Finish(reason)),
                 Step::Fail(kind) => return Err(self.error(kind)),
                 Step::ChunksThenFail(chunks, kind) => {
                     (chunks, Duration::ZERO, End::Fail(self.error(kind)))
@@ -302,12 +322,16 @@ impl Provider for ScriptedProvider {
 }
 
 enum End {
-    Finish,
+    /// A last chunk with this finish reason and usage, then the end.
+    Finish(FinishReason),
+    /// The end, without a finish reason.
+    Clean,
     Fail(ProviderError),
     Hang,
 }
 
 fn scripted_stream(chunks: Vec<String>, gap: Duration, end: End, model: String) -> ChunkStream {
+    let output = chunks.len() as u32;
     let items = chunks.into_iter().enumerate().map(move |(i, text)| {
         let model = (i == 0).then(|| model.clone());
         (
@@ -328,7 +352,18 @@ fn scripted_stream(chunks: Vec<String>, gap: Duration, end: End, model: String) 
                 Some((Ok(chunk), (items, end)))
             }
             None => match end {
-                Some(End::Finish) | None => None,
+                Some(End::Finish(reason)) => {
+                    let last = Chunk {
+                        finish_reason: Some(reason),
+                        usage: Some(Usage {
+                            input_tokens: 1,
+                            output_tokens: output,
+                        }),
+                        ..Chunk::default()
+                    };
+                    Some((Ok(last), (items, None)))
+                }
+                Some(End::Clean) | None => None,
                 Some(End::Fail(e)) => Some((Err(e), (items, None))),
                 Some(End::Hang) => std::future::pending().await,
             },

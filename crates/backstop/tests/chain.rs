@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use backstop::testing::{ScriptedProvider, Step};
 use backstop::{
-    Attempt, AttemptOutcome, BreakerConfig, ChatRequest, CircuitBreaker, ErrorKind, FallbackChain,
-    FinishReason, Message, Observer, Provider, RequestSummary, Usage,
+    Attempt, AttemptOutcome, BreakerConfig, BreakerState, ChatRequest, CircuitBreaker, ErrorKind,
+    FallbackChain, FinishReason, Message, Observer, Provider, RequestSummary, Usage,
 };
 
 fn breaker(name: &str) -> CircuitBreaker {
@@ -343,4 +343,57 @@ async fn retry_blocked_by_a_freshly_opened_breaker_reports_the_real_error() {
     assert_eq!(e.errors.len(), 1);
     assert_eq!(e.errors[0].error.kind, ErrorKind::Server);
     assert_eq!(e.summary_kind(), ErrorKind::Server);
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_all_open_fail_refuses_without_a_call() {
+    let a = ScriptedProvider::new("a").script([Step::reply("a")]);
+    let ab = breaker("a");
+    ab.trip();
+    let chain = FallbackChain::builder()
+        .provider(a.clone(), ab)
+        .build()
+        .unwrap();
+    let e = chain.generate("hi").await.unwrap_err();
+    assert_eq!(a.calls(), 0);
+    assert_eq!(e.summary_kind(), ErrorKind::Overloaded);
+    assert!(
+        e.retry_after.is_some(),
+        "says when a breaker will half-open"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_all_open_probe_sends_one_probe_to_the_breaker_open_longest() {
+    let a = ScriptedProvider::new("a").script([Step::reply("a")]);
+    let b = ScriptedProvider::new("b").script([Step::reply("b")]);
+    let (ab, bb) = (breaker("a"), breaker("b"));
+    bb.trip();
+    tokio::time::advance(Duration::from_secs(1)).await;
+    ab.trip();
+    let chain = FallbackChain::builder()
+        .provider(a.clone(), ab.clone())
+        .provider(b.clone(), bb.clone())
+        .when_all_open(backstop::WhenAllOpen::Probe)
+        .build()
+        .unwrap();
+    let r = chain.generate("hi").await.unwrap();
+    assert_eq!(r.provider_used, "b", "b's breaker opened longest ago");
+    assert_eq!((a.calls(), b.calls()), (0, 1));
+    assert_eq!(bb.state(), BreakerState::Closed, "the probe succeeded");
+    assert_eq!(ab.state(), BreakerState::Open);
+    // A failing probe re-opens its breaker and the request fails with its error.
+    let c = ScriptedProvider::new("c").script([Step::fail(ErrorKind::Server)]);
+    let cb = breaker("c");
+    cb.trip();
+    let chain = FallbackChain::builder()
+        .provider(c.clone(), cb.clone())
+        .when_all_open(backstop::WhenAllOpen::Probe)
+        .build()
+        .unwrap();
+    let e = chain.generate("hi").await.unwrap_err();
+    assert_eq!(c.calls(), 1);
+    assert_eq!(e.errors.len(), 1);
+    assert_eq!(e.errors[0].error.kind, ErrorKind::Server);
+    assert_eq!(cb.state(), BreakerState::Open);
 }

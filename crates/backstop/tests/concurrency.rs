@@ -160,3 +160,50 @@ fn half_open_probe_bound_holds_under_parallel_contention() {
     assert_eq!(b.state(), BreakerState::HalfOpen);
     assert!(b.admits(), "every slot was freed");
 }
+
+/// A gauge fed by breaker events that keeps the newest generation, as the gateway's would.
+#[derive(Default)]
+struct Gauge(std::sync::Mutex<(u64, Option<BreakerState>)>);
+
+impl backstop::Observer for Gauge {
+    fn on_breaker_change(&self, c: &backstop::StateChange<'_>) {
+        let mut g = self.0.lock().unwrap();
+        if c.generation > g.0 || g.1.is_none() {
+            *g = (c.generation, Some(c.to));
+        }
+    }
+}
+
+#[test]
+fn a_gauge_keeping_the_newest_generation_ends_on_the_true_state() {
+    for round in 0..20 {
+        let b = CircuitBreaker::new(format!("g{round}"))
+            .failure_threshold(1)
+            .recovery_timeout(Duration::ZERO)
+            .max_recovery_timeout(Duration::ZERO);
+        let gauge = Arc::new(Gauge::default());
+        b.observe(gauge.clone());
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let b = b.clone();
+                s.spawn(move || {
+                    for i in 0..2_000 {
+                        match (t + i) % 4 {
+                            0 => b.trip(),
+                            1 => b.reset(),
+                            2 => b.record_failure(),
+                            _ => {
+                                if let Ok(p) = b.try_acquire() {
+                                    p.success();
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        let truth = b.state();
+        let seen = gauge.0.lock().unwrap().1;
+        assert_eq!(seen, Some(truth), "round {round}");
+    }
+}

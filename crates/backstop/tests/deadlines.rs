@@ -345,3 +345,148 @@ async fn provider_options_override_the_chain_attempt_timeout_and_retries() {
     assert_eq!(r.provider_used, "primary");
     assert_eq!(r.text, "slow but fine");
 }
+
+#[tokio::test(start_paused = true)]
+async fn nested_chains_charge_the_provider_running_when_the_outer_deadline_passes() {
+    // outer [a fails after 600 ms, inner [x hangs]] with a 1 s request timeout: the deadline
+    // passes while x runs, so x's breaker records the timeout.
+    let a = ScriptedProvider::new("a").script([Step::delay(
+        Duration::from_millis(600),
+        Step::fail(ErrorKind::Server),
+    )]);
+    let x = ScriptedProvider::new("x").script([Step::hang()]);
+    let xb = breaker("x");
+    let inner = FallbackChain::builder()
+        .name("inner")
+        .provider(x.clone(), xb.clone())
+        .build()
+        .unwrap();
+    let outer = FallbackChain::builder()
+        .provider(a, breaker("a"))
+        .provider(inner, breaker("inner"))
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let e = outer.generate("hi").await.unwrap_err();
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+    assert!(e.deadline_exceeded);
+    assert_eq!(x.calls(), 1);
+    assert_eq!(
+        xb.snapshot().failures_in_window,
+        1,
+        "the innermost provider is charged, not left neutral"
+    );
+    // However deep: a chain inside a chain inside a chain.
+    let y = ScriptedProvider::new("y").script([Step::hang()]);
+    let yb = breaker("y");
+    let deepest = FallbackChain::builder()
+        .name("deepest")
+        .provider(y, yb.clone())
+        .build()
+        .unwrap();
+    let middle = FallbackChain::builder()
+        .name("middle")
+        .provider(deepest, breaker("deepest"))
+        .build()
+        .unwrap();
+    let top = FallbackChain::builder()
+        .provider(middle, breaker("middle"))
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    top.generate("hi").await.unwrap_err();
+    assert_eq!(yb.snapshot().failures_in_window, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_error_arriving_exactly_at_the_deadline_reports_the_deadline() {
+    let p = ScriptedProvider::new("p").script([Step::delay(
+        Duration::from_secs(1),
+        Step::fail(ErrorKind::Server),
+    )]);
+    let chain = FallbackChain::builder()
+        .provider(p, breaker("p"))
+        .provider(ScriptedProvider::new("q"), breaker("q"))
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let e = chain.generate("hi").await.unwrap_err();
+    assert!(e.deadline_exceeded, "{e}");
+    assert_eq!(e.summary_kind(), ErrorKind::Timeout);
+    assert_eq!(e.errors[1].provider, "q");
+    assert!(!e.errors[1].attempted);
+    assert!(e.errors[1].error.message.contains("deadline"), "{e}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_is_not_slept_for_when_other_traffic_opened_the_breaker() {
+    let hint = Duration::from_secs(1);
+    let b = breaker("primary");
+    // Other traffic opens the primary's breaker while this request's 429 comes back.
+    let other = b.clone();
+    let primary = ScriptedProvider::from_fn("primary", move |_| {
+        other.trip();
+        Step::fail(ErrorKind::RateLimited {
+            retry_after: Some(hint),
+        })
+    });
+    let chain = FallbackChain::builder()
+        .provider(primary.clone(), b.clone())
+        .provider(
+            ScriptedProvider::new("secondary").script([Step::reply("ok")]),
+            breaker("secondary"),
+        )
+        .retries_per_provider(1)
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let r = chain.generate("hi").await.unwrap();
+    assert_eq!(
+        start.elapsed(),
+        Duration::ZERO,
+        "no sleep before a refused retry"
+    );
+    assert_eq!(r.provider_used, "secondary");
+    assert_eq!(primary.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timeout_falls_through_at_once_without_a_same_provider_retry() {
+    let primary = ScriptedProvider::new("primary").script([Step::hang()]);
+    let secondary = ScriptedProvider::new("secondary").script([Step::reply("ok")]);
+    let chain = FallbackChain::builder()
+        .provider(primary.clone(), breaker("primary"))
+        .provider(secondary, breaker("secondary"))
+        .retries_per_provider(3)
+        .attempt_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let r = chain.generate("hi").await.unwrap();
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(10),
+        "one timeout, not four"
+    );
+    assert_eq!(r.provider_used, "secondary");
+    assert_eq!(primary.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_a_request_marked_as_caller_timed_counts_a_timeout() {
+    let p = ScriptedProvider::new("p").script([Step::hang()]);
+    let b = breaker("p");
+    let chain = FallbackChain::builder()
+        .provider(p, b.clone())
+        .build()
+        .unwrap();
+    let req = ChatRequest::user("hi").drop_counts_as_timeout(true);
+    let r = tokio::time::timeout(Duration::from_secs(5), chain.generate(req)).await;
+    assert!(r.is_err(), "the caller's timeout fired");
+    assert_eq!(b.snapshot().failures_in_window, 1, "counted as a failure");
+    // Without the mark, dropping stays neutral.
+    let r = tokio::time::timeout(Duration::from_secs(5), chain.generate("hi")).await;
+    assert!(r.is_err());
+    assert_eq!(b.snapshot().failures_in_window, 1);
+}

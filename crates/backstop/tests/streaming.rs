@@ -9,6 +9,7 @@ use std::time::Duration;
 use backstop::testing::{ScriptedProvider, Step};
 use backstop::{
     BreakerConfig, BreakerState, CircuitBreaker, ErrorKind, FallbackChain, FallbackStream,
+    FinishReason,
 };
 use futures_util::StreamExt;
 use tokio::time::Instant;
@@ -78,9 +79,71 @@ async fn stream_fails_over_after_only_empty_chunks() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn stream_fails_over_on_an_empty_stream() {
-    falls_through(Step::chunks(Vec::<String>::new())).await;
-    falls_through(Step::chunks([""])).await;
+async fn stream_fails_over_on_a_stream_that_ends_with_neither_content_nor_finish() {
+    falls_through(Step::chunks_then_end(Vec::<String>::new())).await;
+    falls_through(Step::chunks_then_end([""])).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_complete_stream_without_text_is_an_answer() {
+    for reason in [FinishReason::Stop, FinishReason::ContentFilter] {
+        let primary = ScriptedProvider::new("primary").script([Step::finish(reason.clone())]);
+        let secondary = ScriptedProvider::new("secondary").script([Step::reply("second")]);
+        let (chain, b) = two(&primary, &secondary);
+        let mut s = chain.stream("hi").await.unwrap();
+        assert_eq!(s.provider_used(), "primary", "{reason:?}");
+        let mut chunks = Vec::new();
+        while let Some(item) = s.next().await {
+            chunks.push(item.unwrap());
+        }
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(chunks[0].text, "");
+        assert_eq!(chunks[0].finish_reason, Some(reason.clone()));
+        assert_eq!(secondary.calls(), 0, "{reason:?}: no failover");
+        assert_eq!(primary.calls(), 1, "{reason:?}: no retry");
+        assert_eq!(
+            b.snapshot().failures_in_window,
+            0,
+            "{reason:?}: not a failure"
+        );
+        // The non-streamed twin agrees.
+        let r = chain.generate("hi").await.unwrap();
+        assert_eq!((r.provider_used.as_str(), r.text.as_str()), ("primary", ""));
+        assert_eq!(r.finish_reason, Some(reason));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_dropped_after_its_finish_chunk_is_a_success_for_the_breaker() {
+    let primary = ScriptedProvider::new("primary").script([Step::chunks(["a", "b"])]);
+    let secondary = ScriptedProvider::new("secondary");
+    let (chain, b) = two(&primary, &secondary);
+    b.trip();
+    tokio::time::advance(Duration::from_secs(60)).await;
+    assert_eq!(b.state(), BreakerState::HalfOpen);
+    let mut s = chain.stream("hi").await.unwrap();
+    loop {
+        let chunk = s.next().await.unwrap().unwrap();
+        if chunk.finish_reason.is_some() {
+            break;
+        }
+    }
+    drop(s); // the caller read the whole answer, then went away before the end of the body
+    assert_eq!(b.state(), BreakerState::Closed, "the probe succeeded");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_dropped_before_its_finish_leaves_the_probe_neutral() {
+    let primary = ScriptedProvider::new("primary").script([Step::chunks(["a", "b"])]);
+    let secondary = ScriptedProvider::new("secondary");
+    let (chain, b) = two(&primary, &secondary);
+    b.trip();
+    tokio::time::advance(Duration::from_secs(60)).await;
+    let mut s = chain.stream("hi").await.unwrap();
+    s.next().await.unwrap().unwrap();
+    drop(s);
+    assert_eq!(b.state(), BreakerState::HalfOpen, "neutral: still probing");
+    assert!(b.admits(), "and the probe slot is free again");
 }
 
 #[tokio::test(start_paused = true)]
@@ -257,7 +320,7 @@ async fn stream_reports_provider_used_and_attempts() {
 #[tokio::test(start_paused = true)]
 async fn stream_with_every_provider_failing_before_content_is_all_providers_failed() {
     let primary = ScriptedProvider::new("primary").script([Step::fail(ErrorKind::Server)]);
-    let secondary = ScriptedProvider::new("secondary").script([Step::chunks([""])]);
+    let secondary = ScriptedProvider::new("secondary").script([Step::chunks_then_end([""])]);
     let (chain, _) = two(&primary, &secondary);
     let e = chain.stream("hi").await.unwrap_err();
     let kinds: Vec<_> = e.errors.iter().map(|f| f.error.kind).collect();

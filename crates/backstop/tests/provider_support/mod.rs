@@ -191,6 +191,12 @@ macro_rules! provider_suite {
             e
         }
 
+        async fn stream_with_none() -> Collected {
+            let sim = sim().await;
+            let p = provider(WIRE, &sim);
+            collect(p.stream(&req()).await.expect("stream")).await
+        }
+
         async fn stream_with(fault: Fault) -> Collected {
             let sim = sim().await;
             sim.fail_next(1, fault);
@@ -463,6 +469,43 @@ macro_rules! provider_suite {
                 let e = got.error.expect("in-band error");
                 assert_eq!(e.kind, kind, "in-band {status}: {e}");
             }
+        }
+
+        #[tokio::test]
+        async fn stream_ending_after_its_finish_without_the_terminal_marker_is_complete() {
+            let full = stream_with_none().await;
+            let got = stream_with(Fault::NoTerminalMarker).await;
+            assert!(got.error.is_none(), "{:?}", got.error);
+            assert_eq!(got.text(), full.text());
+            assert!(got.chunks.iter().any(|c| c.finish_reason.is_some()));
+        }
+
+        #[tokio::test]
+        async fn stream_garbled_event_is_skipped_counted_and_the_rest_delivered() {
+            let full = stream_with_none().await;
+            for n in [0, 2, 100] {
+                let got = stream_with(Fault::GarbledEvent { after_chunks: n }).await;
+                assert!(got.error.is_none(), "after {n}: {:?}", got.error);
+                assert_eq!(got.text(), full.text(), "after {n}");
+                let skipped: u32 = got.chunks.iter().map(|c| c.skipped_events).sum();
+                assert_eq!(skipped, 1, "after {n}");
+            }
+        }
+
+        #[tokio::test]
+        async fn hostile_retry_after_from_upstream_is_capped() {
+            let e = complete_err(Fault::RateLimited {
+                retry_after_secs: Some(u64::MAX),
+                retry_after_ms: None,
+                retry_after_http_date: false,
+            })
+            .await;
+            assert_eq!(
+                e.kind,
+                ErrorKind::RateLimited {
+                    retry_after: Some(backstop::providers::MAX_HINT)
+                }
+            );
         }
 
         #[tokio::test]
