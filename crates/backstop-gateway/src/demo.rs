@@ -1,10 +1,11 @@
 //! `backstop demo`: the seed tutorial's story on three in-process simulators with the real
 //! HTTP providers — no keys, no network beyond loopback.
 //!
-//! Normal traffic is answered by the primary; the primary fails (its breaker opens and traffic
-//! stops touching it); both fail (Groq answers); the faults clear and, after the recovery
-//! timeout, a half-open probe succeeds and traffic returns to the primary. One answer is
-//! streamed, failing over before its first token.
+//! Normal traffic is answered by the primary; the primary rate-limits us (a hold, not an
+//! outage: its breaker stays closed and traffic moves until the hold ends); the primary fails
+//! (its breaker opens and traffic stops touching it); both fail (Groq answers); the faults
+//! clear and, after the recovery timeout, a half-open probe succeeds and traffic returns to the
+//! primary. One answer is streamed, failing over before its first token.
 
 use std::io::Write;
 use std::time::Duration;
@@ -27,6 +28,8 @@ pub struct DemoStep {
     pub streamed: bool,
     /// Requests the primary's simulator had received after this request.
     pub primary_requests: u64,
+    /// Providers on a rate-limit hold after this request.
+    pub held: Vec<String>,
 }
 
 struct Sims {
@@ -44,6 +47,9 @@ const PROMPTS: [&str; 4] = [
 
 /// Recovery timeout of the demo's breakers: short, so the story fits in seconds.
 const RECOVERY: Duration = Duration::from_millis(1500);
+/// The primary's Retry-After in the rate-limit act: longer than the chain waits for, so the
+/// request moves on and the primary is held instead.
+const HINT: Duration = Duration::from_millis(800);
 
 /// Plays the story, writing a report to `out`; returns what happened, request by request.
 pub async fn run(out: &mut dyn Write, color: bool) -> anyhow::Result<Vec<DemoStep>> {
@@ -97,7 +103,8 @@ pub async fn run(out: &mut dyn Write, color: bool) -> anyhow::Result<Vec<DemoSte
         .retry_policy(
             RetryPolicy::default()
                 .max_retries(1)
-                .base_backoff(Duration::from_millis(20)),
+                .base_backoff(Duration::from_millis(20))
+                .retry_after_cap(Duration::from_millis(300)),
         )
         .attempt_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(5))
@@ -121,7 +128,30 @@ pub async fn run(out: &mut dyn Write, color: bool) -> anyhow::Result<Vec<DemoSte
     heading(
         out,
         color,
-        "2. OpenAI starts failing (503): its breaker opens, Anthropic answers",
+        "2. OpenAI rate-limits us (429, Retry-After 0.8 s): a hold, not an outage",
+    )?;
+    sims.openai.fail_next(
+        1,
+        Fault::RateLimited {
+            retry_after_secs: None,
+            retry_after_ms: Some(u64::try_from(HINT.as_millis()).unwrap_or(800)),
+            retry_after_http_date: false,
+        },
+    );
+    ask(out, "rate limited", false).await?;
+    ask(out, "rate limited", false).await?;
+    writeln!(
+        out,
+        "   (OpenAI's breaker stays closed; waiting {} ms for its hold to end)\n",
+        HINT.as_millis()
+    )?;
+    tokio::time::sleep(HINT).await;
+    ask(out, "hold over", false).await?;
+
+    heading(
+        out,
+        color,
+        "3. OpenAI starts failing (503): its breaker opens, Anthropic answers",
     )?;
     sims.openai.set_random(Fault::Status(503), 1.0);
     ask(out, "primary down", true).await?;
@@ -131,7 +161,7 @@ pub async fn run(out: &mut dyn Write, color: bool) -> anyhow::Result<Vec<DemoSte
     heading(
         out,
         color,
-        "3. Anthropic fails too (529 overloaded): Groq answers",
+        "4. Anthropic fails too (529 overloaded): Groq answers",
     )?;
     sims.anthropic.set_random(Fault::Status(529), 1.0);
     ask(out, "both down", false).await?;
@@ -140,7 +170,7 @@ pub async fn run(out: &mut dyn Write, color: bool) -> anyhow::Result<Vec<DemoSte
     heading(
         out,
         color,
-        "4. Providers recover: after the recovery timeout a probe closes the breakers",
+        "5. Providers recover: after the recovery timeout a probe closes the breakers",
     )?;
     sims.openai.clear_faults();
     sims.anthropic.clear_faults();
@@ -235,6 +265,9 @@ async fn request(
         };
         let detail = match (&a.outcome, &a.error) {
             (AttemptOutcome::Skipped, _) => "breaker open".to_owned(),
+            (_, Some(e)) if matches!(e.kind, backstop::ErrorKind::RateLimited { .. }) => {
+                format!("{e} → held, breaker untouched")
+            }
             (_, Some(e)) => e.to_string(),
             (_, None) => String::new(),
         };
@@ -256,7 +289,11 @@ async fn request(
                 backstop::BreakerState::Open => "31",
                 backstop::BreakerState::HalfOpen => "33",
             };
-            format!("{}={}", b.name(), paint(code, s.state.as_str()))
+            let hold = s
+                .hold_remaining
+                .map(|d| format!(" (held {:.1} s)", d.as_secs_f64()))
+                .unwrap_or_default();
+            format!("{}={}{hold}", b.name(), paint(code, s.state.as_str()))
         })
         .collect();
     writeln!(out, "  breakers: {}", states.join("  "))?;
@@ -282,5 +319,10 @@ async fn request(
             .collect(),
         streamed: stream,
         primary_requests,
+        held: breakers
+            .iter()
+            .filter(|b| b.hold().is_held())
+            .map(|b| b.name().to_owned())
+            .collect(),
     })
 }

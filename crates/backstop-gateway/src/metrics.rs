@@ -64,6 +64,8 @@ const ATTEMPT_OUTCOMES: [AttemptOutcome; 3] = [
 struct ChainCells {
     requests: [AtomicU64; REQUEST_OUTCOMES.len()],
     stream_errors: AtomicU64,
+    retries_granted: AtomicU64,
+    retries_denied: AtomicU64,
 }
 
 #[derive(Default)]
@@ -73,6 +75,8 @@ struct ProviderCells {
     ttft: Histogram,
     input_tokens: AtomicU64,
     output_tokens: AtomicU64,
+    holds: AtomicU64,
+    skipped_events: AtomicU64,
 }
 
 /// The gateway's metrics registry.
@@ -161,6 +165,19 @@ impl Metrics {
             let n = cells.stream_errors.load(Ordering::Relaxed);
             let _ = writeln!(out, "backstop_stream_errors_total{{chain=\"{chain}\"}} {n}");
         }
+        out.push_str("# HELP backstop_retries_total Same-provider retries the chain wanted, by result (budget_exhausted: refused by the retry budget, the chain moved on).\n# TYPE backstop_retries_total counter\n");
+        for (chain, cells) in &self.chains {
+            for (result, n) in [
+                ("granted", &cells.retries_granted),
+                ("budget_exhausted", &cells.retries_denied),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "backstop_retries_total{{chain=\"{chain}\",result=\"{result}\"}} {}",
+                    n.load(Ordering::Relaxed)
+                );
+            }
+        }
         out.push_str("# HELP backstop_attempts_total Provider attempts by outcome.\n# TYPE backstop_attempts_total counter\n");
         for (provider, cells) in &self.providers {
             for (i, outcome) in ATTEMPT_OUTCOMES.iter().enumerate() {
@@ -183,6 +200,31 @@ impl Metrics {
                 out,
                 "backstop_breaker_state{{provider=\"{}\"}} {v}",
                 b.name()
+            );
+        }
+        out.push_str("# HELP backstop_rate_limit_hold_seconds Time left on each provider's rate-limit hold (0: not held).\n# TYPE backstop_rate_limit_hold_seconds gauge\n");
+        for b in &self.breakers {
+            let left = b.hold().remaining().unwrap_or_default().as_secs_f64();
+            let _ = writeln!(
+                out,
+                "backstop_rate_limit_hold_seconds{{provider=\"{}\"}} {left}",
+                b.name()
+            );
+        }
+        out.push_str("# HELP backstop_rate_limit_holds_total 429s that put a provider on a rate-limit hold.\n# TYPE backstop_rate_limit_holds_total counter\n");
+        for (provider, cells) in &self.providers {
+            let _ = writeln!(
+                out,
+                "backstop_rate_limit_holds_total{{provider=\"{provider}\"}} {}",
+                cells.holds.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP backstop_stream_events_skipped_total Unreadable stream events skipped (the stream went on).\n# TYPE backstop_stream_events_skipped_total counter\n");
+        for (provider, cells) in &self.providers {
+            let _ = writeln!(
+                out,
+                "backstop_stream_events_skipped_total{{provider=\"{provider}\"}} {}",
+                cells.skipped_events.load(Ordering::Relaxed)
             );
         }
         out.push_str("# HELP backstop_attempt_duration_seconds Latency of provider attempts.\n# TYPE backstop_attempt_duration_seconds histogram\n");
@@ -244,6 +286,30 @@ impl Observer for Metrics {
     fn on_first_chunk(&self, _chain: &str, provider: &str, ttft: Duration) {
         if let Some(p) = self.provider(provider) {
             p.ttft.observe(ttft);
+        }
+    }
+
+    fn on_hold(&self, _chain: &str, provider: &str, _length: Duration) {
+        if let Some(p) = self.provider(provider) {
+            p.holds.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn on_retry(&self, chain: &str, _provider: &str, granted: bool) {
+        if let Some(c) = self.chain(chain) {
+            let cell = if granted {
+                &c.retries_granted
+            } else {
+                &c.retries_denied
+            };
+            cell.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn on_skipped_events(&self, _chain: &str, provider: &str, count: u32) {
+        if let Some(p) = self.provider(provider) {
+            p.skipped_events
+                .fetch_add(u64::from(count), Ordering::Relaxed);
         }
     }
 

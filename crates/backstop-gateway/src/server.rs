@@ -368,15 +368,32 @@ fn failure_status(f: &AllProvidersFailed) -> (StatusCode, &'static str, &'static
     }
 }
 
+/// The error response of a request every provider failed. Clients are told when retrying
+/// cannot help (`x-should-retry: false`: the chain already retried or moved on, the deadline
+/// passed, or no provider takes calls yet) and, for 429/503, when a provider will take calls
+/// again: `retry-after-ms` to the millisecond, `Retry-After` in whole seconds rounded down.
 fn failure_response(f: &AllProvidersFailed) -> Response {
     let (status, kind, code) = failure_status(f);
     let mut r = error(status, kind, &f.to_string(), None, Some(code));
-    if let ErrorKind::RateLimited {
-        retry_after: Some(d),
-    } = f.summary_kind()
+    let hint = match f.summary_kind() {
+        ErrorKind::RateLimited { retry_after } => f.retry_after.or(retry_after),
+        _ => f.retry_after,
+    };
+    let h = r.headers_mut();
+    if matches!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+    ) && let Some(d) = hint
     {
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(d.as_secs().max(1)));
+        let ms = d.as_micros().div_ceil(1000);
+        h.insert(
+            "retry-after-ms",
+            HeaderValue::from(u64::try_from(ms).unwrap_or(u64::MAX)),
+        );
+        h.insert(header::RETRY_AFTER, HeaderValue::from(d.as_secs()));
+    }
+    if f.retried() || f.deadline_exceeded || f.retry_after.is_some() {
+        h.insert("x-should-retry", HeaderValue::from_static("false"));
     }
     attempt_headers(&mut r, None, &f.attempts);
     r

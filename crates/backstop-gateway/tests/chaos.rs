@@ -14,10 +14,8 @@ use std::time::Duration;
 use backstop::{BreakerState, Observer, StateChange};
 use backstop_sim::{Fault, SimConfig, SimHandle};
 use futures_util::StreamExt;
-use reliability_support::{
-    Gateway, PROVIDERS, StreamEnd, check_answer, client, openai_error_bytes, parse_stream,
-    provider_section, start_sims,
-};
+use reliability_support::traffic::{Outcome, one};
+use reliability_support::{Gateway, PROVIDERS, client, provider_section, start_sims};
 use tokio::time::Instant;
 
 /// Requests sent under chaos (half streamed).
@@ -36,7 +34,7 @@ const CHAIN_TIMEOUT: Duration = Duration::from_secs(5);
 const MARGIN: Duration = Duration::from_secs(3);
 /// Breaker recovery timeout.
 const RECOVERY: Duration = Duration::from_millis(300);
-/// The longest Retry-After the faults send (a rate-limit cooldown may keep a breaker open this long).
+/// The longest Retry-After the faults send (a provider may be held this long).
 const LONGEST_RETRY_AFTER: Duration = Duration::from_millis(20);
 /// Failures within the 200 ms window that open a breaker (random faults alone rarely do;
 /// the outage bursts do).
@@ -51,7 +49,7 @@ fn faults() -> Vec<(Fault, f64)> {
     vec![
         (Fault::Status(500), 0.025),
         (Fault::Status(503), 0.02),
-        // 429 with `retry-after-ms` (a short cooldown: the breaker opens, then probes).
+        // 429 with `retry-after-ms`: a short rate-limit hold, never a breaker failure.
         (
             Fault::RateLimited {
                 retry_after_secs: None,
@@ -191,12 +189,6 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Attempts {
     }
 }
 
-#[derive(Debug)]
-enum Outcome {
-    Answer,
-    Error(String),
-}
-
 fn config(sims: &[SimHandle]) -> String {
     let mut t = String::from("[server]\n");
     for (name, sim) in PROVIDERS.iter().zip(sims) {
@@ -227,102 +219,6 @@ fn config(sims: &[SimHandle]) -> String {
         ));
     }
     t
-}
-
-/// One request: returns (streamed, outcome-key, outcome) or panics on a broken invariant.
-async fn one(
-    client: reqwest::Client,
-    url: String,
-    i: usize,
-) -> Result<(bool, String, Outcome), String> {
-    let stream = i.is_multiple_of(2);
-    let chain = if i % 4 == 1 { "weighted" } else { "default" };
-    let prompt = format!("chaos-{i:05} tell me something");
-    let body = serde_json::json!({
-        "model": chain,
-        "messages": [{"role": "user", "content": prompt}],
-        "stream": stream,
-    });
-    let fut = async {
-        let r = client
-            .post(&url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| format!("#{i}: transport error: {e}"))?;
-        let status = r.status().as_u16();
-        let provider = r
-            .headers()
-            .get("x-backstop-provider")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let ctype = r
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let bytes = r
-            .bytes()
-            .await
-            .map_err(|e| format!("#{i}: body cut (stream={stream}, status {status}): {e}"))?;
-        Ok::<_, String>((status, provider, ctype, bytes))
-    };
-    let started = Instant::now();
-    let (status, provider, ctype, bytes) =
-        match tokio::time::timeout(CHAIN_TIMEOUT + MARGIN, fut).await {
-            Ok(r) => r?,
-            Err(_) => {
-                return Err(format!(
-                    "#{i}: hung request (stream={stream}): no complete response after {:?}",
-                    started.elapsed()
-                ));
-            }
-        };
-    if status != 200 {
-        let e = openai_error_bytes(&bytes).map_err(|e| format!("#{i}: status {status}: {e}"))?;
-        let code = e.code.unwrap_or_else(|| "-".into());
-        return Ok((
-            stream,
-            format!("{status} {code}"),
-            Outcome::Error(e.message),
-        ));
-    }
-    let provider = provider.ok_or_else(|| format!("#{i}: 200 without x-backstop-provider"))?;
-    if stream {
-        if !ctype.starts_with("text/event-stream") {
-            return Err(format!("#{i}: stream answered with content-type {ctype}"));
-        }
-        let s = parse_stream(&bytes).map_err(|e| format!("#{i}: {e}"))?;
-        match s.end {
-            StreamEnd::Done => {
-                check_answer(&s.text, &provider, &prompt, CHUNKS, false)
-                    .map_err(|e| format!("#{i}: {e}"))?;
-                Ok((true, "200 [DONE]".into(), Outcome::Answer))
-            }
-            StreamEnd::Error(code) => {
-                check_answer(&s.text, &provider, &prompt, CHUNKS, true)
-                    .map_err(|e| format!("#{i}: {e}"))?;
-                let code = code.unwrap_or_else(|| "-".into());
-                Ok((
-                    true,
-                    format!("200 error event {code}"),
-                    Outcome::Error(format!("after {:?}", s.text)),
-                ))
-            }
-        }
-    } else {
-        let v: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| format!("#{i}: 200 body is not JSON: {e}"))?;
-        if v["object"] != "chat.completion" {
-            return Err(format!("#{i}: 200 body is not a chat.completion: {v}"));
-        }
-        let text = v["choices"][0]["message"]["content"]
-            .as_str()
-            .ok_or_else(|| format!("#{i}: no content in {v}"))?;
-        check_answer(text, &provider, &prompt, CHUNKS, false).map_err(|e| format!("#{i}: {e}"))?;
-        Ok((false, "200".into(), Outcome::Answer))
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -388,7 +284,8 @@ async fn chaos_under_random_faults() {
                 }
                 let client = client.clone();
                 let url = url.clone();
-                tokio::spawn(one(client, url, i))
+                let chain = if i % 4 == 1 { "weighted" } else { "default" };
+                tokio::spawn(one(client, url, i, chain, CHUNKS, CHAIN_TIMEOUT + MARGIN))
             })
             .buffer_unordered(CONCURRENCY)
             .map(|j| j.unwrap_or_else(|e| Err(format!("request task panicked: {e}"))))
@@ -515,8 +412,6 @@ async fn chaos_under_random_faults() {
                 (from, to),
                 (BreakerState::Closed, BreakerState::Open)
                     | (BreakerState::Open, BreakerState::HalfOpen)
-                    // a rate-limit cooldown ends closed
-                    | (BreakerState::Open, BreakerState::Closed)
                     | (BreakerState::HalfOpen, BreakerState::Open)
                     | (BreakerState::HalfOpen, BreakerState::Closed)
             );

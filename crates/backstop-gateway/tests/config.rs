@@ -61,7 +61,11 @@ fn example_backstop_toml_loads() {
 
     let openai = &config.providers["openai"];
     assert_eq!(openai.kind, ProviderKind::OpenAi);
-    assert_eq!(openai.breaker.failure_threshold(), Some(3));
+    assert_eq!(
+        openai.breaker,
+        BreakerSettings::default(),
+        "the example spells out the defaults"
+    );
     assert_eq!(openai.temperature, Some(0.7));
     assert_eq!(openai.max_tokens, Some(1024));
 
@@ -243,6 +247,71 @@ providers = [{ name = "a" }]
     assert_eq!(a.breaker.half_open_probes, 1_000);
     assert_eq!(a.breaker.window, Duration::from_millis(1500));
     assert_eq!(config.chains["c"].providers[0].weight, None);
+}
+
+#[test]
+fn partial_failure_settings_parse() {
+    let config = Config::parse(
+        r#"
+[providers.a]
+kind = "openai"
+model = "m"
+breaker = { failure_rate = 0.25, minimum_calls = 40, outage_failures = 0, window = "30s", recovery_timeout = "2s", max_recovery_timeout = "1m" }
+hold = { max = "10s", initial = "250ms" }
+
+[providers.b]
+kind = "groq"
+model = "m"
+
+[chains.c]
+providers = ["a", "b"]
+fall_through_on = ["content_filtered"]
+when_all_open = "probe"
+retry_budget = { ratio = 0.5, min_per_second = 2, ttl = "30s" }
+
+[chains.d]
+providers = ["b"]
+retry_budget = false
+"#,
+        "inline",
+    )
+    .unwrap();
+    let a = &config.providers["a"].breaker;
+    assert_eq!(
+        a.mode,
+        backstop::BreakerMode::Rate {
+            failure_rate: 0.25,
+            minimum_calls: 40,
+            outage_failures: 0,
+            outage_time: Duration::from_secs(1),
+        }
+    );
+    assert_eq!(a.window, Duration::from_secs(30));
+    assert_eq!(a.recovery_timeout, Duration::from_secs(2));
+    assert_eq!(a.max_recovery_timeout, Duration::from_secs(60));
+    assert_eq!(a.hold.max, Duration::from_secs(10));
+    assert_eq!(a.hold.initial, Duration::from_millis(250));
+    let c = &config.chains["c"];
+    assert_eq!(
+        c.fall_through,
+        backstop::FallThrough {
+            invalid_request: false,
+            content_filtered: true
+        },
+        "the list replaces the default"
+    );
+    assert_eq!(
+        c.when_all_open,
+        backstop_gateway::config::WhenAllOpenSetting::Probe
+    );
+    let budget = c.retry_budget.unwrap();
+    assert_eq!((budget.ratio, budget.min_per_second), (0.5, 2));
+    assert_eq!(budget.ttl, Duration::from_secs(30));
+    assert_eq!(config.chains["d"].retry_budget, None, "turned off");
+    assert_eq!(
+        config.chains["d"].fall_through,
+        backstop::FallThrough::default()
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -637,6 +706,71 @@ fn broken_cases() -> Vec<Case> {
             4,
             "providers.a.breaker.failure_threshold",
             "must be between 1 and 10000, got 0",
+        ),
+        case(
+            "count and rate modes mixed",
+            &provider("model = \"m\"\nbreaker = { failure_threshold = 5, failure_rate = 0.5 }"),
+            4,
+            "providers.a.breaker.failure_rate",
+            "`failure_threshold` (count mode) and the failure-rate keys",
+        ),
+        case(
+            "failure_rate above 1",
+            &provider("model = \"m\"\nbreaker = { failure_rate = 1.5 }"),
+            4,
+            "providers.a.breaker.failure_rate",
+            "must be greater than 0 and at most 1, got 1.5",
+        ),
+        case(
+            "max_recovery_timeout below recovery_timeout",
+            &provider(
+                "model = \"m\"\nbreaker = { recovery_timeout = \"30s\", max_recovery_timeout = \"10s\" }",
+            ),
+            4,
+            "providers.a.breaker.max_recovery_timeout",
+            "must not be shorter than recovery_timeout (\"30s\")",
+        ),
+        case(
+            "hold initial above max",
+            &provider("model = \"m\"\nhold = { max = \"5s\", initial = \"10s\" }"),
+            4,
+            "providers.a.hold.initial",
+            "must not be longer than max (\"5s\")",
+        ),
+        case(
+            "fall_through_on a fixed kind",
+            &chain("providers = [\"a\"]\nfall_through_on = [\"content_filtered\", \"timeout\"]"),
+            10,
+            "chains.c.fall_through_on[1]",
+            "\"timeout\" always falls through; only invalid_request and content_filtered are configurable",
+        ),
+        case(
+            "fall_through_on an unknown kind",
+            &chain("providers = [\"a\"]\nfall_through_on = [\"oops\"]"),
+            10,
+            "chains.c.fall_through_on[0]",
+            "unknown error kind \"oops\"",
+        ),
+        case(
+            "unknown when_all_open",
+            &chain("providers = [\"a\"]\nwhen_all_open = \"panic\""),
+            10,
+            "chains.c.when_all_open",
+            "unknown variant `panic`, expected `fail` or `probe`",
+        ),
+        case(
+            "retry_budget = true",
+            &chain("providers = [\"a\"]\nretry_budget = true"),
+            10,
+            "chains.c.retry_budget",
+            "`retry_budget = true` is the default",
+        ),
+        case(
+            "retry_budget unknown key",
+            &chain("providers = [\"a\"]\nretry_budget = { ratio = 0.1, burst = 3 }"),
+            10,
+            "chains.c.retry_budget.burst",
+            "unknown key `burst`, expected one of `ratio`, `min_per_second`, `ttl`",
         ),
         case(
             "half_open_probes 0",

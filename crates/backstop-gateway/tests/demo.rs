@@ -30,13 +30,20 @@ async fn demo_tells_the_story() {
     distinct.dedup();
     assert_eq!(
         distinct,
-        ["normal", "primary down", "both down", "recovered"],
+        [
+            "normal",
+            "rate limited",
+            "hold over",
+            "primary down",
+            "both down",
+            "recovered"
+        ],
         "{summary}"
     );
     for s in &steps {
         let expected = match s.act {
-            "normal" | "recovered" => "openai",
-            "primary down" => "anthropic",
+            "normal" | "recovered" | "hold over" => "openai",
+            "primary down" | "rate limited" => "anthropic",
             "both down" => "groq",
             other => panic!("unexpected act {other}"),
         };
@@ -55,6 +62,23 @@ async fn demo_tells_the_story() {
     for s in steps.iter().filter(|s| s.act == "normal") {
         assert_eq!(s.attempts, ["openai:success"], "{summary}");
     }
+
+    // A 429 is a hold: the request moves on, the next one does not touch the primary at all
+    // (not even a skip: the breaker is closed), and when the hold ends the primary answers.
+    let limited: Vec<&DemoStep> = steps.iter().filter(|s| s.act == "rate limited").collect();
+    assert_eq!(limited.len(), 2, "{summary}");
+    assert_eq!(
+        limited[0].attempts,
+        ["openai:failed", "anthropic:success"],
+        "{summary}"
+    );
+    assert_eq!(limited[1].attempts, ["anthropic:success"], "{summary}");
+    assert!(limited.iter().all(|s| s.held == ["openai"]), "{summary}");
+    assert_eq!(limited[0].primary_requests, limited[1].primary_requests);
+    let over = steps.iter().find(|s| s.act == "hold over").unwrap();
+    assert_eq!(over.attempts, ["openai:success"], "{summary}");
+    assert!(over.held.is_empty(), "{summary}");
+    assert!(text.contains("held, breaker untouched"), "{text}");
 
     // One streamed step answered by anthropic after a failed openai attempt.
     let streamed: Vec<&DemoStep> = steps
@@ -135,9 +159,10 @@ fn the_binary_runs_the_demo() {
     assert!(started.elapsed() < Duration::from_secs(10));
     let headings = [
         "1. Normal traffic",
-        "2. OpenAI starts failing",
-        "3. Anthropic fails too",
-        "4. Providers recover",
+        "2. OpenAI rate-limits us",
+        "3. OpenAI starts failing",
+        "4. Anthropic fails too",
+        "5. Providers recover",
     ];
     let mut at = 0;
     for h in headings {

@@ -13,6 +13,7 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
 use crate::Fault;
+use crate::fault::Scope;
 use crate::state::Shared;
 
 /// `POST /_sim/faults` body.
@@ -44,6 +45,9 @@ pub(crate) struct NextFault {
 pub(crate) struct RandomFault {
     pub rate: f64,
     pub fault: Fault,
+    /// Which requests it applies to (`all`, `stream`, `non_stream`; default `all`).
+    #[serde(default)]
+    pub scope: Scope,
 }
 
 /// `POST /_sim/timing` body; absent fields are left unchanged.
@@ -110,9 +114,10 @@ fn stats(shared: &Shared) -> Response {
         let random = p
             .random_entries()
             .iter()
-            .map(|(fault, rate)| RandomFault {
+            .map(|(fault, rate, scope)| RandomFault {
                 rate: *rate,
                 fault: fault.clone(),
+                scope: *scope,
             })
             .collect();
         (p.queued(), next, random)
@@ -176,7 +181,7 @@ async fn post_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response
             p.push_next(n.count, n.fault);
         }
         for r in body.random {
-            p.push_random(r.fault, r.rate);
+            p.push_random(r.fault, r.rate, r.scope);
         }
     });
     stats(&shared)

@@ -221,11 +221,34 @@ impl Fault {
     }
 }
 
+/// Which requests a random fault applies to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Streamed and non-streamed requests (the default).
+    #[default]
+    All,
+    /// Streamed requests only (mid-stream faults that a whole body cannot show).
+    Stream,
+    /// Non-streamed requests only.
+    NonStream,
+}
+
+impl Scope {
+    fn covers(self, stream: bool) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Stream => stream,
+            Scope::NonStream => !stream,
+        }
+    }
+}
+
 /// Queued and random faults; the rng is seeded so decisions repeat per request order.
 #[derive(Debug)]
 pub(crate) struct FaultPlan {
     queue: VecDeque<(u32, Fault)>,
-    random: Vec<(Fault, f64)>,
+    random: Vec<(Fault, f64, Scope)>,
     rng: SmallRng,
     seed: u64,
 }
@@ -251,13 +274,13 @@ impl FaultPlan {
         }
     }
 
-    pub(crate) fn push_random(&mut self, fault: Fault, rate: f64) {
+    pub(crate) fn push_random(&mut self, fault: Fault, rate: f64, scope: Scope) {
         let rate = if rate.is_nan() {
             0.0
         } else {
             rate.clamp(0.0, 1.0)
         };
-        self.random.push((fault, rate));
+        self.random.push((fault, rate, scope));
     }
 
     /// Drops every fault and reseeds the rng, so a new plan replays identically.
@@ -268,8 +291,8 @@ impl FaultPlan {
     }
 
     /// The fault for the next request: the queue first (FIFO), else one draw per
-    /// random entry in insertion order, first hit wins.
-    pub(crate) fn next_fault(&mut self) -> Option<Fault> {
+    /// random entry in insertion order (entries outside their scope never hit), first hit wins.
+    pub(crate) fn next_fault(&mut self, stream: bool) -> Option<Fault> {
         if let Some((remaining, fault)) = self.queue.front_mut() {
             let fault = fault.clone();
             *remaining -= 1;
@@ -279,9 +302,9 @@ impl FaultPlan {
             return Some(fault);
         }
         let mut hit = None;
-        for (fault, rate) in &self.random {
+        for (fault, rate, scope) in &self.random {
             let draw: f64 = self.rng.random();
-            if hit.is_none() && draw < *rate {
+            if hit.is_none() && scope.covers(stream) && draw < *rate {
                 hit = Some(fault.clone());
             }
         }
@@ -292,7 +315,7 @@ impl FaultPlan {
         self.queue.iter().map(|(n, _)| u64::from(*n)).sum()
     }
 
-    pub(crate) fn random_entries(&self) -> &[(Fault, f64)] {
+    pub(crate) fn random_entries(&self) -> &[(Fault, f64, Scope)] {
         &self.random
     }
 
@@ -343,14 +366,28 @@ mod tests {
     }
 
     #[test]
+    fn scoped_random_faults_hit_only_their_requests() {
+        let mut p = FaultPlan::new(1);
+        p.push_random(Fault::Stall { after_chunks: 2 }, 1.0, Scope::Stream);
+        p.push_random(Fault::Status(500), 1.0, Scope::NonStream);
+        for _ in 0..20 {
+            assert_eq!(p.next_fault(true), Some(Fault::Stall { after_chunks: 2 }));
+            assert_eq!(p.next_fault(false), Some(Fault::Status(500)));
+        }
+        let json = r#"{"rate":0.5,"fault":"hang","scope":"stream"}"#;
+        let r: crate::control::RandomFault = serde_json::from_str(json).unwrap();
+        assert_eq!(r.scope, Scope::Stream);
+    }
+
+    #[test]
     fn queue_is_fifo_and_exact() {
         let mut p = FaultPlan::new(0);
         p.push_next(2, Fault::Status(500));
         p.push_next(1, Fault::Hang);
-        assert_eq!(p.next_fault(), Some(Fault::Status(500)));
-        assert_eq!(p.next_fault(), Some(Fault::Status(500)));
-        assert_eq!(p.next_fault(), Some(Fault::Hang));
-        assert_eq!(p.next_fault(), None);
+        assert_eq!(p.next_fault(false), Some(Fault::Status(500)));
+        assert_eq!(p.next_fault(false), Some(Fault::Status(500)));
+        assert_eq!(p.next_fault(false), Some(Fault::Hang));
+        assert_eq!(p.next_fault(false), None);
         assert!(!p.is_active());
     }
 }

@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::state::Shared;
-use crate::{Fault, RecordedRequest, SimConfig};
+use crate::{Fault, RecordedRequest, Scope, SimConfig};
 
 /// Entry point: starts simulator servers.
 #[derive(Debug)]
@@ -81,7 +81,13 @@ impl SimHandle {
     /// Adds a random fault applied with probability `rate` (clamped to 0..=1) to
     /// requests without a queued fault. Draws come from the seeded rng in request order.
     pub fn set_random(&self, fault: Fault, rate: f64) {
-        self.shared.with_plan(|p| p.push_random(fault, rate));
+        self.set_random_for(fault, rate, Scope::All);
+    }
+
+    /// Like [`set_random`](Self::set_random), for the requests in `scope` only (a mid-stream
+    /// fault for streamed requests, say); other requests never draw it.
+    pub fn set_random_for(&self, fault: Fault, rate: f64, scope: Scope) {
+        self.shared.with_plan(|p| p.push_random(fault, rate, scope));
     }
 
     /// Removes queued and random faults and reseeds the rng.

@@ -15,7 +15,8 @@
 //! prompt (≥ 1), output tokens = number of chunks. The request's `model` is echoed.
 //!
 //! Faults ([`Fault`]) are queued with [`SimHandle::fail_next`] or drawn at random with
-//! [`SimHandle::set_random`]; the same is available over HTTP under `/_sim/`.
+//! [`SimHandle::set_random`] (or [`SimHandle::set_random_for`] streamed or non-streamed requests
+//! only); the same is available over HTTP under `/_sim/` (`"scope": "stream"`).
 //!
 //! Timing: `latency` before headers; streamed replies then wait `ttft` before the first
 //! content chunk and `chunk_delay` between chunks; a non-streamed reply waits
@@ -25,7 +26,7 @@
 //!
 //! | request | effect |
 //! |---|---|
-//! | `POST /_sim/faults` `{"replace":false,"next":[{"count":3,"fault":{"status":503}}],"random":[{"rate":0.1,"fault":{"rate_limited":{"retry_after_secs":1}}}]}` | queue / add faults (all fields optional; `replace` clears first) |
+//! | `POST /_sim/faults` `{"replace":false,"next":[{"count":3,"fault":{"status":503}}],"random":[{"rate":0.1,"fault":{"rate_limited":{"retry_after_secs":1}}},{"rate":0.1,"fault":{"disconnect":{"after_chunks":3}},"scope":"stream"}]}` | queue / add faults (all fields optional; `replace` clears first) |
 //! | `DELETE /_sim/faults` | clear faults |
 //! | `POST /_sim/timing` `{"latency_ms":0,"ttft_ms":50,"chunk_delay_ms":10,"chunks":8}` | change timing (absent fields unchanged) |
 //! | `GET /_sim/stats` | `{"requests","faults_applied","queued_faults","next","random","timing","chunks","record","recorded"}` |
@@ -56,7 +57,7 @@ mod state;
 mod wire;
 
 pub use config::SimConfig;
-pub use fault::Fault;
+pub use fault::{Fault, Scope};
 pub use handle::{SimHandle, Simulator};
 pub use record::RecordedRequest;
 pub use state::MAX_RECORDED;

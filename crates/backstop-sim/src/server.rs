@@ -71,10 +71,9 @@ async fn handle(shared: Arc<Shared>, flavor: Flavor, req: Request) -> Response {
         )
     };
     // A body that does not parse is the client's fault: 400, no fault consumed.
-    let fault = if parsed.is_ok() {
-        shared.next_fault()
-    } else {
-        None
+    let fault = match &parsed {
+        Ok(w) => shared.next_fault(w.is_stream()),
+        Err(_) => None,
     };
     if shared.records() {
         let (stream, model) = match &parsed {

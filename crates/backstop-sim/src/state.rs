@@ -105,11 +105,11 @@ impl Shared {
     }
 
     /// The fault for this request; lock-free when no fault is configured.
-    pub(crate) fn next_fault(&self) -> Option<Fault> {
+    pub(crate) fn next_fault(&self, stream: bool) -> Option<Fault> {
         if !self.faults_active.load(Ordering::Acquire) {
             return None;
         }
-        let fault = self.with_plan(FaultPlan::next_fault);
+        let fault = self.with_plan(|p| p.next_fault(stream));
         if fault.is_some() {
             self.faulted.fetch_add(1, RELAXED);
         }

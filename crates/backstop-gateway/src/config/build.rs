@@ -350,8 +350,10 @@ pub(super) fn build_breaker(path: &KeyPath, raw: RawBreaker) -> Result<BreakerSe
     };
     b.window = positive_opt(path.key("window"), raw.window)?.unwrap_or(b.window);
     if let Some(r) = positive_opt(path.key("recovery_timeout"), raw.recovery_timeout)? {
+        // An explicit recovery timeout is the open period, every time, unless a maximum asks
+        // for backoff.
         b.recovery_timeout = r;
-        b.max_recovery_timeout = b.max_recovery_timeout.max(r);
+        b.max_recovery_timeout = r;
     }
     if let Some(m) = positive_opt(path.key("max_recovery_timeout"), raw.max_recovery_timeout)? {
         if m < b.recovery_timeout {

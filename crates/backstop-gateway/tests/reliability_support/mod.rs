@@ -16,6 +16,8 @@ use backstop_sim::{SimConfig, SimHandle, Simulator};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod traffic;
+
 /// Provider names (also the simulator flavours), in the default chain's priority order.
 pub const PROVIDERS: [&str; 3] = ["openai", "anthropic", "groq"];
 

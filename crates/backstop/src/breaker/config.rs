@@ -70,7 +70,7 @@ pub struct BreakerConfig {
     /// How long the breaker stays open before its first probe.
     pub recovery_timeout: Duration,
     /// Longest open period after repeated failed probes (each doubles the last); never below
-    /// `recovery_timeout`.
+    /// `recovery_timeout`. Equal to it: no backoff.
     pub max_recovery_timeout: Duration,
     /// Concurrent probe calls admitted while half-open (at least 1).
     pub half_open_probes: u32,

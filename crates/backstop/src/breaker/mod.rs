@@ -236,16 +236,18 @@ impl CircuitBreaker {
     pub fn window(self, d: Duration) -> Self {
         self.reconfigure(|c| c.window = d)
     }
-    /// How long the breaker stays open before its first probe. Later open periods double from
-    /// here up to `max_recovery_timeout` (raised to this value if it was lower).
+    /// How long the breaker stays open, every time (the seed's rule: no backoff). Set
+    /// [`max_recovery_timeout`](Self::max_recovery_timeout) after this to let open periods
+    /// double after each failed probe.
     #[must_use = "setters return a new breaker"]
     pub fn recovery_timeout(self, d: Duration) -> Self {
         self.reconfigure(|c| {
             c.recovery_timeout = d;
-            c.max_recovery_timeout = c.max_recovery_timeout.max(d);
+            c.max_recovery_timeout = d;
         })
     }
-    /// Longest open period after repeated failed probes.
+    /// Longest open period after repeated failed probes: each failed probe doubles the next
+    /// open period, from `recovery_timeout` up to this.
     #[must_use = "setters return a new breaker"]
     pub fn max_recovery_timeout(self, d: Duration) -> Self {
         self.reconfigure(|c| c.max_recovery_timeout = d)
