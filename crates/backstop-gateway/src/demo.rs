@@ -262,6 +262,7 @@ async fn request(
             AttemptOutcome::Success => ("ok     ", "32"),
             AttemptOutcome::Failed => ("failed ", "31"),
             AttemptOutcome::Skipped => ("skipped", "33"),
+            _ => ("cancel ", "33"),
         };
         let detail = match (&a.outcome, &a.error) {
             (AttemptOutcome::Skipped, _) => "breaker open".to_owned(),

@@ -54,10 +54,11 @@ impl Histogram {
 
 /// The outcomes a request is counted under.
 const REQUEST_OUTCOMES: [&str; 3] = ["success", "fallback", "failed"];
-const ATTEMPT_OUTCOMES: [AttemptOutcome; 3] = [
+const ATTEMPT_OUTCOMES: [AttemptOutcome; 4] = [
     AttemptOutcome::Success,
     AttemptOutcome::Failed,
     AttemptOutcome::Skipped,
+    AttemptOutcome::Cancelled,
 ];
 
 #[derive(Default)]

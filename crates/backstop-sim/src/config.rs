@@ -17,10 +17,15 @@ pub struct SimConfig {
     pub seed: u64,
     /// Keep a request log (the last [`crate::MAX_RECORDED`] requests).
     pub record: bool,
+    /// Answer a conversation that ends with an assistant message (prefill) with a 400, as
+    /// recent Claude models do.
+    pub reject_prefill: bool,
+    /// A continuation repeats this many characters of the partial answer before going on.
+    pub continuation_overlap: usize,
 }
 
 impl Default for SimConfig {
-    /// Zero delays, 8 chunks, seed 0, recording on.
+    /// Zero delays, 8 chunks, seed 0, recording on, prefill accepted, exact continuations.
     fn default() -> Self {
         Self {
             latency: Duration::ZERO,
@@ -29,6 +34,8 @@ impl Default for SimConfig {
             chunks: 8,
             seed: 0,
             record: true,
+            reject_prefill: false,
+            continuation_overlap: 0,
         }
     }
 }

@@ -95,6 +95,16 @@ impl SimHandle {
         self.shared.with_plan(crate::fault::FaultPlan::clear);
     }
 
+    /// Whether a conversation ending with an assistant message (prefill) gets a 400.
+    pub fn set_reject_prefill(&self, yes: bool) {
+        self.shared.set_reject_prefill(yes);
+    }
+
+    /// How many characters of the partial answer a continuation repeats before going on.
+    pub fn set_continuation_overlap(&self, n: usize) {
+        self.shared.set_continuation_overlap(n);
+    }
+
     /// Sets the base delay before response headers.
     pub fn set_latency(&self, d: Duration) {
         self.shared.set_latency(d);

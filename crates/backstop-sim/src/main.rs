@@ -37,6 +37,9 @@ struct Args {
     /// Do not keep a request log.
     #[arg(long)]
     no_record: bool,
+    /// Answer a conversation ending with an assistant message (prefill) with a 400.
+    #[arg(long)]
+    reject_prefill: bool,
 }
 
 fn parse_fail(s: &str) -> Result<(Fault, f64), String> {
@@ -107,6 +110,8 @@ async fn main() -> ExitCode {
         chunks: args.chunks as usize,
         seed: args.seed,
         record: !args.no_record,
+        reject_prefill: args.reject_prefill,
+        ..SimConfig::default()
     };
     let sim = match Simulator::start_on(args.listen, config).await {
         Ok(sim) => sim,

@@ -128,6 +128,16 @@ async fn respond(
 ) -> Response {
     let stream = req.is_stream();
     let chunks = shared.chunks();
+    if shared.reject_prefill() && req.ends_with_assistant() {
+        let err = ErrorSpec {
+            status: 400,
+            kind: "invalid_request_error",
+            code: None,
+            param: Some("messages"),
+            message: "This model does not support assistant message prefill. The conversation must end with a user message (simulated by backstop-sim).".into(),
+        };
+        return error_response(flavor, &err, request_id);
+    }
     let (ttft, chunk_delay) = (shared.ttft(), shared.chunk_delay());
 
     // Time before headers: base latency (+ fault latency); a non-streamed reply also
@@ -255,7 +265,17 @@ async fn respond(
         Some(Fault::GarbledEvent { after_chunks }) => Tail::Garbled(after_chunks),
     };
 
-    let reply = Reply::new(flavor, req.last_user_text(), chunks);
+    let reply = match req.continuation() {
+        Some((prompt, partial)) => Reply::continuation(
+            flavor,
+            prompt,
+            partial,
+            chunks,
+            shared.continuation_overlap(),
+        ),
+        None => Reply::new(flavor, req.last_user_text(), chunks),
+    };
+    meta.output_tokens = reply.len() as u64;
     let mut script = Script::new();
     if stream {
         stream_script(&mut script, &meta, &reply, ttft, chunk_delay, tail);

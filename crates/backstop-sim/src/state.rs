@@ -23,6 +23,8 @@ pub(crate) struct Shared {
     chunk_delay_ns: AtomicU64,
     chunks: AtomicUsize,
     record: bool,
+    reject_prefill: AtomicBool,
+    continuation_overlap: AtomicUsize,
     faults_active: AtomicBool,
     plan: Mutex<FaultPlan>,
     requests: AtomicU64,
@@ -47,6 +49,8 @@ impl Shared {
             chunk_delay_ns: AtomicU64::new(nanos(config.chunk_delay)),
             chunks: AtomicUsize::new(config.chunks.max(1)),
             record: config.record,
+            reject_prefill: AtomicBool::new(config.reject_prefill),
+            continuation_overlap: AtomicUsize::new(config.continuation_overlap),
             faults_active: AtomicBool::new(false),
             plan: Mutex::new(FaultPlan::new(config.seed)),
             requests: AtomicU64::new(0),
@@ -82,6 +86,18 @@ impl Shared {
     }
     pub(crate) fn records(&self) -> bool {
         self.record
+    }
+    pub(crate) fn reject_prefill(&self) -> bool {
+        self.reject_prefill.load(RELAXED)
+    }
+    pub(crate) fn set_reject_prefill(&self, yes: bool) {
+        self.reject_prefill.store(yes, RELAXED);
+    }
+    pub(crate) fn continuation_overlap(&self) -> usize {
+        self.continuation_overlap.load(RELAXED)
+    }
+    pub(crate) fn set_continuation_overlap(&self, n: usize) {
+        self.continuation_overlap.store(n, RELAXED);
     }
 
     /// Counts a provider request; returns its 1-based number.

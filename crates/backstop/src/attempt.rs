@@ -6,6 +6,7 @@ use crate::ProviderError;
 
 /// How one attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AttemptOutcome {
     /// The provider answered.
     Success,
@@ -13,6 +14,8 @@ pub enum AttemptOutcome {
     Failed,
     /// The provider was not called: its breaker is open.
     Skipped,
+    /// The call was abandoned because a hedged attempt answered first (neutral for its breaker).
+    Cancelled,
 }
 
 impl AttemptOutcome {
@@ -22,6 +25,7 @@ impl AttemptOutcome {
             AttemptOutcome::Success => "success",
             AttemptOutcome::Failed => "failed",
             AttemptOutcome::Skipped => "skipped",
+            AttemptOutcome::Cancelled => "cancelled",
         }
     }
 }

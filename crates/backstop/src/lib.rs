@@ -26,8 +26,8 @@ pub use breaker::{
 };
 pub use budget::RetryBudget;
 pub use chain::{
-    ChainBuildError, FallbackChain, FallbackChainBuilder, FallbackStream, Priority,
-    ProviderOptions, Weighted, WhenAllOpen, fallback_chain, weighted_fallback_chain,
+    ChainBuildError, Contribution, FallbackChain, FallbackChainBuilder, FallbackStream, HedgeAfter,
+    Priority, ProviderOptions, Weighted, WhenAllOpen, fallback_chain, weighted_fallback_chain,
 };
 pub use error::{
     AllProvidersFailed, BreakerEffect, ErrorKind, FallThrough, MAX_MESSAGE_LEN, ProviderError,

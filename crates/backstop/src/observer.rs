@@ -53,6 +53,11 @@ pub trait Observer: Send + Sync {
     /// The chain wanted to retry `provider`; `granted` is false when the retry budget refused
     /// and the chain moved on instead.
     fn on_retry(&self, _chain: &str, _provider: &str, _granted: bool) {}
+    /// `primary` had not answered by the hedge delay, so `hedge` was started beside it; `winner`
+    /// names the one that answered first (`None`: neither did).
+    fn on_hedge(&self, _chain: &str, _primary: &str, _hedge: &str, _winner: Option<&str>) {}
+    /// A committed stream from `from` broke and `to` continues it after `offset` bytes of text.
+    fn on_stream_resume(&self, _chain: &str, _from: &str, _to: &str, _offset: usize) {}
     /// A stream from `provider` skipped `count` unreadable events and went on.
     fn on_skipped_events(&self, _chain: &str, _provider: &str, _count: u32) {}
 }

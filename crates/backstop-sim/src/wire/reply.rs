@@ -22,11 +22,11 @@ const FILLER: [&str; 12] = [
     " for tests.",
 ];
 
-/// The reply for one request: a per-request header piece, then static filler pieces.
+/// The reply for one request: its pieces in order (a per-request header piece, then static
+/// filler pieces; for a continuation, the rest of an earlier reply).
 #[derive(Debug)]
 pub(crate) struct Reply {
-    header: String,
-    chunks: usize,
+    pieces: Vec<String>,
 }
 
 impl Reply {
@@ -36,33 +36,80 @@ impl Reply {
             .char_indices()
             .nth(ECHO_CHARS)
             .map_or(last_user.len(), |(i, _)| i);
+        let header = format!(
+            "Simulated answer from {} to: {}.",
+            flavor.name(),
+            &last_user[..echo_end]
+        );
+        let pieces = std::iter::once(header)
+            .chain(
+                FILLER
+                    .iter()
+                    .copied()
+                    .cycle()
+                    .take(chunks.max(1) - 1)
+                    .map(str::to_owned),
+            )
+            .collect();
+        Self { pieces }
+    }
+
+    /// The continuation of `partial`, an answer cut short: if `partial` is how some provider's
+    /// reply to `prompt` (of `chunks` pieces) begins, the rest of that reply, in the pieces it
+    /// would have been streamed in — the first `overlap` characters of it repeating the end of
+    /// `partial`, as a model restating where it stopped would. Otherwise a short generic tail.
+    pub(crate) fn continuation(
+        flavor: Flavor,
+        prompt: &str,
+        partial: &str,
+        chunks: usize,
+        overlap: usize,
+    ) -> Self {
+        for f in [Flavor::OpenAi, Flavor::Anthropic, Flavor::Groq] {
+            let full = Reply::new(f, prompt, chunks);
+            let text = full.text();
+            if !(text.starts_with(partial) && partial.len() < text.len()) {
+                continue;
+            }
+            let mut start = partial.len();
+            let mut repeat = 0;
+            while repeat < overlap && start > 0 {
+                start -= 1;
+                while !partial.is_char_boundary(start) {
+                    start -= 1;
+                }
+                repeat += 1;
+            }
+            let mut pieces = Vec::new();
+            let mut offset = 0;
+            for p in full.pieces {
+                let end = offset + p.len();
+                if end > start {
+                    let from = start.saturating_sub(offset);
+                    pieces.push(p[from..].to_owned());
+                }
+                offset = end;
+            }
+            return Self { pieces };
+        }
         Self {
-            header: format!(
-                "Simulated answer from {} to: {}.",
-                flavor.name(),
-                &last_user[..echo_end]
-            ),
-            chunks: chunks.max(1),
+            pieces: vec![format!(" (continued by {}).", flavor.name())],
         }
     }
 
     /// Number of pieces.
     pub(crate) fn len(&self) -> usize {
-        self.chunks
+        self.pieces.len()
     }
 
     /// The first `n` pieces, in order.
     pub(crate) fn pieces(&self, n: usize) -> impl Iterator<Item = &str> {
-        std::iter::once(self.header.as_str())
-            .chain(FILLER.iter().copied().cycle().take(self.chunks - 1))
-            .take(n)
+        self.pieces.iter().map(String::as_str).take(n)
     }
 
     /// The whole text: every piece concatenated.
     pub(crate) fn text(&self) -> String {
-        let mut s = String::with_capacity(self.header.len() + self.chunks * 12);
-        self.pieces(self.chunks).for_each(|p| s.push_str(p));
-        s
+        self.pieces.concat()
     }
 }
 
@@ -93,5 +140,19 @@ mod tests {
         );
         assert_eq!(r.text(), p.concat());
         assert_eq!(Reply::new(Flavor::Groq, "hi", 0).pieces(9).count(), 1);
+    }
+
+    #[test]
+    fn a_continuation_is_the_rest_of_the_cut_reply() {
+        let full = Reply::new(Flavor::OpenAi, "why?", 6).text();
+        for cut in [1, 20, 40, full.len() - 1] {
+            let partial = &full[..cut];
+            let c = Reply::continuation(Flavor::Anthropic, "why?", partial, 6, 0);
+            assert_eq!(format!("{partial}{}", c.text()), full, "cut at {cut}");
+        }
+        let c = Reply::continuation(Flavor::Anthropic, "why?", &full[..30], 6, 4);
+        assert_eq!(c.text(), full[26..], "repeats the last 4 characters");
+        let c = Reply::continuation(Flavor::Groq, "why?", "something else", 6, 0);
+        assert_eq!(c.text(), " (continued by groq).");
     }
 }

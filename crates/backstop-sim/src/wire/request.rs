@@ -61,6 +61,12 @@ impl Content {
         }
     }
 
+    fn all_text(&self) -> String {
+        let mut out = String::new();
+        self.for_each_text(|t| out.push_str(t));
+        out
+    }
+
     fn first_text(&self) -> &str {
         match self {
             Content::Text(s) => s,
@@ -104,6 +110,50 @@ impl WireRequest {
         words.max(1)
     }
 
+    /// A continuation request, as `(original prompt, partial answer)`: the conversation ends
+    /// with the partial answer as an assistant message (prefill), or with that message followed
+    /// by a user message quoting it (a request to continue from exactly there).
+    pub(crate) fn continuation(&self) -> Option<(&str, &str)> {
+        fn role(m: &WireMessage) -> Option<&str> {
+            m.role.as_deref()
+        }
+        let text = |m: &WireMessage| m.content.as_ref().map(Content::all_text);
+        let n = self.messages.len();
+        let (assistant_at, last) = match self.messages.last() {
+            Some(m) if role(m) == Some("assistant") => (n - 1, None),
+            Some(m) if role(m) == Some("user") && n >= 2 => (n - 2, Some(m)),
+            _ => return None,
+        };
+        let assistant = &self.messages[assistant_at];
+        if role(assistant) != Some("assistant") {
+            return None;
+        }
+        let partial = assistant.content.as_ref().map(Content::first_text)?;
+        if partial.is_empty() {
+            return None;
+        }
+        if let Some(ask) = last
+            && !text(ask).is_some_and(|t| t.contains(partial))
+        {
+            return None;
+        }
+        let prompt = self.messages[..assistant_at]
+            .iter()
+            .rev()
+            .find(|m| role(m) == Some("user"))
+            .and_then(|m| m.content.as_ref())
+            .map(Content::first_text)
+            .unwrap_or_default();
+        Some((prompt, partial))
+    }
+
+    /// True when the conversation ends with an assistant message (prefill).
+    pub(crate) fn ends_with_assistant(&self) -> bool {
+        self.messages
+            .last()
+            .is_some_and(|m| m.role.as_deref() == Some("assistant"))
+    }
+
     /// Text of the last `user` message (its first text part), or "".
     pub(crate) fn last_user_text(&self) -> &str {
         self.messages
@@ -133,6 +183,28 @@ mod tests {
         assert!(r.is_stream());
         assert_eq!(r.input_tokens(), 8);
         assert_eq!(r.last_user_text(), "four five six");
+    }
+
+    #[test]
+    fn continuations_are_recognised_in_both_forms() {
+        let prefill: WireRequest = serde_json::from_str(
+            r#"{"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"half an"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(prefill.continuation(), Some(("q", "half an")));
+        assert!(prefill.ends_with_assistant());
+        let asked: WireRequest = serde_json::from_str(
+            r#"{"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"half an"},
+                {"role":"user","content":"Continue exactly after: <<<half an>>>"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(asked.continuation(), Some(("q", "half an")));
+        assert!(!asked.ends_with_assistant());
+        let plain: WireRequest = serde_json::from_str(
+            r#"{"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a"},{"role":"user","content":"next"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(plain.continuation(), None, "an ordinary follow-up question");
     }
 
     #[test]

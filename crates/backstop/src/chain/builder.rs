@@ -4,6 +4,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::hedge::{HedgeAfter, Hedging};
 use super::{ChainInner, Entry, FallbackChain, Strategy};
 use crate::budget::Budget;
 use crate::{CircuitBreaker, FallThrough, Observer, Provider, RetryBudget, RetryPolicy};
@@ -92,6 +93,9 @@ impl<S> FallbackChainBuilder<S> {
                 idle_timeout: None,
                 fall_through: FallThrough::default(),
                 when_all_open: WhenAllOpen::Fail,
+                stream_resume: false,
+                max_resumes: 2,
+                hedging: None,
                 observer: None,
             },
             strategy: PhantomData,
@@ -110,6 +114,8 @@ impl<S> FallbackChainBuilder<S> {
             breaker,
             weight,
             options,
+            resume_form: Default::default(),
+            latencies: Default::default(),
         });
         self
     }
@@ -173,6 +179,37 @@ impl<S> FallbackChainBuilder<S> {
     pub fn retry_budget(mut self, budget: Option<RetryBudget>) -> Self {
         self.chain.budget = budget.map(Budget::new);
         self
+    }
+    /// Streaming: when a committed stream breaks (disconnect, truncation, in-band error, idle
+    /// timeout), continue the answer on the next provider of the request's order, so the caller
+    /// sees one stream (default off). See [`crate::FallbackStream::contributions`].
+    pub fn stream_resume(mut self, yes: bool) -> Self {
+        self.chain.stream_resume = yes;
+        self
+    }
+    /// Streaming: at most this many resumes per request (default 2).
+    pub fn max_resumes(mut self, n: u32) -> Self {
+        self.chain.max_resumes = n;
+        self
+    }
+    /// Hedged requests: when the first provider has not answered (streaming: sent its first
+    /// token) by `after`, start the next provider beside it and take whichever answers first;
+    /// the other is cancelled, neutral for its breaker. At most `budget` of the requests (a
+    /// share, e.g. 0.1) are hedged, so a slow provider does not double the load on the rest.
+    pub fn hedge(mut self, after: HedgeAfter, budget: f64) -> Self {
+        self.chain.hedging = Some(Hedging {
+            after,
+            budget: Budget::new(RetryBudget {
+                ratio: budget,
+                min_per_second: 0,
+                ttl: Duration::from_secs(10),
+            }),
+        });
+        self
+    }
+    /// [`hedge`](Self::hedge) after a fixed delay, with a 10% budget.
+    pub fn hedge_after(self, after: Duration) -> Self {
+        self.hedge(HedgeAfter::Fixed(after), 0.1)
     }
     /// What a request does when every breaker is open (default [`WhenAllOpen::Fail`]).
     pub fn when_all_open(mut self, what: WhenAllOpen) -> Self {

@@ -9,9 +9,11 @@
 mod attempt;
 mod builder;
 mod deadline;
+mod hedge;
 mod ledger;
 mod plan;
 mod policy;
+mod resume;
 mod stream;
 
 use std::future::Future;
@@ -24,6 +26,8 @@ pub use builder::{
     ChainBuildError, FallbackChainBuilder, Priority, ProviderOptions, Weighted, WhenAllOpen,
     fallback_chain, weighted_fallback_chain,
 };
+pub use hedge::HedgeAfter;
+pub use resume::Contribution;
 pub use stream::FallbackStream;
 
 use crate::budget::Budget;
@@ -48,6 +52,10 @@ pub(crate) struct Entry {
     breaker: CircuitBreaker,
     weight: f64,
     options: ProviderOptions,
+    /// Which continuation form this provider takes (learned on the first resume).
+    resume_form: resume::FormMemory,
+    /// Recent answer times, for percentile hedging.
+    latencies: hedge::Latencies,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +76,9 @@ pub(crate) struct ChainInner {
     idle_timeout: Option<Duration>,
     fall_through: FallThrough,
     when_all_open: WhenAllOpen,
+    stream_resume: bool,
+    max_resumes: u32,
+    hedging: Option<hedge::Hedging>,
     observer: Option<Arc<dyn Observer>>,
 }
 
@@ -103,6 +114,8 @@ struct Answer<T> {
     entry: usize,
     attempts: Vec<crate::Attempt>,
     deadline: Option<Instant>,
+    /// Providers of the request's order not yet used, for a stream resume.
+    remaining: Vec<usize>,
 }
 
 impl FallbackChain {
@@ -187,19 +200,27 @@ impl FallbackChain {
             o.on_first_chunk(&self.inner.name, &provider, ttft);
         }
         let (stream, buffered) = answer.value;
-        Ok(FallbackStream::new(
+        let resumer = self.inner.stream_resume.then(|| resume::Resumer {
+            chain: self.inner.clone(),
+            request: Arc::new(request.clone()),
+            candidates: answer.remaining,
+            left: self.inner.max_resumes,
+        });
+        Ok(FallbackStream::new(stream::Committed {
             stream,
             buffered,
-            answer.permit,
+            permit: answer.permit,
             provider,
-            answer.attempts,
-            self.inner.idle_timeout,
-            answer.deadline,
-            self.inner
+            attempts: answer.attempts,
+            idle: self.inner.idle_timeout,
+            deadline: answer.deadline,
+            observer: self
+                .inner
                 .observer
                 .clone()
                 .map(|o| (self.inner.name.clone(), o)),
-        ))
+            resumer,
+        }))
     }
 
     /// The request's absolute deadline: its own timeout (else the chain's) from `started`, and
@@ -229,6 +250,9 @@ impl FallbackChain {
         if let Some(b) = &inner.budget {
             b.deposit();
         }
+        if let Some(h) = &inner.hedging {
+            h.budget.deposit();
+        }
         let mut plan = Plan::new(&inner.entries, inner.strategy);
         let mut ledger = Ledger::new(inner, started, mode);
 
@@ -252,11 +276,56 @@ impl FallbackChain {
                     ledger.skipped(name, last_error.take());
                     continue 'providers;
                 };
-                let (outcome, latency) =
-                    attempt::run(&*entry.provider, permit, request, &call, mode, limits).await;
+                let first = attempt::run(&*entry.provider, permit, request, &call, mode, limits);
+                let hedge_delay = match &inner.hedging {
+                    Some(h) if retries_done == 0 && !plan.fell_back() => {
+                        h.after.delay(&entry.latencies).map(|d| (h, d))
+                    }
+                    _ => None,
+                };
+                let (outcome, latency) = match hedge_delay {
+                    Some((h, delay)) => {
+                        let hedge = || {
+                            let (j, permit) = self.pick_hedge(h, &mut plan)?;
+                            let e = &inner.entries[j];
+                            let limits = Limits {
+                                timeout: self.attempt_timeout(e, mode),
+                                ..limits
+                            };
+                            let leg =
+                                attempt::run(&*e.provider, permit, request, &call, mode, limits);
+                            Some((j, leg))
+                        };
+                        match hedge::race((index, first), delay, hedge).await {
+                            Err(alone) => alone,
+                            Ok(legs) => match self.settle_race(legs, &mut ledger, index) {
+                                Ok((value, permit, winner)) => {
+                                    ledger.answered(
+                                        inner.entries[winner].breaker.name(),
+                                        winner != index,
+                                    );
+                                    return Ok(Answer {
+                                        value,
+                                        permit,
+                                        entry: winner,
+                                        attempts: ledger.attempts,
+                                        deadline,
+                                        remaining: plan.remaining().collect(),
+                                    });
+                                }
+                                Err(RaceEnd::Continue) => continue 'providers,
+                                Err(RaceEnd::Stop) => break 'providers,
+                            },
+                        }
+                    }
+                    None => first.await,
+                };
                 let error = match outcome {
                     Outcome::Answered(value, permit) => {
                         ledger.attempt(name, AttemptOutcome::Success, None, latency);
+                        if inner.hedging.is_some() {
+                            entry.latencies.record(latency);
+                        }
                         ledger.answered(name, plan.fell_back());
                         return Ok(Answer {
                             value,
@@ -264,6 +333,7 @@ impl FallbackChain {
                             entry: index,
                             attempts: ledger.attempts,
                             deadline,
+                            remaining: plan.remaining().collect(),
                         });
                     }
                     Outcome::DeadlinePassed => {
@@ -321,6 +391,76 @@ impl FallbackChain {
             return Ok(answer);
         }
         Err(ledger.finish(plan.remaining()))
+    }
+
+    /// The hedge for the request's first attempt: the next provider of the plan and its permit,
+    /// if the hedge budget allows and its breaker admits a call.
+    fn pick_hedge(&self, hedging: &hedge::Hedging, plan: &mut Plan) -> Option<(usize, Permit)> {
+        let inner = &*self.inner;
+        if !hedging.budget.try_withdraw() {
+            tracing::debug!(chain = %inner.name, "hedge budget spent: waiting on the first provider");
+            return None;
+        }
+        let index = plan.next_admitted(&inner.entries)?;
+        let entry = &inner.entries[index];
+        let permit = entry.breaker.try_acquire().ok()?;
+        tracing::debug!(chain = %inner.name, hedge = entry.breaker.name(), "first provider slow: hedging");
+        Some((index, permit))
+    }
+
+    /// Records both legs of a hedged race and finds the winner.
+    fn settle_race<T>(
+        &self,
+        legs: hedge::Legs<T>,
+        ledger: &mut Ledger<'_>,
+        primary: usize,
+    ) -> Result<(T, Permit, usize), RaceEnd> {
+        let inner = &*self.inner;
+        let mut winner = None;
+        let mut end = RaceEnd::Continue;
+        let hedge = legs.iter().map(|l| l.0).find(|i| *i != primary);
+        for (index, leg, latency) in legs {
+            let entry = &inner.entries[index];
+            let name = entry.breaker.name();
+            match leg {
+                hedge::Leg::Answered(value, permit) => {
+                    ledger.attempt(name, AttemptOutcome::Success, None, latency);
+                    entry.latencies.record(latency);
+                    winner = Some((value, permit, index));
+                }
+                hedge::Leg::Failed(error) => {
+                    ledger.attempt(name, AttemptOutcome::Failed, Some(error.clone()), latency);
+                    if let ErrorKind::RateLimited { retry_after } = error.kind {
+                        let length = entry.breaker.hold().rate_limited(retry_after);
+                        if let Some(o) = &inner.observer {
+                            o.on_hold(&inner.name, name, length);
+                        }
+                    }
+                    if !error.kind.falls_through(inner.fall_through) {
+                        ledger.stopped(name, error.kind);
+                        end = RaceEnd::Stop;
+                    }
+                    ledger.failed(name, error);
+                }
+                hedge::Leg::NoTime => {
+                    ledger.deadline_passed();
+                    end = RaceEnd::Stop;
+                }
+                hedge::Leg::Cancelled => {
+                    ledger.attempt(name, AttemptOutcome::Cancelled, None, latency);
+                }
+            }
+        }
+        if let (Some(o), Some(h)) = (&inner.observer, hedge) {
+            let won = winner.as_ref().map(|w| inner.entries[w.2].breaker.name());
+            o.on_hedge(
+                &inner.name,
+                inner.entries[primary].breaker.name(),
+                inner.entries[h].breaker.name(),
+                won,
+            );
+        }
+        winner.ok_or(end)
     }
 
     /// The attempt timeout of `entry`: streaming attempts wait for the first token, under the
@@ -389,6 +529,7 @@ impl FallbackChain {
                     entry: index,
                     attempts: std::mem::take(&mut ledger.attempts),
                     deadline,
+                    remaining: Vec::new(),
                 })
             }
             Outcome::Failed(error) => {
@@ -402,6 +543,14 @@ impl FallbackChain {
             }
         }
     }
+}
+
+/// How a race without an answer ends the request's turn.
+enum RaceEnd {
+    /// Try the rest of the plan.
+    Continue,
+    /// Stop: a kind that does not fall through, or the deadline.
+    Stop,
 }
 
 impl Provider for FallbackChain {

@@ -44,6 +44,20 @@ impl Plan {
         Some(pick)
     }
 
+    /// The next provider whose breaker admits a call, skipping (and handing out) none that
+    /// does not: for a hedge, which only makes sense on a provider that can take it now.
+    pub(super) fn next_admitted(&mut self, entries: &[Entry]) -> Option<usize> {
+        let pick = self
+            .order
+            .iter()
+            .copied()
+            .filter(|&i| !self.tried[i] && entries[i].breaker.admits())
+            .min_by_key(|&i| entries[i].breaker.hold().is_held())?;
+        self.tried[pick] = true;
+        self.handed += 1;
+        Some(pick)
+    }
+
     /// True when the provider handed out last is not the first one of the request.
     pub(super) fn fell_back(&self) -> bool {
         self.handed > 1

@@ -1,5 +1,6 @@
 //! Streaming with failover up to the first content chunk, and guarded streaming after it.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use futures_core::Stream;
 use futures_util::StreamExt;
 use tokio::time::{Instant, Sleep};
 
+use super::resume::{Contribution, Resumer, Seam, Takeover, TakeoverFuture};
 use crate::{Attempt, ChatRequest, Chunk, ChunkStream, Observer, Permit, Provider, ProviderError};
 
 /// One streaming attempt: open the stream and read until the first content chunk (the commit
@@ -40,25 +42,60 @@ pub(super) async fn open_until_content(
     }
 }
 
-/// A committed stream from one provider. Yields that provider's chunks only; a failure after
-/// the commit point (error, idle stall, deadline) is one terminal `Err` item and is recorded on
-/// the provider's breaker. A clean end records a success, and so does dropping it once the
-/// finish reason was delivered (the answer is whole); dropping it earlier is neutral.
+/// A committed stream. Yields the committing provider's chunks; a failure after the commit
+/// point (error, idle stall, deadline) is recorded on that provider's breaker and then either
+/// resumed on the next provider (with `stream_resume`: the caller sees one seamless stream)
+/// or ends the stream with one terminal `Err` item — never a silent truncation. A clean end
+/// records a success, and so does dropping the stream once the finish reason was delivered
+/// (the answer is whole); dropping it earlier is neutral.
+///
+/// The request deadline counts only time spent waiting on providers: from handing a chunk to
+/// the caller until the caller asks for the next one, the clock is the caller's, so a slow
+/// reader never makes a healthy provider time out.
 pub struct FallbackStream {
     inner: ChunkStream,
-    buffered: std::vec::IntoIter<Chunk>,
+    buffered: VecDeque<Chunk>,
     permit: Option<Permit>,
     provider_used: String,
+    current: String,
     model: Option<String>,
     attempts: Vec<Attempt>,
     idle: Option<Duration>,
     deadline: Option<Instant>,
     timer: Option<Pin<Box<Sleep>>>,
     waiting: bool,
+    /// When the last chunk was handed to the caller (or the stream to its owner), until the
+    /// next poll: the deadline moves out by that time.
+    handed_at: Option<Instant>,
     done: bool,
     /// A chunk with a finish reason was handed to the caller.
     finished: bool,
     observer: Option<(String, Arc<dyn Observer>)>,
+    resume: Option<ResumeState>,
+    contributions: Vec<Contribution>,
+}
+
+/// What a resumable stream keeps: the text delivered so far, the seam of the current
+/// continuation, a takeover in progress and the failure that started it.
+struct ResumeState {
+    resumer: Resumer,
+    delivered: String,
+    seam: Option<Seam>,
+    takeover: Option<TakeoverFuture>,
+    broken: Option<ProviderError>,
+}
+
+/// Everything a committed stream starts from.
+pub(super) struct Committed {
+    pub(super) stream: ChunkStream,
+    pub(super) buffered: Vec<Chunk>,
+    pub(super) permit: Permit,
+    pub(super) provider: String,
+    pub(super) attempts: Vec<Attempt>,
+    pub(super) idle: Option<Duration>,
+    pub(super) deadline: Option<Instant>,
+    pub(super) observer: Option<(String, Arc<dyn Observer>)>,
+    pub(super) resumer: Option<Resumer>,
 }
 
 impl std::fmt::Debug for FallbackStream {
@@ -66,67 +103,107 @@ impl std::fmt::Debug for FallbackStream {
         f.debug_struct("FallbackStream")
             .field("provider_used", &self.provider_used)
             .field("attempts", &self.attempts.len())
+            .field("contributions", &self.contributions)
             .field("done", &self.done)
             .finish()
     }
 }
 
 impl FallbackStream {
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn new(
-        inner: ChunkStream,
-        buffered: Vec<Chunk>,
-        permit: Permit,
-        provider_used: String,
-        attempts: Vec<Attempt>,
-        idle: Option<Duration>,
-        deadline: Option<Instant>,
-        observer: Option<(String, Arc<dyn Observer>)>,
-    ) -> Self {
-        let timer = (idle.is_some() || deadline.is_some())
-            .then(|| Box::pin(tokio::time::sleep_until(far_future())));
+    pub(super) fn new(c: Committed) -> Self {
+        let timer = (c.idle.is_some() || c.deadline.is_some())
+            .then(|| Box::pin(tokio::time::sleep_until(crate::time::far_future())));
         Self {
-            inner,
-            model: buffered.iter().find_map(|c| c.model.clone()),
-            buffered: buffered.into_iter(),
-            permit: Some(permit),
-            provider_used,
-            attempts,
-            idle,
-            deadline,
+            inner: c.stream,
+            model: c.buffered.iter().find_map(|c| c.model.clone()),
+            buffered: c.buffered.into(),
+            permit: Some(c.permit),
+            current: c.provider.clone(),
+            contributions: vec![Contribution {
+                provider: c.provider.clone(),
+                offset: 0,
+            }],
+            provider_used: c.provider,
+            attempts: c.attempts,
+            idle: c.idle,
+            deadline: c.deadline,
             timer,
             waiting: false,
+            handed_at: Some(Instant::now()),
             done: false,
             finished: false,
-            observer,
+            observer: c.observer,
+            resume: c.resumer.map(|resumer| ResumeState {
+                resumer,
+                delivered: String::new(),
+                seam: None,
+                takeover: None,
+                broken: None,
+            }),
         }
     }
 
-    /// The name of the provider (breaker) streaming the answer.
+    /// The name of the provider (breaker) that committed the stream (its first content).
     pub fn provider_used(&self) -> &str {
         &self.provider_used
     }
 
-    /// The model the provider reported on its first chunks, if it did.
+    /// The provider streaming now: the committing one, or the last one that resumed it.
+    pub fn current_provider(&self) -> &str {
+        &self.current
+    }
+
+    /// The model the committing provider reported on its first chunks, if it did.
     pub fn model(&self) -> Option<&str> {
         self.model.as_deref()
     }
 
-    /// Every attempt made before the stream was committed, the successful one last.
+    /// Every attempt made: those before the commit (the committing one last), then every try
+    /// to resume the stream.
     pub fn attempts(&self) -> &[Attempt] {
         &self.attempts
     }
 
-    fn fail(&mut self, error: ProviderError) -> ProviderError {
-        self.done = true;
+    /// Who produced the answer, in order, with the byte offset of the text where each took
+    /// over: the committing provider at 0, then one entry per resume.
+    pub fn contributions(&self) -> &[Contribution] {
+        &self.contributions
+    }
+
+    /// Times the stream was continued by another provider.
+    pub fn resumes(&self) -> usize {
+        self.contributions.len() - 1
+    }
+
+    /// Records `error` on the current provider's breaker and tells the observer.
+    fn charge(&mut self, error: &ProviderError) {
         if let Some(permit) = self.permit.take() {
             permit.record(error.kind.breaker_effect());
         }
-        tracing::warn!(provider = %self.provider_used, error = %error, "stream failed after the first chunk");
+        tracing::warn!(provider = %self.current, error = %error, "stream failed after the first chunk");
         if let Some((chain, o)) = &self.observer {
-            o.on_stream_error(chain, &self.provider_used, &error);
+            o.on_stream_error(chain, &self.current, error);
         }
-        error
+    }
+
+    /// The committed stream broke with `error`: resume it if the chain may, else end it.
+    fn broke(&mut self, error: ProviderError) -> Option<ProviderError> {
+        self.charge(&error);
+        let deadline = self.deadline;
+        let time_left = deadline.is_none_or(|d| Instant::now() < d);
+        if let Some(r) = self.resume.as_mut()
+            && time_left
+            && r.resumer.left > 0
+            && !r.resumer.candidates.is_empty()
+            && !r.delivered.is_empty()
+        {
+            r.takeover = Some(r.resumer.takeover(r.delivered.clone(), deadline));
+            r.broken = Some(error);
+            r.seam = None;
+            return None;
+        }
+        self.done = true;
+        Some(error)
     }
 
     fn timeout_error(&self, now: Instant) -> ProviderError {
@@ -141,17 +218,68 @@ impl FallbackStream {
         }
     }
 
-    /// Notes what a chunk on its way to the caller means for the stream's record.
-    fn deliver(&mut self, chunk: Chunk) -> Chunk {
-        if chunk.finish_reason.is_some() {
-            self.finished = true;
+    /// Passes a chunk through the current seam and notes what it means for the record;
+    /// `None` when nothing of it is left for the caller.
+    fn deliver(&mut self, mut chunk: Chunk) -> Option<Chunk> {
+        if let Some(r) = self.resume.as_mut() {
+            if let Some(seam) = r.seam.as_mut() {
+                let mut text = seam.push(&chunk.text);
+                if chunk.finish_reason.is_some() {
+                    text.push_str(&seam.flush());
+                }
+                chunk.text = text;
+            }
+            r.delivered.push_str(&chunk.text);
         }
         if chunk.skipped_events > 0
             && let Some((chain, o)) = &self.observer
         {
-            o.on_skipped_events(chain, &self.provider_used, chunk.skipped_events);
+            o.on_skipped_events(chain, &self.current, chunk.skipped_events);
         }
-        chunk
+        if chunk.text.is_empty()
+            && chunk.finish_reason.is_none()
+            && chunk.usage.is_none()
+            && chunk.model.is_none()
+        {
+            return None;
+        }
+        if chunk.finish_reason.is_some() {
+            self.finished = true;
+        }
+        self.handed_at = Some(Instant::now());
+        Some(chunk)
+    }
+
+    /// A takeover finished: continue with its stream, or end with the original failure.
+    fn took_over(
+        &mut self,
+        takeover: Option<Takeover>,
+        tries: Vec<Attempt>,
+    ) -> Option<ProviderError> {
+        self.attempts.extend(tries);
+        let r = self.resume.as_mut()?;
+        let broken = r.broken.take();
+        let Some(t) = takeover else {
+            self.done = true;
+            return broken;
+        };
+        let offset = r.delivered.len();
+        r.seam = Some(Seam::new(&r.delivered));
+        tracing::info!(from = %self.current, to = %t.provider, offset, "stream resumed on the next provider");
+        if let Some((chain, o)) = &self.observer {
+            o.on_stream_resume(chain, &self.current, &t.provider, offset);
+        }
+        self.contributions.push(Contribution {
+            provider: t.provider.clone(),
+            offset,
+        });
+        r.resumer.candidates = t.rest;
+        self.current = t.provider;
+        self.inner = t.stream;
+        self.buffered = t.buffered.into();
+        self.permit = Some(t.permit);
+        self.waiting = false;
+        None
     }
 }
 
@@ -167,54 +295,98 @@ impl Drop for FallbackStream {
     }
 }
 
-fn far_future() -> Instant {
-    crate::time::far_future()
-}
-
 impl Stream for FallbackStream {
     type Item = Result<Chunk, ProviderError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        if let Some(chunk) = this.buffered.next() {
-            return Poll::Ready(Some(Ok(this.deliver(chunk))));
+        if let Some(handed) = this.handed_at.take()
+            && let Some(deadline) = this.deadline.as_mut()
+        {
+            // The caller held the last chunk this long: not the provider's time.
+            *deadline = crate::time::after(*deadline, handed.elapsed());
         }
-        if this.done {
-            return Poll::Ready(None);
-        }
-        match this.inner.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Ok(chunk))) => {
-                this.waiting = false;
-                Poll::Ready(Some(Ok(this.deliver(chunk))))
-            }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(this.fail(e)))),
-            Poll::Ready(None) => {
-                this.done = true;
-                if let Some(permit) = this.permit.take() {
-                    permit.success();
+        loop {
+            if let Some(takeover) = this.resume.as_mut().and_then(|r| r.takeover.as_mut()) {
+                let (t, tries) = std::task::ready!(takeover.as_mut().poll(cx));
+                if let Some(r) = this.resume.as_mut() {
+                    r.takeover = None;
                 }
-                Poll::Ready(None)
+                if let Some(e) = this.took_over(t, tries) {
+                    return Poll::Ready(Some(Err(e)));
+                }
+                if this.done {
+                    return Poll::Ready(None);
+                }
+                continue;
             }
-            Poll::Pending => {
-                let Some(timer) = this.timer.as_mut() else {
-                    return Poll::Pending;
-                };
-                if !this.waiting {
-                    // The idle clock runs only while we wait on the provider, not on a slow reader.
-                    this.waiting = true;
-                    let now = Instant::now();
-                    let idle_at = this.idle.map(|d| crate::time::after(now, d));
-                    let target = match (idle_at, this.deadline) {
-                        (Some(a), Some(b)) => a.min(b),
-                        (a, b) => a.or(b).unwrap_or_else(far_future),
+            if let Some(chunk) = this.buffered.pop_front() {
+                match this.deliver(chunk) {
+                    Some(c) => return Poll::Ready(Some(Ok(c))),
+                    None => continue,
+                }
+            }
+            if this.done {
+                return Poll::Ready(None);
+            }
+            match this.inner.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    this.waiting = false;
+                    if let Some(c) = this.deliver(chunk) {
+                        return Poll::Ready(Some(Ok(c)));
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    this.waiting = false;
+                    if let Some(e) = this.broke(e) {
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                }
+                Poll::Ready(None) => {
+                    this.done = true;
+                    if let Some(permit) = this.permit.take() {
+                        permit.success();
+                    }
+                    // A continuation held back at its seam is let through at the end.
+                    let held = this
+                        .resume
+                        .as_mut()
+                        .and_then(|r| r.seam.as_mut())
+                        .map(Seam::flush)
+                        .unwrap_or_default();
+                    if held.is_empty() {
+                        return Poll::Ready(None);
+                    }
+                    if let Some(r) = this.resume.as_mut() {
+                        r.delivered.push_str(&held);
+                    }
+                    return Poll::Ready(Some(Ok(Chunk::text(held))));
+                }
+                Poll::Pending => {
+                    let Some(timer) = this.timer.as_mut() else {
+                        return Poll::Pending;
                     };
-                    timer.as_mut().reset(target);
+                    if !this.waiting {
+                        // The idle clock runs only while we wait on the provider, not on a slow reader.
+                        this.waiting = true;
+                        let now = Instant::now();
+                        let idle_at = this.idle.map(|d| crate::time::after(now, d));
+                        let target = match (idle_at, this.deadline) {
+                            (Some(a), Some(b)) => a.min(b),
+                            (a, b) => a.or(b).unwrap_or_else(crate::time::far_future),
+                        };
+                        timer.as_mut().reset(target);
+                    }
+                    if timer.as_mut().poll(cx).is_ready() {
+                        this.waiting = false;
+                        let error = this.timeout_error(Instant::now());
+                        if let Some(e) = this.broke(error) {
+                            return Poll::Ready(Some(Err(e)));
+                        }
+                        continue;
+                    }
+                    return Poll::Pending;
                 }
-                if timer.as_mut().poll(cx).is_ready() {
-                    let error = this.timeout_error(Instant::now());
-                    return Poll::Ready(Some(Err(this.fail(error))));
-                }
-                Poll::Pending
             }
         }
     }

@@ -1,0 +1,351 @@
+//! Stream resume: when a committed stream breaks, the next provider continues the answer from
+//! the text already delivered, and the caller sees one stream.
+//!
+//! The continuation request is the original conversation plus the delivered text, in the form
+//! the target takes: assistant prefill (the partial answer as a trailing assistant message)
+//! where accepted, else the partial answer quoted in a user message asking to continue from
+//! exactly that point — a form every chat model accepts. A 400 to prefill switches the
+//! provider to the quoted form, remembered per provider. The seam drops a continuation's
+//! restatement of the text already delivered.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{ChainInner, stream::open_until_content};
+use crate::{
+    Attempt, AttemptOutcome, ChatRequest, Chunk, ChunkStream, ErrorKind, Message, Permit,
+    ProviderError,
+};
+
+/// How a continuation request is phrased.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Form {
+    /// The partial answer as a trailing assistant message.
+    Prefill,
+    /// The partial answer quoted in a user message asking for the rest.
+    Ask,
+}
+
+/// What a provider is known to accept (per chain entry, shared by every request).
+#[derive(Debug, Default)]
+pub(crate) struct FormMemory(AtomicU8);
+
+impl FormMemory {
+    fn get(&self) -> Form {
+        match self.0.load(Ordering::Relaxed) {
+            2 => Form::Ask,
+            _ => Form::Prefill,
+        }
+    }
+    fn set(&self, form: Form) {
+        self.0.store(
+            match form {
+                Form::Prefill => 1,
+                Form::Ask => 2,
+            },
+            Ordering::Relaxed,
+        );
+    }
+}
+
+/// The request that asks for the rest of `delivered`.
+pub(super) fn continuation(request: &ChatRequest, delivered: &str, form: Form) -> ChatRequest {
+    let mut r = request.clone();
+    r.messages.push(Message::assistant(delivered));
+    if form == Form::Ask {
+        r.messages.push(Message::user(format!(
+            "Your previous answer was cut off. Continue it from exactly where it stopped: do not \
+             repeat any of it, add no preamble, start with the very next characters. The answer \
+             so far, between the markers:\n<<<\n{delivered}\n>>>"
+        )));
+    }
+    r
+}
+
+/// Shortest restatement the seam drops (shorter matches are likely real text).
+const MIN_OVERLAP: usize = 3;
+/// Longest end of the delivered text a continuation is checked against.
+const MAX_OVERLAP: usize = 256;
+/// A continuation that restarts the whole answer is recognised up to this length.
+const MAX_RESTART: usize = 16 * 1024;
+
+/// Joins a continuation onto the delivered text: holds back the continuation's first
+/// characters while they could still be a restatement of the delivered text's end (or of all
+/// of it), then drops the restatement and lets the rest through.
+#[derive(Debug)]
+pub(super) struct Seam {
+    delivered: String,
+    held: String,
+    decided: bool,
+}
+
+impl Seam {
+    pub(super) fn new(delivered: &str) -> Self {
+        Self {
+            delivered: delivered.to_owned(),
+            held: String::new(),
+            decided: false,
+        }
+    }
+
+    /// The text to pass on for this piece of the continuation (empty while held back).
+    pub(super) fn push(&mut self, text: &str) -> String {
+        if self.decided {
+            return text.to_owned();
+        }
+        self.held.push_str(text);
+        if self.could_still_repeat() {
+            return String::new();
+        }
+        self.decide()
+    }
+
+    /// The continuation ended (or a finish reason arrived): whatever is held back, decided now.
+    pub(super) fn flush(&mut self) -> String {
+        if self.decided {
+            String::new()
+        } else {
+            self.decide()
+        }
+    }
+
+    /// Start offsets (char boundaries) of the delivered text's candidate restatements.
+    fn suffix_starts(&self) -> impl Iterator<Item = usize> + '_ {
+        let d = &self.delivered;
+        let lowest = d.len().saturating_sub(MAX_OVERLAP);
+        (lowest..=d.len().saturating_sub(MIN_OVERLAP))
+            .filter(move |p| d.is_char_boundary(*p) && *p < d.len())
+    }
+
+    fn could_still_repeat(&self) -> bool {
+        let d = &self.delivered;
+        let h = &self.held;
+        if d.len() <= MAX_RESTART && h.len() < d.len() && d.starts_with(h.as_str()) {
+            return true;
+        }
+        self.suffix_starts()
+            .any(|p| d.len() - p > h.len() && d[p..].starts_with(h.as_str()))
+    }
+
+    fn decide(&mut self) -> String {
+        self.decided = true;
+        let d = &self.delivered;
+        let h = std::mem::take(&mut self.held);
+        let skip = if d.len() <= MAX_RESTART && h.starts_with(d.as_str()) {
+            d.len()
+        } else {
+            self.suffix_starts()
+                .find(|&p| h.starts_with(&d[p..]))
+                .map_or(0, |p| d.len() - p)
+        };
+        h[skip..].to_owned()
+    }
+}
+
+/// One provider taking over a stream: who, and at which byte of the delivered text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Contribution {
+    /// The provider (breaker) name.
+    pub provider: String,
+    /// Bytes of answer text delivered before this provider's part.
+    pub offset: usize,
+}
+
+/// A provider that took over: its committed stream, the chunks read to commit it, its permit.
+pub(super) struct Takeover {
+    pub(super) stream: ChunkStream,
+    pub(super) buffered: Vec<Chunk>,
+    pub(super) permit: Permit,
+    pub(super) provider: String,
+    /// The candidates after it, for a later resume.
+    pub(super) rest: Vec<usize>,
+}
+
+/// What a stream needs to resume: the chain, the original request, who may still answer.
+pub(super) struct Resumer {
+    pub(super) chain: Arc<ChainInner>,
+    pub(super) request: Arc<ChatRequest>,
+    /// Entries not yet used by this request, in its order.
+    pub(super) candidates: Vec<usize>,
+    pub(super) left: u32,
+}
+
+pub(super) type TakeoverFuture =
+    Pin<Box<dyn Future<Output = (Option<Takeover>, Vec<Attempt>)> + Send>>;
+
+impl Resumer {
+    /// Tries the candidates in order until one continues `delivered`; every try is recorded.
+    pub(super) fn takeover(
+        &mut self,
+        delivered: String,
+        deadline: Option<Instant>,
+    ) -> TakeoverFuture {
+        self.left = self.left.saturating_sub(1);
+        let chain = self.chain.clone();
+        let request = self.request.clone();
+        let mut candidates = std::mem::take(&mut self.candidates);
+        Box::pin(async move {
+            let mut attempts = Vec::new();
+            // Providers not on a rate-limit hold first.
+            candidates.sort_by_key(|&i| chain.entries[i].breaker.hold().is_held());
+            for (k, &index) in candidates.iter().enumerate() {
+                let entry = &chain.entries[index];
+                let name = entry.breaker.name();
+                let Ok(mut permit) = entry.breaker.try_acquire() else {
+                    attempts.push(Attempt::new(
+                        name,
+                        AttemptOutcome::Skipped,
+                        Some(ProviderError::circuit_open()),
+                        Duration::ZERO,
+                    ));
+                    continue;
+                };
+                let mut form = entry.resume_form.get();
+                loop {
+                    let begun = Instant::now();
+                    let left = deadline.map(|d| d.saturating_duration_since(begun));
+                    if left == Some(Duration::ZERO) {
+                        return (None, attempts);
+                    }
+                    let limit = chain
+                        .ttft_timeout
+                        .or(entry.options.attempt_timeout)
+                        .or(chain.attempt_timeout);
+                    let budget = match (limit, left) {
+                        (Some(l), Some(r)) => Some(l.min(r)),
+                        (l, r) => l.or(r),
+                    };
+                    let req = continuation(&request, &delivered, form);
+                    let call = open_until_content(&*entry.provider, &req);
+                    let result = match budget {
+                        Some(b) => tokio::time::timeout(b, call).await.unwrap_or_else(|_| {
+                            Err(ProviderError::timeout(format!(
+                                "continuation: no first token within {}ms",
+                                b.as_millis()
+                            )))
+                        }),
+                        None => call.await,
+                    };
+                    let latency = begun.elapsed();
+                    match result {
+                        Ok((stream, buffered)) => {
+                            entry.resume_form.set(form);
+                            attempts.push(Attempt::new(
+                                name,
+                                AttemptOutcome::Success,
+                                None,
+                                latency,
+                            ));
+                            return (
+                                Some(Takeover {
+                                    stream,
+                                    buffered,
+                                    permit,
+                                    provider: name.to_owned(),
+                                    rest: candidates[k + 1..].to_vec(),
+                                }),
+                                attempts,
+                            );
+                        }
+                        Err(e) if form == Form::Prefill && e.kind == ErrorKind::InvalidRequest => {
+                            // The model does not take prefill: ask in words instead, and remember.
+                            tracing::debug!(provider = name, error = %e, "continuation prefill refused; asking instead");
+                            attempts.push(Attempt::new(
+                                name,
+                                AttemptOutcome::Failed,
+                                Some(e),
+                                latency,
+                            ));
+                            form = Form::Ask;
+                            entry.resume_form.set(form);
+                        }
+                        Err(e) => {
+                            attempts.push(Attempt::new(
+                                name,
+                                AttemptOutcome::Failed,
+                                Some(e.clone()),
+                                latency,
+                            ));
+                            permit.record(e.kind.breaker_effect());
+                            break;
+                        }
+                    }
+                    // A neutral verdict for the refused prefill; a fresh permit for the retry.
+                    let Ok(p) = entry.breaker.try_acquire() else {
+                        break;
+                    };
+                    permit = p;
+                }
+            }
+            (None, attempts)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seam(delivered: &str, pieces: &[&str]) -> String {
+        let mut s = Seam::new(delivered);
+        let mut out: String = pieces.iter().map(|p| s.push(p)).collect();
+        out.push_str(&s.flush());
+        out
+    }
+
+    #[test]
+    fn a_plain_continuation_passes_through() {
+        assert_eq!(seam("The cat sat", &[" on", " the mat."]), " on the mat.");
+    }
+
+    #[test]
+    fn a_restated_end_is_dropped_across_pieces() {
+        assert_eq!(
+            seam("The cat sat on", &[" sat", " on", " the mat."]),
+            " the mat."
+        );
+        assert_eq!(seam("The cat sat on", &[" sat on the mat."]), " the mat.");
+    }
+
+    #[test]
+    fn a_restart_of_the_whole_answer_is_dropped() {
+        assert_eq!(
+            seam("The cat sat", &["The ", "cat sat", " on the mat."]),
+            " on the mat."
+        );
+    }
+
+    #[test]
+    fn short_coincidences_are_kept() {
+        // Two characters of overlap are more likely real text than a restatement.
+        assert_eq!(seam("I said no", &["no", " more."]), "no more.");
+    }
+
+    #[test]
+    fn held_text_is_flushed_when_the_continuation_ends() {
+        assert_eq!(seam("abc def", &[" de"]), " de");
+    }
+
+    #[test]
+    fn multibyte_text_is_cut_on_char_boundaries() {
+        assert_eq!(seam("héllo wörld", &["wörld", " ünd"]), " ünd");
+    }
+
+    #[test]
+    fn continuation_requests_take_both_forms() {
+        let r = ChatRequest::user("q");
+        let p = continuation(&r, "half an", Form::Prefill);
+        assert_eq!(p.messages.len(), 2);
+        assert_eq!(p.messages[1], Message::assistant("half an"));
+        let a = continuation(&r, "half an", Form::Ask);
+        assert_eq!(a.messages.len(), 3);
+        assert_eq!(a.messages[2].role, crate::Role::User);
+        assert!(a.messages[2].content.contains("<<<\nhalf an\n>>>"));
+    }
+}
