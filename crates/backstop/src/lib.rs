@@ -9,12 +9,18 @@ mod chain;
 mod error;
 mod observer;
 mod provider;
+mod readiness;
 mod request;
 mod response;
 mod retry;
 
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
+
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
 
 pub use attempt::{Attempt, AttemptOutcome};
 pub use breaker::{
