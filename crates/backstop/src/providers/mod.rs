@@ -1,7 +1,8 @@
 //! HTTP providers: OpenAI, Anthropic, Groq and any OpenAI-compatible endpoint.
 //!
-//! Providers share one pooled HTTP client per process (or use yours: `.http_client(..)`), each reads its API key and base URL from the
-//! environment once at construction (explicit builder values win), and classifies every
+//! Providers share one pooled HTTP client per process and runtime (or use yours:
+//! `.http_client(..)`, see [`HttpClient`]). Each reads its API key and base URL from the
+//! environment once at construction (explicit builder values win) and classifies every
 //! failure into an [`ErrorKind`](crate::ErrorKind). None of them retries or times out on its
 //! own: that is the chain's job.
 //!
