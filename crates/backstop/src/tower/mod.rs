@@ -47,7 +47,7 @@
 //! neither broken for good nor silent forever: it recovers after its `recovery_timeout`. So the
 //! chain's `poll_ready` returns `Ready(Ok)` while any breaker admits a call, and otherwise
 //! `Pending`, having arranged a wake-up at the moment the nearest open breaker turns half-open
-//! (a small task sleeping on the tokio timer). When every breaker is half-open with all its
+//! (one small timer task per moment, shared by every caller waiting for that moment). When every breaker is half-open with all its
 //! probe slots taken there is no such moment; the chain then looks again every
 //! [`PROBE_RECHECK`]. Outside a tokio runtime there is no timer to wake the caller, so
 //! `poll_ready` returns `Ready(Ok)` and the call itself refuses at once (all `CircuitOpen`).

@@ -104,7 +104,8 @@ pub enum Streaming {}
 /// `LoadShed`, your own) can guard one provider of a chain.
 ///
 /// Each call waits for the service's `poll_ready`, then calls it; that wait counts against
-/// the chain's attempt timeout. Calls reach the one service value in turn (it is not cloned,
+/// the chain's attempt timeout, and a timeout is a breaker failure: to skip a busy provider
+/// rather than queue for it, put `LoadShed` in front of the limit. Calls reach the one service value in turn (it is not cloned,
 /// so middleware keeping its state in the value, like `RateLimit`, works). Errors become
 /// [`ProviderError`]s: a `ProviderError` is kept as it is; tower's `LoadShed` overload is
 /// `CircuitOpen` (skipped without a call: neutral for the breaker, and the next provider is
