@@ -8,6 +8,8 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use futures_util::future::{self, Either};
+
 use crate::Permit;
 use crate::budget::Budget;
 
@@ -117,16 +119,16 @@ where
     S: FnOnce() -> Option<(usize, B)>,
 {
     let (i, a) = first;
-    tokio::pin!(a);
-    tokio::select! {
-        biased;
-        done = &mut a => return Err(done),
-        () = tokio::time::sleep(delay) => {}
+    let mut a = std::pin::pin!(a);
+    let sleep = std::pin::pin!(tokio::time::sleep(delay));
+    // `select` polls its first future first: an attempt that ends at the delay is not hedged.
+    if let Either::Left((done, _)) = future::select(a.as_mut(), sleep).await {
+        return Err(done);
     }
     let Some((j, b)) = second() else {
         return Err(a.await);
     };
-    tokio::pin!(b);
+    let mut b = std::pin::pin!(b);
     let leg = |o: Outcome<T>| match o {
         Outcome::Answered(v, p) => Leg::Answered(v, p),
         Outcome::Failed(e) => Leg::Failed(e),
@@ -134,9 +136,8 @@ where
     };
     let started = tokio::time::Instant::now();
     let mut legs: Legs<T> = Vec::with_capacity(2);
-    tokio::select! {
-        biased;
-        (o, lat) = &mut a => {
+    match future::select(a.as_mut(), b.as_mut()).await {
+        Either::Left(((o, lat), _)) => {
             let answered = matches!(o, Outcome::Answered(..));
             legs.push((i, leg(o), lat));
             if answered {
@@ -146,7 +147,7 @@ where
                 legs.push((j, leg(o), lat));
             }
         }
-        (o, lat) = &mut b => {
+        Either::Right(((o, lat), _)) => {
             let answered = matches!(o, Outcome::Answered(..));
             legs.push((j, leg(o), lat));
             if answered {

@@ -75,6 +75,7 @@ impl<W: WireFormat> HttpCore<W> {
             .field("api_key", self.endpoint.key())
             .field("config", &self.config)
             .field("connect_timeout", &self.endpoint.connect_timeout())
+            .field("http_client", &self.endpoint.client_source())
             .finish()
     }
 }

@@ -1,4 +1,4 @@
-//! What every HTTP provider shares: the pooled client, API keys, the prepared endpoint,
+//! What every HTTP provider shares: API keys, the prepared endpoint,
 //! status → [`ProviderError`] mapping (with `retry-after`), transport error mapping, and the
 //! driver that turns an SSE body into a [`ChunkStream`].
 
@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::client::{HttpClient, SharedClient};
 use super::sse::{SseDecoder, SseEvent};
 use crate::{Chunk, ChunkStream, ErrorKind, ProviderError};
 
@@ -18,24 +19,6 @@ pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The most of an error body we read; the message we keep is shorter still.
 const MAX_ERROR_BODY: usize = 64 * 1024;
-
-/// Builds the pooled client one provider uses for all its calls: rustls, a connect timeout,
-/// no overall timeout (the chain owns attempt timeouts) and no retries of its own.
-pub(crate) fn build_client(connect_timeout: Duration) -> Result<reqwest::Client, ProviderError> {
-    reqwest::Client::builder()
-        .connect_timeout(connect_timeout)
-        .pool_idle_timeout(Duration::from_secs(90))
-        // LLM APIs answer in place: a redirect is a misconfigured base URL, reported as an
-        // error status rather than followed (which would re-send the prompt elsewhere).
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| {
-            ProviderError::new(
-                ErrorKind::Connect,
-                format!("failed to build HTTP client: {}", error_chain(&e)),
-            )
-        })
-}
 
 /// Where a provider's API key comes from.
 #[derive(Clone)]
@@ -112,7 +95,11 @@ pub(crate) struct Endpoint {
     scheme: AuthScheme,
     extra_headers: &'static [(&'static str, &'static str)],
     connect_timeout: Duration,
-    client: Result<reqwest::Client, ProviderError>,
+    /// `connect_timeout(..)` was called: it cannot apply to a caller's client.
+    connect_timeout_set: bool,
+    /// The caller's client; `None`: the process-wide pool for `connect_timeout`.
+    caller_client: Option<HttpClient>,
+    client: Result<ClientChoice, ProviderError>,
     prepared: Result<(reqwest::Url, HeaderMap), ProviderError>,
 }
 
@@ -133,7 +120,11 @@ impl Endpoint {
             scheme,
             extra_headers,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            client: build_client(DEFAULT_CONNECT_TIMEOUT),
+            connect_timeout_set: false,
+            caller_client: None,
+            client: Ok(ClientChoice::Shared(SharedClient::new(
+                DEFAULT_CONNECT_TIMEOUT,
+            ))),
             prepared: Err(ProviderError::new(
                 ErrorKind::InvalidRequest,
                 "not prepared",
@@ -156,6 +147,14 @@ impl Endpoint {
         self.connect_timeout
     }
 
+    /// Whose HTTP client sends, for `Debug`: the process-wide pool or the caller's.
+    pub(crate) fn client_source(&self) -> &'static str {
+        match self.caller_client {
+            Some(_) => "caller's",
+            None => "shared pool",
+        }
+    }
+
     pub(crate) fn set_base_url(&mut self, url: impl Into<String>) {
         self.base_url = trim_base(url.into());
         self.prepare();
@@ -168,7 +167,29 @@ impl Endpoint {
 
     pub(crate) fn set_connect_timeout(&mut self, t: Duration) {
         self.connect_timeout = t;
-        self.client = build_client(t);
+        self.connect_timeout_set = true;
+        self.choose_client();
+    }
+
+    pub(crate) fn set_client(&mut self, client: HttpClient) {
+        self.caller_client = Some(client);
+        self.choose_client();
+    }
+
+    /// The caller's client, else the shared pool; both together are refused, by name, on
+    /// every call (the timeout would otherwise be silently ignored).
+    fn choose_client(&mut self) {
+        self.client = match (&self.caller_client, self.connect_timeout_set) {
+            (Some(_), true) => Err(ProviderError::new(
+                ErrorKind::InvalidRequest,
+                "connect_timeout(..) configures backstop's shared HTTP client and cannot apply \
+                 to the client given to http_client(..): set it on that client's builder",
+            )),
+            (Some(client), false) => Ok(ClientChoice::Caller(client.clone())),
+            (None, _) => Ok(ClientChoice::Shared(SharedClient::new(
+                self.connect_timeout,
+            ))),
+        };
     }
 
     /// Recomputes the URL and headers (construction time only, never per call).
@@ -224,14 +245,11 @@ impl Endpoint {
         classify: ClassifyFn,
     ) -> Result<reqwest::Response, ProviderError> {
         let (url, headers) = self.prepared.as_ref().map_err(Clone::clone)?;
-        let client = self.client.as_ref().map_err(Clone::clone)?;
-        let response = client
-            .post(url.clone())
-            .headers(headers.clone())
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| from_reqwest(&e))?;
+        let client = match self.client.as_ref().map_err(Clone::clone)? {
+            ClientChoice::Caller(client) => client.clone(),
+            ClientChoice::Shared(shared) => shared.get()?,
+        };
+        let response = client.post(url.clone(), headers.clone(), body).await?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -245,6 +263,14 @@ impl Endpoint {
         );
         Err(error)
     }
+}
+
+/// The client an endpoint sends with.
+enum ClientChoice {
+    /// Given with `http_client(..)`.
+    Caller(HttpClient),
+    /// The process-wide pool of the runtime each call runs on.
+    Shared(SharedClient),
 }
 
 impl fmt::Debug for Endpoint {

@@ -1,7 +1,8 @@
 //! HTTP providers: OpenAI, Anthropic, Groq and any OpenAI-compatible endpoint.
 //!
-//! Each provider holds one pooled HTTP client, reads its API key and base URL from the
-//! environment once at construction (explicit builder values win), and classifies every
+//! Providers share one pooled HTTP client per process and runtime (or use yours:
+//! `.http_client(..)`, see [`HttpClient`]). Each reads its API key and base URL from the
+//! environment once at construction (explicit builder values win) and classifies every
 //! failure into an [`ErrorKind`](crate::ErrorKind). None of them retries or times out on its
 //! own: that is the chain's job.
 //!
@@ -12,10 +13,11 @@
 //! let llm = OpenAiLlm::new("gpt-4o-mini").config(LlmConfig::new(0.2, 512));
 //! ```
 
+mod client;
 mod core;
 pub(crate) mod http;
 mod ratelimit;
-pub mod sse;
+mod sse;
 
 #[cfg(any(feature = "openai", feature = "groq"))]
 mod openai_wire;
@@ -34,7 +36,8 @@ pub use groq::GroqLlm;
 #[cfg(feature = "openai")]
 pub use openai::{OpenAiCompatible, OpenAiLlm};
 pub use ratelimit::MAX_HINT;
-pub use sse::{SseDecoder, SseError, SseEvent};
+
+pub use client::HttpClient;
 
 /// The builder setters, redacted `Debug` and [`Provider`](crate::Provider) impl every HTTP
 /// provider shares; the type has a `core` with `endpoint`, `model`, `config`,
@@ -95,9 +98,23 @@ macro_rules! http_provider_common {
             }
 
             /// Time allowed to establish a connection (default 5 s). There is no overall
-            /// request timeout here: the chain owns attempt timeouts.
+            /// request timeout here: the chain owns attempt timeouts. Providers with the same
+            /// connect timeout share one connection pool per process. It configures backstop's
+            /// own client only: combined with [`http_client`](Self::http_client), every call
+            /// fails with `InvalidRequest` saying so (set it on your client instead).
             pub fn connect_timeout(mut self, timeout: std::time::Duration) -> Self {
                 self.core.endpoint.set_connect_timeout(timeout);
+                self
+            }
+
+            /// Sends with the caller's HTTP client instead of the shared pool: a
+            /// [`reqwest::Client`] (proxies, custom CA roots, mTLS, default headers) or,
+            /// with the `reqwest-middleware` feature, a
+            /// `reqwest_middleware::ClientWithMiddleware` (tracing and other middleware).
+            /// See [`HttpClient`]($crate::providers::HttpClient) for what the client should
+            /// not do (follow redirects, retry, time out).
+            pub fn http_client(mut self, client: impl Into<$crate::providers::HttpClient>) -> Self {
+                self.core.endpoint.set_client(client.into());
                 self
             }
 
@@ -151,7 +168,7 @@ pub(crate) fn env_nonempty(var: &str) -> Option<String> {
 #[doc(hidden)]
 pub mod fuzzing {
     use super::sse::SseDecoder;
-    use super::sse::SseEvent;
+    pub use super::sse::{SseError, SseEvent};
     #[cfg(any(feature = "openai", feature = "groq", feature = "anthropic"))]
     use {
         super::http::{Next, SseChunks, StreamParser},
@@ -162,7 +179,7 @@ pub mod fuzzing {
     /// the decoder (if any) and whether an event was left unfinished.
     pub fn decode_sse<'a>(
         chunks: impl IntoIterator<Item = &'a [u8]>,
-    ) -> (Vec<SseEvent>, Option<super::SseError>, bool) {
+    ) -> (Vec<SseEvent>, Option<SseError>, bool) {
         let mut decoder = SseDecoder::new();
         let mut events = Vec::new();
         for chunk in chunks {

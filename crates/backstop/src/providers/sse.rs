@@ -24,7 +24,7 @@ pub struct SseEvent {
 /// Why the decoder gave up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SseError {
-    /// A line grew past [`MAX_LINE_LEN`] without ending.
+    /// A line grew past `MAX_LINE_LEN` (16 MiB) without ending.
     LineTooLong,
 }
 

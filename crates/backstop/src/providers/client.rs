@@ -1,0 +1,247 @@
+//! The HTTP client a provider sends with: the caller's own (`.http_client(..)`: proxies, CA
+//! roots, mTLS, tracing middleware), or one connection pool shared by every provider in the
+//! process that brought none.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use reqwest::header::HeaderMap;
+
+use super::http::from_reqwest;
+use crate::{ErrorKind, ProviderError};
+
+/// An HTTP client for a provider: a [`reqwest::Client`] or, with the `reqwest-middleware`
+/// feature, a `reqwest_middleware::ClientWithMiddleware`. Build one with `.into()`.
+///
+/// A client you bring is used as you configured it. Two things are yours to keep true: it
+/// should not follow redirects (backstop's own client refuses them, so a wrong base URL is an
+/// error rather than the prompt re-sent elsewhere) and it should neither retry nor time out
+/// requests on its own (the chain owns retries and attempt timeouts; a second retry layer
+/// multiplies load on a provider that is already failing).
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: Inner,
+}
+
+#[derive(Clone)]
+enum Inner {
+    Reqwest(reqwest::Client),
+    #[cfg(feature = "reqwest-middleware")]
+    Middleware(reqwest_middleware::ClientWithMiddleware),
+}
+
+impl From<reqwest::Client> for HttpClient {
+    fn from(client: reqwest::Client) -> Self {
+        HttpClient {
+            inner: Inner::Reqwest(client),
+        }
+    }
+}
+
+#[cfg(feature = "reqwest-middleware")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest-middleware")))]
+impl From<reqwest_middleware::ClientWithMiddleware> for HttpClient {
+    fn from(client: reqwest_middleware::ClientWithMiddleware) -> Self {
+        HttpClient {
+            inner: Inner::Middleware(client),
+        }
+    }
+}
+
+impl fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.inner {
+            Inner::Reqwest(_) => f.write_str("HttpClient(reqwest)"),
+            #[cfg(feature = "reqwest-middleware")]
+            Inner::Middleware(_) => f.write_str("HttpClient(reqwest-middleware)"),
+        }
+    }
+}
+
+impl HttpClient {
+    /// POSTs `body`; a transport or middleware failure is classified here.
+    pub(crate) async fn post(
+        &self,
+        url: reqwest::Url,
+        headers: HeaderMap,
+        body: Vec<u8>,
+    ) -> Result<reqwest::Response, ProviderError> {
+        match &self.inner {
+            Inner::Reqwest(client) => client
+                .post(url)
+                .headers(headers)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| from_reqwest(&e)),
+            #[cfg(feature = "reqwest-middleware")]
+            Inner::Middleware(client) => client
+                .post(url)
+                .headers(headers)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| match e {
+                    reqwest_middleware::Error::Reqwest(e) => from_reqwest(&e),
+                    reqwest_middleware::Error::Middleware(e) => ProviderError::new(
+                        ErrorKind::Connect,
+                        format!("HTTP client middleware failed: {e}"),
+                    ),
+                }),
+        }
+    }
+}
+
+/// The most shared pools kept; past it the oldest is dropped (a process that keeps making
+/// runtimes, like a test binary, would otherwise keep one per runtime forever).
+const MAX_POOLS: usize = 16;
+
+/// A pool's key: the runtime its connections belong to and the connect timeout.
+type PoolKey = (Option<tokio::runtime::Id>, Duration);
+
+/// The pools shared by providers that brought no client: one per runtime (a connection is
+/// driven by tasks of the runtime that opened it, so reusing it from another runtime can hang)
+/// and connect timeout (almost always one entry). A handful at most: a linear scan is enough.
+static POOLS: Mutex<VecDeque<(PoolKey, reqwest::Client)>> = Mutex::new(VecDeque::new());
+
+/// The process-wide client for `connect_timeout` on the current runtime, built on first use.
+fn pooled(key: PoolKey) -> Result<reqwest::Client, ProviderError> {
+    pooled_in(
+        &mut POOLS.lock().unwrap_or_else(PoisonError::into_inner),
+        key,
+    )
+}
+
+fn pooled_in(
+    pools: &mut VecDeque<(PoolKey, reqwest::Client)>,
+    key: PoolKey,
+) -> Result<reqwest::Client, ProviderError> {
+    if let Some((_, client)) = pools.iter().find(|(k, _)| *k == key) {
+        return Ok(client.clone());
+    }
+    let client = build(key.1)?;
+    if pools.len() >= MAX_POOLS {
+        pools.pop_front();
+    }
+    pools.push_back((key, client.clone()));
+    Ok(client)
+}
+
+fn current_runtime() -> Option<tokio::runtime::Id> {
+    tokio::runtime::Handle::try_current().ok().map(|h| h.id())
+}
+
+/// A provider's handle on the shared pools: remembers the pool of the first runtime it ran on,
+/// so the usual case (one runtime) takes no lock per call.
+#[derive(Debug)]
+pub(crate) struct SharedClient {
+    connect_timeout: Duration,
+    first: OnceLock<(Option<tokio::runtime::Id>, reqwest::Client)>,
+}
+
+impl SharedClient {
+    pub(crate) fn new(connect_timeout: Duration) -> Self {
+        SharedClient {
+            connect_timeout,
+            first: OnceLock::new(),
+        }
+    }
+
+    /// The shared client for the runtime this call runs on.
+    pub(crate) fn get(&self) -> Result<HttpClient, ProviderError> {
+        let runtime = current_runtime();
+        if let Some((id, client)) = self.first.get()
+            && *id == runtime
+        {
+            return Ok(client.clone().into());
+        }
+        let client = pooled((runtime, self.connect_timeout))?;
+        // Only the first runtime is remembered; others look up the pools each call.
+        let _ = self.first.set((runtime, client.clone()));
+        Ok(client.into())
+    }
+}
+
+/// Builds a pooled client: the TLS backend the features chose, a connect timeout, no overall
+/// timeout (the chain owns attempt timeouts) and no redirects.
+fn build(connect_timeout: Duration) -> Result<reqwest::Client, ProviderError> {
+    install_ring_provider();
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        // LLM APIs answer in place: a redirect is a misconfigured base URL, reported as an
+        // error status rather than followed (which would re-send the prompt elsewhere).
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| {
+            let cause = from_reqwest(&e);
+            ProviderError::new(
+                ErrorKind::Connect,
+                format!("failed to build HTTP client: {}", cause.message),
+            )
+        })
+}
+
+/// With `rustls-ring` (and not `rustls-aws-lc`), reqwest's rustls has no crypto provider of its
+/// own and uses the process default: install ring as that default unless the application
+/// already installed one (then theirs is kept).
+#[cfg(all(feature = "rustls-ring", not(feature = "rustls-aws-lc")))]
+fn install_ring_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Err means another thread installed one first: that one is used, which is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+#[cfg(not(all(feature = "rustls-ring", not(feature = "rustls-aws-lc"))))]
+fn install_ring_provider() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pools_for(timeout: Duration) -> usize {
+        let pools = POOLS.lock().unwrap();
+        pools.iter().filter(|((_, t), _)| *t == timeout).count()
+    }
+
+    #[test]
+    fn providers_without_a_client_share_one_pool_per_runtime_and_connect_timeout() {
+        let odd = Duration::from_millis(4_321);
+        let (a, b) = (SharedClient::new(odd), SharedClient::new(odd));
+        let runtime = || {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+        };
+        let first = runtime();
+        first.block_on(async {
+            a.get().unwrap();
+            b.get().unwrap();
+            a.get().unwrap();
+        });
+        assert_eq!(pools_for(odd), 1, "one pool for both providers");
+        let second = runtime();
+        second.block_on(async {
+            a.get().unwrap();
+            b.get().unwrap();
+        });
+        assert_eq!(pools_for(odd), 2, "another runtime, another pool");
+    }
+
+    #[test]
+    fn the_pools_are_bounded() {
+        let mut pools = VecDeque::new();
+        for i in 0..MAX_POOLS as u64 + 4 {
+            pooled_in(&mut pools, (None, Duration::from_millis(7_000 + i))).unwrap();
+        }
+        assert_eq!(pools.len(), MAX_POOLS);
+        assert_eq!(
+            pools[0].0.1,
+            Duration::from_millis(7_004),
+            "the oldest went first"
+        );
+    }
+}
