@@ -602,10 +602,7 @@ mod tests {
         assert_eq!(v["object"], "chat.completion.chunk");
         assert!(
             enc.chunk(&Chunk {
-                usage: Some(Usage {
-                    input_tokens: 3,
-                    output_tokens: 4
-                }),
+                usage: Some(Usage::new(3, 4)),
                 ..Chunk::default()
             })
             .is_empty()
@@ -626,10 +623,7 @@ mod tests {
             "m",
             "a \"quoted\" answer",
             Some(&FinishReason::Length),
-            Some(&Usage {
-                input_tokens: 1,
-                output_tokens: 2,
-            }),
+            Some(&Usage::new(1, 2)),
         );
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["choices"][0]["message"]["content"], "a \"quoted\" answer");

@@ -14,6 +14,7 @@
 //! | Protocol | yes | yes | yes |
 //! | Cancelled | no | no (neutral) | no |
 //! | CircuitOpen | no | no | yes |
+//! | LocalResource | no | no (neutral) | yes |
 
 use std::fmt;
 use std::time::Duration;
@@ -51,6 +52,10 @@ pub enum ErrorKind {
     Cancelled,
     /// The provider was skipped without a call because its circuit breaker is open.
     CircuitOpen,
+    /// Our own process ran out of something before the provider was reached: file
+    /// descriptors (EMFILE, ENFILE), memory, local ports or buffers, or the HTTP client was
+    /// shutting down. Says nothing about the provider: neutral for breakers, not retried.
+    LocalResource,
 }
 
 /// What an outcome does to a provider's circuit breaker.
@@ -96,7 +101,8 @@ impl ErrorKind {
             | ErrorKind::ContextLengthExceeded
             | ErrorKind::ContentFiltered
             | ErrorKind::Cancelled
-            | ErrorKind::CircuitOpen => BreakerEffect::Neutral,
+            | ErrorKind::CircuitOpen
+            | ErrorKind::LocalResource => BreakerEffect::Neutral,
         }
     }
 
@@ -125,6 +131,7 @@ impl ErrorKind {
             ErrorKind::Protocol => "protocol",
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::CircuitOpen => "circuit_open",
+            ErrorKind::LocalResource => "local_resource",
         }
     }
 

@@ -235,11 +235,9 @@ impl ScriptedProvider {
         Completion {
             text,
             model: self.inner.model.clone(),
-            usage: Some(Usage {
-                input_tokens: 1,
-                output_tokens: output,
-            }),
+            usage: Some(Usage::new(1, output)),
             finish_reason: Some(FinishReason::Stop),
+            refusal: None,
         }
     }
 }

@@ -39,6 +39,10 @@ pub(super) async fn open_until_content(
 /// A committed stream from one provider. Yields that provider's chunks only; a failure after
 /// the commit point (error, idle stall, deadline) is one terminal `Err` item and is recorded on
 /// the provider's breaker. A clean end records a success; dropping it early is neutral.
+///
+/// The request deadline counts only time spent waiting on the provider: from handing a chunk
+/// to the caller until the caller asks for the next one, the clock is the caller's, so a slow
+/// reader never makes a healthy provider time out.
 pub struct FallbackStream {
     inner: ChunkStream,
     buffered: std::vec::IntoIter<Chunk>,
@@ -50,6 +54,9 @@ pub struct FallbackStream {
     deadline: Option<Instant>,
     timer: Option<Pin<Box<Sleep>>>,
     waiting: bool,
+    /// When the last chunk was handed to the caller (or the stream to its owner), until the
+    /// next poll: the deadline moves out by that time.
+    handed_at: Option<Instant>,
     done: bool,
     observer: Option<(String, Arc<dyn Observer>)>,
 }
@@ -89,6 +96,7 @@ impl FallbackStream {
             deadline,
             timer,
             waiting: false,
+            handed_at: Some(Instant::now()),
             done: false,
             observer,
         }
@@ -144,7 +152,14 @@ impl Stream for FallbackStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        if let Some(handed) = this.handed_at.take()
+            && let Some(deadline) = this.deadline.as_mut()
+        {
+            // The caller held the last chunk this long: not the provider's time.
+            *deadline += handed.elapsed();
+        }
         if let Some(chunk) = this.buffered.next() {
+            this.handed_at = Some(Instant::now());
             return Poll::Ready(Some(Ok(chunk)));
         }
         if this.done {
@@ -153,6 +168,7 @@ impl Stream for FallbackStream {
         match this.inner.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 this.waiting = false;
+                this.handed_at = Some(Instant::now());
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(this.fail(e)))),

@@ -14,6 +14,7 @@
 
 mod core;
 pub(crate) mod http;
+mod redact;
 pub mod sse;
 
 #[cfg(any(feature = "openai", feature = "groq"))]
