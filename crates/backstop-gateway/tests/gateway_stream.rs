@@ -6,6 +6,7 @@ mod support;
 
 use std::time::Duration;
 
+use backstop_gateway::serve::Stopped;
 use backstop_sim::{Fault, SimConfig};
 use serde_json::{Value, json};
 use support::{
@@ -131,12 +132,14 @@ async fn include_usage_adds_a_usage_chunk_before_done() {
     assert!(prompt >= 1, "{u}");
     assert_eq!(completion, 8, "the simulator counts one token per chunk");
     assert_eq!(u["total_tokens"].as_u64(), Some(prompt + completion));
-    // The chunk before it carries the finish reason; no other chunk has usage.
+    // The chunk before it carries the finish reason; every other chunk has `"usage": null`,
+    // as OpenAI documents for include_usage.
     assert_eq!(parse(&events[n - 3])["choices"][0]["finish_reason"], "stop");
     assert!(
         events[..n - 2]
             .iter()
-            .all(|e| parse(e).get("usage").is_none())
+            .all(|e| parse(e).get("usage").is_some_and(Value::is_null)),
+        "{events:?}"
     );
     gw.shutdown().await;
 }
@@ -387,8 +390,9 @@ async fn graceful_shutdown_lets_an_in_flight_stream_finish() {
         after.len() > before.len(),
         "content kept arriving after shutdown began"
     );
-    assert!(
+    assert_eq!(
         gw.wait_stopped().await,
+        Stopped::Drained,
         "every connection finished in the grace period"
     );
     gw.shutdown().await;
@@ -417,8 +421,9 @@ async fn grace_period_expiry_closes_a_stream_that_would_not_finish() {
     }
     let started = std::time::Instant::now();
     gw.begin_shutdown();
-    assert!(
-        !gw.wait_stopped().await,
+    assert_eq!(
+        gw.wait_stopped().await,
+        Stopped::Cut,
         "serve reports that a connection outlived the grace period"
     );
     // The connection was closed: the client sees the body end (or fail) well before the

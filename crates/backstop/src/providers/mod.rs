@@ -33,6 +33,7 @@ pub use anthropic::AnthropicLlm;
 pub use groq::GroqLlm;
 #[cfg(feature = "openai")]
 pub use openai::{OpenAiCompatible, OpenAiLlm};
+pub use redact::escape_controls;
 pub use sse::{SseDecoder, SseError, SseEvent};
 
 /// The builder setters, redacted `Debug` and [`Provider`](crate::Provider) impl every HTTP

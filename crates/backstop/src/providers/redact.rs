@@ -180,8 +180,9 @@ fn key_end(bytes: &[u8], mut i: usize) -> usize {
 }
 
 /// Escapes characters that could split a log line or disguise text: C0/C1 controls, DEL,
-/// Unicode line and paragraph separators, and bidirectional overrides.
-pub(crate) fn escape_controls(s: &str) -> String {
+/// Unicode line and paragraph separators, and bidirectional overrides (`\n`, `\u{1b}`).
+/// For any text from outside (upstream bodies, headers, model names) that goes into a log.
+pub fn escape_controls(s: &str) -> String {
     if !s.chars().any(needs_escape) {
         return s.to_owned();
     }
