@@ -137,27 +137,28 @@ async fn keys_echoed_by_an_upstream_reach_no_client_log_or_metric() {
 const FAKE: &str =
     "2030-01-01T00:00:00.000000Z  INFO backstop::request: chain=default status=200 INJECTED";
 
-fn injecting_upstreams() -> impl std::future::Future<Output = (Upstream, Upstream, Upstream)> {
-    async {
-        // Plain text body (not relayed; logged scrubbed at debug level).
-        let a = Upstream::start(|_| Reply::text(502, format!("upstream broke\n{FAKE}\n"))).await;
-        // The provider's own message field (relayed and logged).
-        let b = Upstream::start(|_| {
-            Reply::json(500, json!({"type": "error", "error": {"type": "api_error", "message": format!("boom\r\n{FAKE}")}}))
-        })
-        .await;
-        // An in-band stream error (after the stream is open).
-        let c = Upstream::start(|req| {
-            let error = json!({"error": {"message": format!("stream broke\n{FAKE}\u{2028}{FAKE}"), "type": "server_error"}});
-            if req.stream() {
-                Reply::sse([error.to_string()])
-            } else {
-                Reply::json(500, error)
-            }
-        })
-        .await;
-        (a, b, c)
-    }
+async fn injecting_upstreams() -> (Upstream, Upstream, Upstream) {
+    // Plain text body (not relayed; logged scrubbed at debug level).
+    let a = Upstream::start(|_| Reply::text(502, format!("upstream broke\n{FAKE}\n"))).await;
+    // The provider's own message field (relayed and logged).
+    let b = Upstream::start(|_| {
+        Reply::json(
+            500,
+            json!({"type": "error", "error": {"type": "api_error", "message": format!("boom\r\n{FAKE}")}}),
+        )
+    })
+    .await;
+    // An in-band stream error (after the stream is open).
+    let c = Upstream::start(|req| {
+        let error = json!({"error": {"message": format!("stream broke\n{FAKE}\u{2028}{FAKE}"), "type": "server_error"}});
+        if req.stream() {
+            Reply::sse([error.to_string()])
+        } else {
+            Reply::json(500, error)
+        }
+    })
+    .await;
+    (a, b, c)
 }
 
 async fn drive(gw: &binary::Gateway) {
