@@ -204,8 +204,9 @@ async fn run_serve(
         max_in_flight = app.limits.max_in_flight,
         "limits"
     );
+    let signals = os_signals();
     println!("backstop listening on http://{local}");
-    let stopped = serve(listener, Arc::new(app), options, os_signals()).await?;
+    let stopped = serve(listener, Arc::new(app), options, signals).await?;
     if let Some(s) = sims {
         s.shutdown().await;
     }

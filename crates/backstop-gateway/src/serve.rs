@@ -28,7 +28,8 @@ use crate::limits::Limits;
 use crate::write_timeout::WriteTimeout;
 
 /// Connections being answered 503 at once; beyond it accepting pauses (the backlog waits).
-const MAX_SHEDDING: usize = 64;
+/// Well inside the descriptor reserve ([`crate::limits::FD_RESERVE`]).
+const MAX_SHEDDING: usize = 16;
 /// After the grace period, how long the final error events get to reach their clients.
 const FINAL_FLUSH: Duration = Duration::from_secs(1);
 
@@ -116,34 +117,33 @@ impl Signals {
     }
 }
 
-/// Forwards every Ctrl-C and SIGTERM of the process into a [`Signals`] channel.
+/// Forwards every Ctrl-C and SIGTERM of the process into a [`Signals`] channel. The handlers
+/// are installed before this returns, so a signal sent right after start-up is not lost.
 pub fn os_signals() -> Signals {
     let (tx, signals) = Signals::channel();
-    tokio::spawn(async move {
-        #[cfg(unix)]
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        loop {
-            let ctrl_c = async {
-                if tokio::signal::ctrl_c().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            };
-            #[cfg(unix)]
-            let term = async {
-                match term.as_mut() {
-                    Some(t) => {
-                        t.recv().await;
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        if let (Ok(mut term), Ok(mut int)) = (term, int) {
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = term.recv() => {},
+                        _ = int.recv() => {},
                     }
-                    None => std::future::pending().await,
+                    if tx.send(()).await.is_err() {
+                        return;
+                    }
                 }
-            };
-            #[cfg(not(unix))]
-            let term = std::future::pending::<()>();
-            tokio::select! {
-                () = ctrl_c => {},
-                () = term => {},
-            }
+            });
+            return signals;
+        }
+        tracing::warn!("could not install signal handlers; falling back to Ctrl-C only");
+    }
+    tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
             if tx.send(()).await.is_err() {
                 return;
             }
