@@ -108,7 +108,15 @@ async fn unknown_usage_is_null_never_zeros_and_every_chunk_carries_usage_null() 
         if req.stream() {
             stream_of(Some("m-1"), None, "stop")
         } else {
-            Reply::json(200, completion(Some("m-1"), json!({"role": "assistant", "content": "Hello"}), "stop", None))
+            Reply::json(
+                200,
+                completion(
+                    Some("m-1"),
+                    json!({"role": "assistant", "content": "Hello"}),
+                    "stop",
+                    None,
+                ),
+            )
         }
     })
     .await;
@@ -118,7 +126,10 @@ async fn unknown_usage_is_null_never_zeros_and_every_chunk_carries_usage_null() 
     let events = gw.events(true).await;
     let last = events.last().unwrap();
     assert_eq!(last["choices"], json!([]));
-    assert!(last.get("usage").is_some_and(Value::is_null), "no invented zeros: {last}");
+    assert!(
+        last.get("usage").is_some_and(Value::is_null),
+        "no invented zeros: {last}"
+    );
     for e in &events[..events.len() - 1] {
         assert!(e.get("usage").is_some_and(Value::is_null), "{e}");
     }
@@ -133,7 +144,15 @@ async fn cached_and_reasoning_token_details_are_carried_through() {
         if req.stream() {
             stream_of(Some("m-1"), Some(u.clone()), "stop")
         } else {
-            Reply::json(200, completion(Some("m-1"), json!({"role": "assistant", "content": "Hello"}), "stop", Some(u.clone())))
+            Reply::json(
+                200,
+                completion(
+                    Some("m-1"),
+                    json!({"role": "assistant", "content": "Hello"}),
+                    "stop",
+                    Some(u.clone()),
+                ),
+            )
         }
     })
     .await;
@@ -183,17 +202,33 @@ async fn anthropic_cache_tokens_map_onto_openai_usage() {
 #[tokio::test]
 async fn provider_specific_finish_reasons_are_sent_as_openai_values() {
     // vLLM-style `abort`, and a reason nobody knows.
-    for (raw, sent) in [("abort", "length"), ("eos_token_or_whatever", "stop"), ("tool_calls", "tool_calls")] {
+    for (raw, sent) in [
+        ("abort", "length"),
+        ("eos_token_or_whatever", "stop"),
+        ("tool_calls", "tool_calls"),
+    ] {
         let up = Upstream::start(move |req| {
             if req.stream() {
                 stream_of(Some("m"), None, raw)
             } else {
-                Reply::json(200, completion(Some("m"), json!({"role": "assistant", "content": "x"}), raw, None))
+                Reply::json(
+                    200,
+                    completion(
+                        Some("m"),
+                        json!({"role": "assistant", "content": "x"}),
+                        raw,
+                        None,
+                    ),
+                )
             }
         })
         .await;
         let gw = gateway("openai-compatible", up).await;
-        assert_eq!(gw.json(false).await["choices"][0]["finish_reason"], sent, "{raw}");
+        assert_eq!(
+            gw.json(false).await["choices"][0]["finish_reason"],
+            sent,
+            "{raw}"
+        );
         let events = gw.events(false).await;
         let reasons: Vec<&str> = events
             .iter()
@@ -207,7 +242,11 @@ async fn provider_specific_finish_reasons_are_sent_as_openai_values() {
 async fn a_streamed_refusal_is_kept_not_turned_into_empty_content() {
     let up = Upstream::start(|_| {
         Reply::sse([
-            chunk(Some("m"), json!({"role": "assistant", "content": null, "refusal": ""}), None),
+            chunk(
+                Some("m"),
+                json!({"role": "assistant", "content": null, "refusal": ""}),
+                None,
+            ),
             chunk(Some("m"), json!({"refusal": "I can't help "}), None),
             chunk(Some("m"), json!({"refusal": "with that."}), None),
             chunk(Some("m"), json!({}), Some("stop")),
@@ -235,7 +274,15 @@ async fn model_is_the_same_streamed_or_not_when_the_upstream_omits_it() {
         if req.stream() {
             stream_of(None, None, "stop")
         } else {
-            Reply::json(200, completion(None, json!({"role": "assistant", "content": "Hello"}), "stop", None))
+            Reply::json(
+                200,
+                completion(
+                    None,
+                    json!({"role": "assistant", "content": "Hello"}),
+                    "stop",
+                    None,
+                ),
+            )
         }
     })
     .await;
@@ -250,10 +297,18 @@ async fn model_is_the_same_streamed_or_not_when_the_upstream_omits_it() {
 async fn models_retrieve_serves_one_chain() {
     let up = Upstream::start(|_| Reply::text(500, "unused")).await;
     let gw = gateway("openai", up).await;
-    let r = gw.client.get(format!("{}/v1/models/c", gw.url)).send().await.unwrap();
+    let r = gw
+        .client
+        .get(format!("{}/v1/models/c", gw.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
-    assert_eq!(v, json!({"id": "c", "object": "model", "created": 0, "owned_by": "backstop"}));
+    assert_eq!(
+        v,
+        json!({"id": "c", "object": "model", "created": 0, "owned_by": "backstop"})
+    );
     let r = gw
         .client
         .get(format!("{}/v1/models/nope", gw.url))

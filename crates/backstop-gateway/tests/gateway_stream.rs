@@ -435,6 +435,64 @@ async fn grace_period_expiry_closes_a_stream_that_would_not_finish() {
         started.elapsed() < Duration::from_millis(2000),
         "closed at the end of the grace period, not at the stream's end"
     );
-    assert_ne!(sse_data(&body).last().map(String::as_str), Some("[DONE]"));
+    // Not a bare cut: the last event says why the answer is incomplete.
+    let events = sse_data(&body);
+    let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "server_shutting_down", "{body}");
+    assert!(!body.contains("[DONE]"));
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_request_waiting_on_a_provider_at_the_end_of_the_grace_period_gets_503() {
+    let mut gw = TestGateway::start_with(Spec {
+        sim: SimConfig {
+            latency: Duration::from_secs(3),
+            record: false,
+            ..SimConfig::default()
+        },
+        shutdown_grace: Duration::from_millis(300),
+        ..Spec::default()
+    })
+    .await;
+    let pending = tokio::spawn({
+        let request = gw
+            .request(reqwest::Method::POST, "/v1/chat/completions")
+            .json(&support::chat_body("default", "slow"));
+        async move { request.send().await }
+    });
+    support::wait_until(
+        Duration::from_secs(2),
+        "the request to reach the simulator",
+        || async { gw.sim("openai").request_count() > 0 },
+    )
+    .await;
+    gw.begin_shutdown();
+    let r = pending.await.unwrap().unwrap();
+    let e = support::expect_error(r, 503).await;
+    assert_eq!(e["code"], "server_shutting_down");
+    assert_eq!(gw.wait_stopped().await, Stopped::Cut);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_second_signal_stops_at_once() {
+    let mut gw = TestGateway::start_with(Spec {
+        sim: SimConfig {
+            chunk_delay: Duration::from_millis(400),
+            chunks: 20,
+            record: false,
+            ..SimConfig::default()
+        },
+        shutdown_grace: Duration::from_secs(30),
+        ..Spec::default()
+    })
+    .await;
+    let mut r = gw.chat(&stream_body("default", "long")).await;
+    let _ = r.chunk().await.unwrap();
+    gw.begin_shutdown();
+    gw.begin_shutdown();
+    // `wait_stopped` allows 10 s: the 30 s grace period was not waited out.
+    assert_eq!(gw.wait_stopped().await, Stopped::Forced);
     gw.shutdown().await;
 }
