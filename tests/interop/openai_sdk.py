@@ -40,17 +40,45 @@ def plain_answer():
     assert raw.headers["x-backstop-provider"] == "openai", raw.headers
     assert raw.headers["x-backstop-attempts"] == "1", raw.headers
     answer["text"] = text
+    answer["model"] = r.model
+
+
+OPENAI_FINISH_REASONS = {"stop", "length", "tool_calls", "content_filter", "function_call"}
 
 
 def streamed_answer():
-    chunks = list(
-        client.chat.completions.create(
-            model="default", messages=messages, stream=True, stream_options={"include_usage": True}
-        )
+    raw = client.chat.completions.with_raw_response.create(
+        model="default", messages=messages, stream=True, stream_options={"include_usage": True}
     )
+    assert raw.headers.get("x-accel-buffering") == "no", raw.headers
+    chunks = list(raw.parse())
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == answer.get("text"), (text, answer.get("text"))
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0, chunks[-1]
+    # OpenAI: with include_usage every other chunk has `usage: null`.
+    assert all(c.usage is None for c in chunks[:-1]), [c.usage for c in chunks[:-1]]
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == ["stop"], finishes
+    # The same model as the non-streamed answer.
+    assert {c.model for c in chunks} == {answer.get("model")}, ({c.model for c in chunks}, answer)
+
+
+def finish_reason_and_usage_are_openai_shaped():
+    r = client.chat.completions.create(model="default", messages=messages)
+    assert r.choices[0].finish_reason in OPENAI_FINISH_REASONS, r.choices[0].finish_reason
+    assert r.choices[0].message.refusal is None, r.choices[0].message
+    u = r.usage
+    assert u.total_tokens == u.prompt_tokens + u.completion_tokens, u
+
+
+def models_retrieve():
+    m = client.models.retrieve("default")
+    assert (m.id, m.object, m.owned_by) == ("default", "model", "backstop"), m
+    try:
+        client.models.retrieve("no-such-chain")
+    except openai.NotFoundError:
+        return
+    raise AssertionError("expected NotFoundError")
 
 
 def unknown_model():
@@ -87,6 +115,8 @@ def unsupported_field():
 
 check("plain answer with x-backstop headers", plain_answer)
 check("streamed answer equals the plain one, with usage", streamed_answer)
+check("finish reason, refusal and usage are OpenAI-shaped", finish_reason_and_usage_are_openai_shaped)
+check("models.retrieve() serves a chain, NotFoundError otherwise", models_retrieve)
 check("unknown model -> NotFoundError", unknown_model)
 check("bad key -> AuthenticationError", bad_key)
 check("models.list() lists the chains", models_list)

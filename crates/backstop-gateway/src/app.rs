@@ -8,8 +8,10 @@ use std::time::Duration;
 use backstop::providers::{AnthropicLlm, GroqLlm, OpenAiCompatible, OpenAiLlm};
 use backstop::{CircuitBreaker, FallbackChain, LlmConfig, Provider, ProviderOptions};
 
-use crate::auth::Keys;
+use crate::auth::{KeyError, Keys};
+use crate::browser_guard::BrowserGuard;
 use crate::config::{ChainConfig, Config, ProviderConfig, ProviderKind, Strategy};
+use crate::limits::{InFlight, Limits};
 use crate::metrics::Metrics;
 
 /// The shared state every request handler sees.
@@ -28,6 +30,16 @@ pub struct App {
     pub max_body_bytes: usize,
     /// Longest time to read a request body.
     pub body_timeout: Duration,
+    /// Host and Origin rules against browsers (CSRF, DNS rebinding).
+    pub guard: BrowserGuard,
+    /// The connection and in-flight caps in force.
+    pub limits: Limits,
+    /// Admission of chat requests under `max_in_flight`.
+    pub in_flight: InFlight,
+    /// The configured (upstream) model of each provider, by provider name.
+    pub provider_models: HashMap<String, String>,
+    /// Set when the shutdown grace period ends: open streams end with `server_shutting_down`.
+    pub stopping: tokio::sync::watch::Sender<bool>,
     ids: AtomicU64,
     id_salt: u64,
 }
@@ -43,6 +55,9 @@ pub enum BuildError {
         /// Why.
         source: backstop::ChainBuildError,
     },
+    /// A key variable the config names yields no key.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
 }
 
 impl App {
@@ -80,19 +95,29 @@ impl App {
             })?;
             chains.insert(name.clone(), chain);
         }
-        let var = |name: &Option<String>| name.as_deref().and_then(env);
-        let keys = Keys::new(
-            var(&config.server.client_keys_env).as_deref(),
-            var(&config.server.admin_key_env),
-        );
+        let keys = Keys::from_env(
+            config.server.client_keys_env.as_deref(),
+            config.server.admin_key_env.as_deref(),
+            env,
+        )?;
+        let limits = Limits::resolve(&config.server);
         Ok(App {
             chains,
             chain_names,
             breakers,
+            guard: BrowserGuard::new(&config.server, keys.clients_required()),
             keys,
             metrics,
             max_body_bytes: config.server.max_body_bytes,
             body_timeout: config.server.body_timeout,
+            in_flight: InFlight::new(limits.max_in_flight),
+            limits,
+            provider_models: config
+                .providers
+                .iter()
+                .map(|(name, p)| (name.clone(), p.model.clone()))
+                .collect(),
+            stopping: tokio::sync::watch::Sender::new(false),
             ids: AtomicU64::new(0),
             id_salt: rand::random(),
         })

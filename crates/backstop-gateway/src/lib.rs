@@ -1,16 +1,22 @@
 //! The backstop gateway: an OpenAI-compatible HTTP server in front of fallback chains, plus
 //! the demo. The binary is `backstop`; this library lets tests drive every piece.
 
+mod admin;
 pub mod app;
 pub mod auth;
+pub mod browser_guard;
 pub mod config;
 pub mod demo;
 mod describe;
 pub mod duration;
+pub mod limits;
+pub mod logs;
 pub mod metrics;
 pub mod serve;
 pub mod server;
 pub mod sims;
+mod sse;
 pub mod wire;
+pub mod write_timeout;
 
 pub use describe::describe;

@@ -3,12 +3,14 @@
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use backstop_gateway::app::App;
 use backstop_gateway::config::Config;
-use backstop_gateway::serve::{ServeOptions, serve, shutdown_signal};
+use backstop_gateway::logs;
+use backstop_gateway::serve::{ServeOptions, Stopped, os_signals, serve};
 use backstop_gateway::{demo, sims};
 use clap::{Parser, Subcommand, ValueEnum};
 use futures_util::StreamExt;
@@ -83,19 +85,25 @@ enum ConfigAction {
 }
 
 fn init_logs(format: LogFormat, default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    let format = match format {
+        LogFormat::Text => logs::LogFormat::Text,
+        LogFormat::Json => logs::LogFormat::Json,
+    };
+    logs::init(format, default);
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
-fn main() -> anyhow::Result<()> {
+/// Runs the command; the exit status on success (`serve` says how it stopped).
+fn run() -> anyhow::Result<u8> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -114,7 +122,7 @@ fn main() -> anyhow::Result<()> {
                     "Story complete in {:.1} s.",
                     started.elapsed().as_secs_f64()
                 );
-                Ok(())
+                Ok(0)
             }
             Command::Serve {
                 config,
@@ -123,7 +131,9 @@ fn main() -> anyhow::Result<()> {
                 allow_unauthenticated,
             } => {
                 init_logs(cli.log_format, "info");
-                run_serve(config, demo, listen, allow_unauthenticated).await
+                run_serve(config, demo, listen, allow_unauthenticated)
+                    .await
+                    .map(Stopped::exit_code)
             }
             Command::Ask {
                 prompt,
@@ -132,7 +142,7 @@ fn main() -> anyhow::Result<()> {
                 stream,
             } => {
                 init_logs(cli.log_format, "warn");
-                run_ask(prompt, config, chain, stream).await
+                run_ask(prompt, config, chain, stream).await.map(|()| 0)
             }
             Command::Config {
                 action: ConfigAction::Check { file },
@@ -140,7 +150,7 @@ fn main() -> anyhow::Result<()> {
                 let config = Config::load(&file)?;
                 print!("{}", backstop_gateway::describe(&config));
                 println!("{}: OK", file.display());
-                Ok(())
+                Ok(0)
             }
         }
     })
@@ -162,7 +172,16 @@ async fn run_serve(
     demo: bool,
     listen: Option<SocketAddr>,
     allow_unauthenticated: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Stopped> {
+    // Descriptors are the first thing a busy gateway runs out of: take all we may have
+    // before the connection cap is derived from the limit.
+    match backstop_gateway::limits::raise_open_file_limit() {
+        Ok((before, after)) if after > before => {
+            tracing::info!(before, after, "raised the open-file limit");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+    }
     let (config, sims) = load(if demo { None } else { config }).await?;
     let env = sims.as_ref().map(sims::DemoSims::env);
     let app = App::build_with_env(&config, &|var| match &env {
@@ -170,7 +189,7 @@ async fn run_serve(
         None => std::env::var(var).ok(),
     })?;
     let addr = listen.unwrap_or(config.server.listen);
-    if !app.keys.required() && !addr.ip().is_loopback() && !allow_unauthenticated {
+    if !app.keys.clients_required() && !addr.ip().is_loopback() && !allow_unauthenticated {
         bail!(
             "refusing to serve on {addr} without client keys: set server.client_keys_env, listen on 127.0.0.1, or pass --allow-unauthenticated"
         );
@@ -179,26 +198,26 @@ async fn run_serve(
         .await
         .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
+    let options = ServeOptions::new(&config.server, app.limits);
+    tracing::info!(
+        max_connections = app.limits.max_connections,
+        max_in_flight = app.limits.max_in_flight,
+        "limits"
+    );
+    let signals = os_signals();
     println!("backstop listening on http://{local}");
-    let options = ServeOptions {
-        header_timeout: config.server.header_timeout,
-        shutdown_grace: config.server.shutdown_grace,
-    };
-    let app = Arc::new(app);
-    let drained = serve(
-        listener,
-        backstop_gateway::server::router(app),
-        options,
-        shutdown_signal(),
-    )
-    .await?;
+    let stopped = serve(listener, Arc::new(app), options, signals).await?;
     if let Some(s) = sims {
         s.shutdown().await;
     }
-    if !drained {
-        tracing::warn!("some connections were still open when the grace period ended");
+    match stopped {
+        Stopped::Drained => tracing::info!("stopped: every connection finished"),
+        Stopped::Cut => tracing::warn!(
+            "stopped: connections still open when the grace period ended were closed (exit status 3)"
+        ),
+        Stopped::Forced => tracing::warn!("stopped at once on a second signal (exit status 4)"),
     }
-    Ok(())
+    Ok(stopped)
 }
 
 async fn run_ask(
@@ -207,7 +226,11 @@ async fn run_ask(
     chain: String,
     stream: bool,
 ) -> anyhow::Result<()> {
-    let (config, sims) = load(config).await?;
+    let (mut config, sims) = load(config).await?;
+    // One request from this terminal: no clients to authenticate, so the server's key
+    // variables need not be set.
+    config.server.client_keys_env = None;
+    config.server.admin_key_env = None;
     let env = sims.as_ref().map(sims::DemoSims::env);
     let app = App::build_with_env(&config, &|var| match &env {
         Some(demo_env) => demo_env(var),

@@ -88,7 +88,12 @@ pub struct Metrics {
     providers: Vec<(String, ProviderCells)>,
     breakers: Vec<CircuitBreaker>,
     http: [AtomicU64; 5],
+    shed: [AtomicU64; SHED_REASONS.len()],
+    write_timeouts: AtomicU64,
 }
+
+/// Why the gateway refused work to protect itself.
+const SHED_REASONS: [&str; 2] = ["connections", "in_flight"];
 
 impl Metrics {
     /// A registry for these chains and breakers (one per provider).
@@ -116,6 +121,8 @@ impl Metrics {
                 .collect(),
             breakers,
             http: Default::default(),
+            shed: Default::default(),
+            write_timeouts: AtomicU64::new(0),
         }
     }
 
@@ -141,6 +148,18 @@ impl Metrics {
     pub fn http_status(&self, status: u16) {
         let class = usize::from((status / 100).clamp(1, 5)) - 1;
         self.http[class].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a connection or request shed at a limit (`connections` or `in_flight`).
+    pub fn shed(&self, reason: &str) {
+        if let Some(i) = SHED_REASONS.iter().position(|r| *r == reason) {
+            self.shed[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a client disconnected for reading nothing for `client_write_timeout`.
+    pub fn write_timeout(&self) {
+        self.write_timeouts.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition.
@@ -266,6 +285,17 @@ impl Metrics {
                 n.load(Ordering::Relaxed)
             );
         }
+        out.push_str("# HELP backstop_shed_total Connections and requests refused with 503 at the gateway's own limits.\n# TYPE backstop_shed_total counter\n");
+        for (i, reason) in SHED_REASONS.iter().enumerate() {
+            let n = self.shed[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "backstop_shed_total{{reason=\"{reason}\"}} {n}");
+        }
+        out.push_str("# HELP backstop_client_write_timeouts_total Clients disconnected for reading nothing for client_write_timeout.\n# TYPE backstop_client_write_timeouts_total counter\n");
+        let _ = writeln!(
+            out,
+            "backstop_client_write_timeouts_total {}",
+            self.write_timeouts.load(Ordering::Relaxed)
+        );
         out
     }
 }

@@ -1,9 +1,10 @@
-//! The HTTP surface: OpenAI-compatible chat completions, models, health, metrics and breaker admin.
+//! The HTTP surface: OpenAI-compatible chat completions, models, health and metrics; the
+//! breaker endpoints are in `admin`, streamed answers in `sse`, the Host/Origin rules in
+//! `browser_guard`.
 
 // Handlers return ready-made error responses through `Result`; boxing them buys nothing.
 #![allow(clippy::result_large_err)]
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -13,30 +14,36 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use backstop::{AllProvidersFailed, Attempt, ErrorKind, FallbackStream};
-use futures_util::StreamExt;
+use backstop::{AllProvidersFailed, Attempt, ErrorKind};
 use http_body_util::BodyExt;
 use tokio::time::Instant;
 
+use crate::admin;
 use crate::app::App;
-use crate::auth::Caller;
-use crate::wire::{self, BadRequest, ChunkEncoder, GatewayRequest};
+use crate::auth::{Access, Denied};
+use crate::sse::stream_response;
+use crate::wire::{self, Answer, BadRequest, GatewayRequest};
 
-type Shared = Arc<App>;
+pub(crate) type Shared = Arc<App>;
 
-/// The gateway's routes.
+/// The gateway's routes, behind the Host and Origin rules.
 pub fn router(app: Shared) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/models", get(models))
-        .route("/v1/breakers", get(breakers))
-        .route("/v1/breakers/{name}/trip", post(trip))
-        .route("/v1/breakers/{name}/reset", post(reset))
+        .route("/v1/models/{id}", get(model))
+        .route("/v1/breakers", get(admin::breakers))
+        .route("/v1/breakers/{name}/trip", post(admin::trip))
+        .route("/v1/breakers/{name}/reset", post(admin::reset))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::browser_guard::guard,
+        ))
         .with_state(app)
 }
 
@@ -57,45 +64,58 @@ pub fn error(
     r
 }
 
-fn unauthorized() -> Response {
-    error(
-        StatusCode::UNAUTHORIZED,
-        "invalid_request_error",
-        "missing or invalid API key: send `Authorization: Bearer <key>`",
+/// 503 with `Retry-After`: the gateway itself is at a limit (not a provider).
+pub(crate) fn overloaded(message: &str, code: &str) -> Response {
+    let mut r = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "server_error",
+        message,
         None,
-        Some("invalid_api_key"),
-    )
+        Some(code),
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
 }
 
-fn authorize(app: &App, headers: &HeaderMap, admin: bool) -> Result<Caller, Response> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let first = values.next().map(HeaderValue::as_bytes);
-    // Several Authorization headers are ambiguous (a proxy in front may read another one than
-    // we do): treat them as no valid key.
-    let presented = if values.next().is_some() {
-        Some(&b""[..])
-    } else {
-        first
-    };
-    let caller = app.keys.caller(presented);
-    match (caller, admin) {
-        (Caller::Unknown, _) => Err(unauthorized()),
-        (Caller::Admin, _) | (Caller::Client, false) => Ok(caller),
-        (Caller::Client, true) if !app.keys.has_admin() => Err(error(
-            StatusCode::FORBIDDEN,
-            "permission_error",
-            "admin endpoints are disabled: set server.admin_key_env",
-            None,
-            None,
-        )),
-        (Caller::Client, true) => Err(error(
-            StatusCode::FORBIDDEN,
-            "permission_error",
-            "this endpoint needs the admin key",
-            None,
-            None,
-        )),
-    }
+/// Checks the caller's key for an endpoint; the refusal, ready to send, otherwise.
+pub(crate) fn authorize(app: &App, headers: &HeaderMap, access: Access) -> Result<(), Response> {
+    let values = headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .map(HeaderValue::as_bytes);
+    app.keys
+        .check(values, access)
+        .map_err(|denied| match denied {
+            Denied::Unauthenticated => error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                "missing or invalid API key: send `Authorization: Bearer <key>`",
+                None,
+                Some("invalid_api_key"),
+            ),
+            Denied::WrongRole if access == Access::Admin => error(
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "this endpoint needs the admin key",
+                None,
+                None,
+            ),
+            Denied::WrongRole => error(
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "the admin key is not a client key: send one of the client keys",
+                None,
+                None,
+            ),
+            Denied::AdminDisabled => error(
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "admin endpoints are disabled: set server.admin_key_env",
+                None,
+                None,
+            ),
+        })
 }
 
 async fn not_found() -> Response {
@@ -146,7 +166,7 @@ async fn readyz(State(app): State<Shared>) -> Response {
 }
 
 async fn metrics(State(app): State<Shared>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorize(&app, &headers, false) {
+    if let Err(r) = authorize(&app, &headers, Access::Monitor) {
         return r;
     }
     (
@@ -156,104 +176,42 @@ async fn metrics(State(app): State<Shared>, headers: HeaderMap) -> Response {
         .into_response()
 }
 
+fn model_json(id: &str) -> serde_json::Value {
+    serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": "backstop"})
+}
+
 async fn models(State(app): State<Shared>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorize(&app, &headers, false) {
+    if let Err(r) = authorize(&app, &headers, Access::Client) {
         return r;
     }
-    let data: Vec<serde_json::Value> = app
-        .chain_names
-        .iter()
-        .map(|c| serde_json::json!({"id": c, "object": "model", "created": 0, "owned_by": "backstop"}))
-        .collect();
+    let data: Vec<serde_json::Value> = app.chain_names.iter().map(|c| model_json(c)).collect();
     axum::Json(serde_json::json!({"object": "list", "data": data})).into_response()
 }
 
-fn breaker_json(s: &backstop::BreakerSnapshot) -> serde_json::Value {
-    let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    let mode = match s.config.mode {
-        backstop::BreakerMode::Count { failure_threshold } => serde_json::json!({
-            "kind": "count",
-            "failure_threshold": failure_threshold,
-        }),
-        backstop::BreakerMode::Rate {
-            failure_rate,
-            minimum_calls,
-            outage_failures,
-            outage_time,
-        } => serde_json::json!({
-            "kind": "rate",
-            "failure_rate": failure_rate,
-            "minimum_calls": minimum_calls,
-            "outage_failures": outage_failures,
-            "outage_time_ms": ms(outage_time),
-        }),
-        _ => serde_json::json!({"kind": s.config.mode.as_str()}),
-    };
-    serde_json::json!({
-        "name": s.name,
-        "state": s.state.as_str(),
-        "failures_in_window": s.failures_in_window,
-        "calls_in_window": s.calls_in_window,
-        "until_half_open_ms": s.until_half_open.map(ms),
-        "hold_remaining_ms": s.hold_remaining.map(ms),
-        "reopens": s.reopens,
-        "mode": mode,
-        "failure_threshold": s.config.failure_threshold(),
-        "window_ms": ms(s.config.window),
-        "recovery_timeout_ms": ms(s.config.recovery_timeout),
-        "max_recovery_timeout_ms": ms(s.config.max_recovery_timeout),
-        "half_open_probes": s.config.half_open_probes,
-        "hold_max_ms": ms(s.config.hold.max),
-    })
-}
-
-async fn breakers(State(app): State<Shared>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorize(&app, &headers, false) {
+/// `GET /v1/models/{id}`: one chain, as the SDK's `models.retrieve` expects it.
+async fn model(State(app): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(r) = authorize(&app, &headers, Access::Client) {
         return r;
     }
-    let list: Vec<serde_json::Value> = app
-        .breakers
-        .iter()
-        .map(|b| breaker_json(&b.snapshot()))
-        .collect();
-    axum::Json(serde_json::json!({"breakers": list})).into_response()
-}
-
-async fn trip(State(app): State<Shared>, headers: HeaderMap, Path(name): Path<String>) -> Response {
-    admin_action(&app, &headers, &name, |b| b.trip())
-}
-
-async fn reset(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Response {
-    admin_action(&app, &headers, &name, |b| b.reset())
-}
-
-fn admin_action(
-    app: &App,
-    headers: &HeaderMap,
-    name: &str,
-    act: impl Fn(&backstop::CircuitBreaker),
-) -> Response {
-    if let Err(r) = authorize(app, headers, true) {
-        return r;
+    if app.chains.contains_key(&id) {
+        axum::Json(model_json(&id)).into_response()
+    } else {
+        unknown_model(&app, &id)
     }
-    match app.breaker(name) {
-        Some(b) => {
-            act(b);
-            tracing::info!(breaker = name, "breaker changed by admin request");
-            axum::Json(breaker_json(&b.snapshot())).into_response()
-        }
-        None => error(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            &format!("no breaker named {name:?}"),
-            None,
-            None,
+}
+
+fn unknown_model(app: &App, name: &str) -> Response {
+    let known = app.chain_names.join(", ");
+    error(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        &format!(
+            "the model `{}` does not exist; this gateway serves: {known}",
+            bounded(name, 100)
         ),
-    }
+        Some("model"),
+        Some("model_not_found"),
+    )
 }
 
 /// Reads the body up to the configured limit and time.
@@ -312,14 +270,34 @@ fn bad_request(e: &BadRequest) -> Response {
     )
 }
 
-fn unix_now() -> u64 {
+/// JSON endpoints take `application/json` (any parameters, any case) and nothing else: a
+/// browser's "simple" cross-site POST (`text/plain`, forms) never reaches a chain.
+fn json_content_type(headers: &HeaderMap) -> Result<(), Response> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+    if is_json {
+        return Ok(());
+    }
+    Err(error(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "invalid_request_error",
+        "the request body must be JSON: send `Content-Type: application/json`",
+        None,
+        Some("unsupported_media_type"),
+    ))
+}
+
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
 
-fn attempt_headers(r: &mut Response, provider: Option<&str>, attempts: &[Attempt]) {
+pub(crate) fn attempt_headers(r: &mut Response, provider: Option<&str>, attempts: &[Attempt]) {
     let h = r.headers_mut();
     if let Some(p) = provider.and_then(|p| HeaderValue::from_str(p).ok()) {
         h.insert("x-backstop-provider", p);
@@ -345,6 +323,11 @@ fn failure_status(f: &AllProvidersFailed) -> (StatusCode, &'static str, &'static
             "server_error",
             "all_providers_unavailable",
         ),
+        ErrorKind::LocalResource => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "gateway_overloaded",
+        ),
         ErrorKind::ContextLengthExceeded => (
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
@@ -368,15 +351,27 @@ fn failure_status(f: &AllProvidersFailed) -> (StatusCode, &'static str, &'static
     }
 }
 
-/// The error response of a request every provider failed. Clients are told when retrying
-/// cannot help (`x-should-retry: false`: the chain already retried or moved on, the deadline
-/// passed, or no provider takes calls yet) and, for 429/503, when a provider will take calls
-/// again: `retry-after-ms` to the millisecond, `Retry-After` in whole seconds rounded down.
+/// The client's view of a failed request: backstop's summary (each provider's kind, status
+/// and the provider's own message, already scrubbed at the source), never a raw upstream body.
+/// Clients are told when retrying cannot help (`x-should-retry: false`: the chain already
+/// retried or moved on, the deadline passed, or no provider takes calls yet) and, for 429/503,
+/// when a provider will take calls again: `retry-after-ms` to the millisecond, `Retry-After` in
+/// whole seconds rounded down.
 fn failure_response(f: &AllProvidersFailed) -> Response {
     let (status, kind, code) = failure_status(f);
-    let mut r = error(status, kind, &f.to_string(), None, Some(code));
+    let local = f.summary_kind() == ErrorKind::LocalResource;
+    let message = if local {
+        format!(
+            "the gateway is out of local resources (open files, memory or ports), not a \
+             provider failure; retry shortly. {f}"
+        )
+    } else {
+        f.to_string()
+    };
+    let mut r = error(status, kind, &message, None, Some(code));
     let hint = match f.summary_kind() {
         ErrorKind::RateLimited { retry_after } => f.retry_after.or(retry_after),
+        ErrorKind::LocalResource => Some(std::time::Duration::from_secs(1)),
         _ => f.retry_after,
     };
     let h = r.headers_mut();
@@ -392,20 +387,23 @@ fn failure_response(f: &AllProvidersFailed) -> Response {
         );
         h.insert(header::RETRY_AFTER, HeaderValue::from(d.as_secs()));
     }
-    if f.retried() || f.deadline_exceeded || f.retry_after.is_some() {
+    if !local && (f.retried() || f.deadline_exceeded || f.retry_after.is_some()) {
         h.insert("x-should-retry", HeaderValue::from_static("false"));
     }
     attempt_headers(&mut r, None, &f.attempts);
     r
 }
 
-fn log_request(
+/// One log line per request. `finish_reason` is the provider's own value (what the client
+/// got is its OpenAI equivalent).
+pub(crate) fn log_request(
     chain: &str,
     provider: Option<&str>,
     attempts: usize,
     started: Instant,
     status: u16,
     stream: bool,
+    finish_reason: Option<&backstop::FinishReason>,
 ) {
     tracing::info!(
         target: "backstop::request",
@@ -415,6 +413,7 @@ fn log_request(
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
         status,
         stream,
+        finish_reason = finish_reason.map_or("-", backstop::FinishReason::as_str),
         "request"
     );
 }
@@ -422,42 +421,64 @@ fn log_request(
 async fn chat_completions(State(app): State<Shared>, request: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    if let Err(r) = authorize(&app, &parts.headers, false) {
-        app.metrics.http_status(r.status().as_u16());
-        return r;
-    }
-    let response = match read_body(&app, body).await {
-        Ok(bytes) => match wire::parse_request(&bytes) {
-            Ok(req) => answer(&app, req, started).await,
-            Err(e) => bad_request(&e),
-        },
+    let response = match authorize(&app, &parts.headers, Access::Client)
+        .and_then(|()| json_content_type(&parts.headers))
+    {
         Err(r) => r,
+        Ok(()) => match read_body(&app, body).await {
+            Ok(bytes) => match wire::parse_request(&bytes) {
+                Ok(req) => admit(&app, req, started).await,
+                Err(e) => bad_request(&e),
+            },
+            Err(r) => r,
+        },
     };
     app.metrics.http_status(response.status().as_u16());
     response
 }
 
-async fn answer(app: &Shared, req: GatewayRequest, started: Instant) -> Response {
-    let Some(chain) = app.chains.get(&req.chain) else {
-        let known = app.chain_names.join(", ");
-        return error(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
+/// Sheds the request when `max_in_flight` are already running; the slot is held until the
+/// answer is done (for a stream, until it ends).
+async fn admit(app: &Shared, req: GatewayRequest, started: Instant) -> Response {
+    let Some(slot) = app.in_flight.try_admit() else {
+        app.metrics.shed("in_flight");
+        return overloaded(
             &format!(
-                "the model `{}` does not exist; this gateway serves: {known}",
-                bounded(&req.chain, 100)
+                "the gateway is at its limit of {} requests in flight (server.max_in_flight); \
+                 retry shortly",
+                app.limits.max_in_flight
             ),
-            Some("model"),
-            Some("model_not_found"),
+            "gateway_overloaded",
         );
     };
+    answer(app, req, started, slot).await
+}
+
+async fn answer(
+    app: &Shared,
+    req: GatewayRequest,
+    started: Instant,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) -> Response {
+    let Some(chain) = app.chains.get(&req.chain) else {
+        return unknown_model(app, &req.chain);
+    };
+    let mut stopping = app.stopping.subscribe();
     if req.stream {
-        return match chain.stream_request(&req.request).await {
-            Ok(stream) => stream_response(app.clone(), req, stream, started),
+        let opened = tokio::select! {
+            opened = chain.stream_request(&req.request) => opened,
+            _ = stopping.wait_for(|s| *s) => return shutting_down(&req.chain, started, true),
+        };
+        return match opened {
+            Ok(stream) => stream_response(app.clone(), req, stream, started, slot),
             Err(f) => failed(&req.chain, &f, started, true),
         };
     }
-    match chain.generate_request(&req.request).await {
+    let result = tokio::select! {
+        r = chain.generate_request(&req.request) => r,
+        _ = stopping.wait_for(|s| *s) => return shutting_down(&req.chain, started, false),
+    };
+    match result {
         Ok(result) => {
             if let Some(u) = &result.usage {
                 app.metrics
@@ -467,9 +488,12 @@ async fn answer(app: &Shared, req: GatewayRequest, started: Instant) -> Response
                 &app.next_id(),
                 unix_now(),
                 &result.model,
-                &result.text,
-                result.finish_reason.as_ref(),
-                result.usage.as_ref(),
+                Answer {
+                    text: &result.text,
+                    refusal: result.refusal.as_deref(),
+                    finish: result.finish_reason.as_ref(),
+                    usage: result.usage.as_ref(),
+                },
             );
             let mut r = Response::new(Body::from(body));
             r.headers_mut().insert(
@@ -484,11 +508,25 @@ async fn answer(app: &Shared, req: GatewayRequest, started: Instant) -> Response
                 started,
                 200,
                 false,
+                result.finish_reason.as_ref(),
             );
             r
         }
         Err(f) => failed(&req.chain, &f, started, false),
     }
+}
+
+/// The answer to a request still waiting on a provider when the shutdown grace period ends.
+fn shutting_down(chain: &str, started: Instant, stream: bool) -> Response {
+    let r = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "server_error",
+        "the gateway is shutting down; retry on another instance",
+        None,
+        Some("server_shutting_down"),
+    );
+    log_request(chain, None, 0, started, 503, stream, None);
+    r
 }
 
 /// The response, and the request's log line, when every provider failed.
@@ -501,112 +539,8 @@ fn failed(chain: &str, f: &AllProvidersFailed, started: Instant, stream: bool) -
         started,
         r.status().as_u16(),
         stream,
+        None,
     );
-    r
-}
-
-/// Everything a streamed response needs between chunks.
-struct StreamState {
-    stream: Option<FallbackStream>,
-    encoder: ChunkEncoder,
-    first: Option<Bytes>,
-    app: Shared,
-    chain: String,
-    provider: String,
-    attempts: usize,
-    started: Instant,
-}
-
-impl StreamState {
-    /// The next SSE bytes: content events, then the finish events and `[DONE]`, or one
-    /// OpenAI-shaped error event if the committed stream fails.
-    async fn next(&mut self) -> Option<Bytes> {
-        if let Some(first) = self.first.take() {
-            return Some(first);
-        }
-        let stream = self.stream.as_mut()?;
-        loop {
-            match stream.next().await {
-                Some(Ok(chunk)) => {
-                    let event = self.encoder.chunk(&chunk);
-                    if !event.is_empty() {
-                        return Some(Bytes::from(event));
-                    }
-                }
-                Some(Err(e)) => {
-                    self.stream = None;
-                    log_request(
-                        &self.chain,
-                        Some(&self.provider),
-                        self.attempts,
-                        self.started,
-                        200,
-                        true,
-                    );
-                    tracing::warn!(chain = %self.chain, provider = %self.provider, error = %e, "stream failed after it started");
-                    let message = format!("{}: {e}", self.provider);
-                    return Some(Bytes::from(wire::error_event(
-                        &message,
-                        "server_error",
-                        Some(e.kind.as_str()),
-                    )));
-                }
-                None => {
-                    self.stream = None;
-                    if let Some(u) = self.encoder.usage() {
-                        self.app
-                            .metrics
-                            .tokens(&self.provider, u.input_tokens, u.output_tokens);
-                    }
-                    log_request(
-                        &self.chain,
-                        Some(&self.provider),
-                        self.attempts,
-                        self.started,
-                        200,
-                        true,
-                    );
-                    return Some(Bytes::from(self.encoder.finish()));
-                }
-            }
-        }
-    }
-}
-
-/// The SSE response of a committed stream: role event, content chunks, then either the
-/// finish events and `[DONE]`, or one error event (never a silent truncation).
-fn stream_response(
-    app: Shared,
-    req: GatewayRequest,
-    stream: FallbackStream,
-    started: Instant,
-) -> Response {
-    let provider = stream.provider_used().to_owned();
-    let model = stream.model().unwrap_or(&provider).to_owned();
-    let encoder = ChunkEncoder::new(&app.next_id(), unix_now(), &model, req.include_usage);
-    let mut r = Response::new(Body::empty());
-    attempt_headers(&mut r, Some(&provider), stream.attempts());
-    let state = StreamState {
-        first: Some(Bytes::from(encoder.role())),
-        attempts: stream.attempts().len(),
-        stream: Some(stream),
-        encoder,
-        app,
-        chain: req.chain,
-        provider,
-        started,
-    };
-    let body = futures_util::stream::unfold(state, |mut state| async move {
-        let bytes = state.next().await?;
-        Some((Ok::<Bytes, Infallible>(bytes), state))
-    });
-    *r.body_mut() = Body::from_stream(body);
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r
 }
 

@@ -12,6 +12,10 @@ pub const DEMO_TOML: &str = include_str!("../../../examples/demo.toml");
 const PORTS: [&str; 3] = ["127.0.0.1:18101", "127.0.0.1:18102", "127.0.0.1:18103"];
 /// The key the demo config names; the simulators accept any key.
 pub const DEMO_KEY_ENV: &str = "BACKSTOP_DEMO_KEY";
+/// Client keys of `serve --demo`, when set.
+pub const CLIENT_KEYS_ENV: &str = "BACKSTOP_CLIENT_KEYS";
+/// The admin key of `serve --demo`, when set.
+pub const ADMIN_KEY_ENV: &str = "BACKSTOP_ADMIN_KEY";
 
 /// Three simulators: OpenAI, Anthropic and Groq formats (each serves all three routes).
 pub struct DemoSims {
@@ -38,13 +42,19 @@ impl DemoSims {
         })
     }
 
-    /// The demo config, pointed at these simulators.
+    /// The demo config, pointed at these simulators. Client auth is on when
+    /// [`CLIENT_KEYS_ENV`] is set in the process environment, the admin endpoints when
+    /// [`ADMIN_KEY_ENV`] is (set but empty fails the build, as for any config naming them).
     pub fn config(&self) -> Result<Config, ConfigError> {
         let mut text = DEMO_TOML.to_owned();
         for (port, sim) in PORTS.iter().zip(&self.handles) {
             text = text.replace(port, &sim.addr().to_string());
         }
-        Config::parse(&text, "examples/demo.toml (built in)")
+        let mut config = Config::parse(&text, "examples/demo.toml (built in)")?;
+        let named = |var: &str| std::env::var_os(var).is_some().then(|| var.to_owned());
+        config.server.client_keys_env = named(CLIENT_KEYS_ENV);
+        config.server.admin_key_env = named(ADMIN_KEY_ENV);
+        Ok(config)
     }
 
     /// Environment lookups for the demo: the demo key is set, everything else comes from the process.

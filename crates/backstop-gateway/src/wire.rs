@@ -341,25 +341,56 @@ pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
     let _ = serde_json::to_writer(&mut *out, s);
 }
 
-fn usage_json(u: &Usage) -> String {
-    format!(
-        r#"{{"prompt_tokens":{},"completion_tokens":{},"total_tokens":{}}}"#,
+/// OpenAI's `usage` object, with `prompt_tokens_details` / `completion_tokens_details` when
+/// the provider reported them; `null` when usage is unknown (never invented zeros).
+fn push_usage(out: &mut Vec<u8>, usage: Option<&Usage>) {
+    let Some(u) = usage else {
+        out.extend_from_slice(b"null");
+        return;
+    };
+    let _ = write!(
+        Utf8(out),
+        r#"{{"prompt_tokens":{},"completion_tokens":{},"total_tokens":{}"#,
         u.input_tokens,
         u.output_tokens,
         u.total()
-    )
+    );
+    if let Some(cached) = u.cached_input_tokens {
+        let _ = write!(
+            Utf8(out),
+            r#","prompt_tokens_details":{{"cached_tokens":{cached}}}"#
+        );
+    }
+    if let Some(reasoning) = u.reasoning_tokens {
+        let _ = write!(
+            Utf8(out),
+            r#","completion_tokens_details":{{"reasoning_tokens":{reasoning}}}"#
+        );
+    }
+    out.push(b'}');
+}
+
+/// The finish reason as sent: always one of OpenAI's values (`stop` when none was reported).
+fn openai_finish(finish: Option<&FinishReason>) -> &'static str {
+    finish.map_or("stop", FinishReason::as_openai_str)
+}
+
+/// A whole answer, as the `chat.completion` body says it.
+#[derive(Debug, Clone, Copy)]
+pub struct Answer<'a> {
+    /// The generated text.
+    pub text: &'a str,
+    /// The model's refusal, when it declined (`message.refusal`).
+    pub refusal: Option<&'a str>,
+    /// Why generation stopped.
+    pub finish: Option<&'a FinishReason>,
+    /// Token counts, when known.
+    pub usage: Option<&'a Usage>,
 }
 
 /// A whole `chat.completion` body.
-pub fn completion_body(
-    id: &str,
-    created: u64,
-    model: &str,
-    text: &str,
-    finish: Option<&FinishReason>,
-    usage: Option<&Usage>,
-) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len() + 256);
+pub fn completion_body(id: &str, created: u64, model: &str, answer: Answer<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(answer.text.len() + 256);
     out.extend_from_slice(br#"{"id":"#);
     push_json_str(&mut out, id);
     let _ = write!(
@@ -368,23 +399,28 @@ pub fn completion_body(
     );
     push_json_str(&mut out, model);
     out.extend_from_slice(br#","choices":[{"index":0,"message":{"role":"assistant","content":"#);
-    push_json_str(&mut out, text);
-    out.extend_from_slice(br#","refusal":null},"logprobs":null,"finish_reason":"#);
-    match finish {
-        Some(f) => push_json_str(&mut out, f.as_openai_str()),
-        None => out.extend_from_slice(b"\"stop\""),
+    match (answer.refusal, answer.text) {
+        // A refusal with no text: content is null, as OpenAI sends it.
+        (Some(_), "") => out.extend_from_slice(b"null"),
+        (_, text) => push_json_str(&mut out, text),
     }
-    out.extend_from_slice(b"}]");
-    if let Some(u) = usage {
-        out.extend_from_slice(br#","usage":"#);
-        out.extend_from_slice(usage_json(u).as_bytes());
+    out.extend_from_slice(br#","refusal":"#);
+    match answer.refusal {
+        Some(r) => push_json_str(&mut out, r),
+        None => out.extend_from_slice(b"null"),
     }
+    out.extend_from_slice(br#"},"logprobs":null,"finish_reason":"#);
+    push_json_str(&mut out, openai_finish(answer.finish));
+    out.extend_from_slice(br#"}],"usage":"#);
+    push_usage(&mut out, answer.usage);
     out.extend_from_slice(b"}");
     out
 }
 
 /// Encodes one stream's chunks as OpenAI `chat.completion.chunk` SSE events. The constant
-/// prefix (id, created, model) is rendered once per stream.
+/// prefix (id, created, model) is rendered once per stream. With `include_usage`, every chunk
+/// carries `"usage":null` and a last chunk before `[DONE]` carries the usage (or `null` when
+/// the provider reported none), as OpenAI documents.
 #[derive(Debug, Clone)]
 pub struct ChunkEncoder {
     prefix: Vec<u8>,
@@ -412,11 +448,19 @@ impl ChunkEncoder {
         }
     }
 
+    /// Ends one chunk event: `"usage":null` when usage was asked for, then the blank line.
+    fn close(&self, out: &mut Vec<u8>) {
+        if self.include_usage {
+            out.extend_from_slice(br#","usage":null"#);
+        }
+        out.extend_from_slice(b"}\n\n");
+    }
+
     /// The first event: the assistant role with empty content.
     pub fn role(&self) -> Vec<u8> {
         let mut out = self.prefix.clone();
-        out.extend_from_slice(br#","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}"#);
-        out.extend_from_slice(b"\n\n");
+        out.extend_from_slice(br#","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]"#);
+        self.close(&mut out);
         out
     }
 
@@ -428,15 +472,26 @@ impl ChunkEncoder {
         if chunk.finish_reason.is_some() {
             self.finish.clone_from(&chunk.finish_reason);
         }
-        if chunk.text.is_empty() {
+        let refusal = chunk.refusal.as_deref().filter(|r| !r.is_empty());
+        if chunk.text.is_empty() && refusal.is_none() {
             return Vec::new();
         }
         let mut out = Vec::with_capacity(self.prefix.len() + chunk.text.len() + 96);
         out.extend_from_slice(&self.prefix);
-        out.extend_from_slice(br#","choices":[{"index":0,"delta":{"content":"#);
-        push_json_str(&mut out, &chunk.text);
-        out.extend_from_slice(br#"},"logprobs":null,"finish_reason":null}]}"#);
-        out.extend_from_slice(b"\n\n");
+        out.extend_from_slice(br#","choices":[{"index":0,"delta":{"#);
+        if !chunk.text.is_empty() {
+            out.extend_from_slice(br#""content":"#);
+            push_json_str(&mut out, &chunk.text);
+        }
+        if let Some(r) = refusal {
+            if !chunk.text.is_empty() {
+                out.push(b',');
+            }
+            out.extend_from_slice(br#""refusal":"#);
+            push_json_str(&mut out, r);
+        }
+        out.extend_from_slice(br#"},"logprobs":null,"finish_reason":null}]"#);
+        self.close(&mut out);
         out
     }
 
@@ -445,24 +500,24 @@ impl ChunkEncoder {
         self.usage
     }
 
+    /// The finish reason reported so far, as the provider said it.
+    pub fn finish_reason(&self) -> Option<&FinishReason> {
+        self.finish.as_ref()
+    }
+
     /// The closing events: finish reason, usage (when asked for) and `[DONE]`.
     pub fn finish(&self) -> Vec<u8> {
         let mut out = self.prefix.clone();
         out.extend_from_slice(
             br#","choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"#,
         );
-        push_json_str(
-            &mut out,
-            self.finish
-                .as_ref()
-                .map_or("stop", FinishReason::as_openai_str),
-        );
-        out.extend_from_slice(b"}]}\n\n");
+        push_json_str(&mut out, openai_finish(self.finish.as_ref()));
+        out.extend_from_slice(b"}]");
+        self.close(&mut out);
         if self.include_usage {
             out.extend_from_slice(&self.prefix);
             out.extend_from_slice(br#","choices":[],"usage":"#);
-            let usage = self.usage.unwrap_or_default();
-            out.extend_from_slice(usage_json(&usage).as_bytes());
+            push_usage(&mut out, self.usage.as_ref());
             out.extend_from_slice(b"}\n\n");
         }
         out.extend_from_slice(b"data: [DONE]\n\n");
@@ -586,32 +641,107 @@ mod tests {
         );
     }
 
+    /// The JSON of each `data:` event (but `[DONE]`).
+    fn events(bytes: &[u8]) -> Vec<serde_json::Value> {
+        String::from_utf8(bytes.to_vec())
+            .unwrap()
+            .split("\n\n")
+            .filter(|e| !e.is_empty() && *e != "data: [DONE]")
+            .map(|e| serde_json::from_str(&e[6..]).unwrap())
+            .collect()
+    }
+
     #[test]
     fn stream_events_are_valid_openai_chunks() {
         let mut enc = ChunkEncoder::new("chatcmpl-1", 7, "gpt-x", true);
-        let role: serde_json::Value = serde_json::from_slice(&enc.role()[6..]).unwrap();
+        let role = &events(&enc.role())[0];
         assert_eq!(role["choices"][0]["delta"]["role"], "assistant");
+        assert!(role["usage"].is_null() && role.get("usage").is_some());
         let ev = enc.chunk(&Chunk::text("he said \"hi\"\n"));
         assert!(ev.starts_with(b"data: ") && ev.ends_with(b"\n\n"));
-        let v: serde_json::Value = serde_json::from_slice(&ev[6..ev.len() - 2]).unwrap();
+        let v = &events(&ev)[0];
         assert_eq!(v["choices"][0]["delta"]["content"], "he said \"hi\"\n");
         assert_eq!(v["object"], "chat.completion.chunk");
+        assert!(v.get("usage").is_some_and(serde_json::Value::is_null));
         assert!(
             enc.chunk(&Chunk {
-                usage: Some(Usage {
-                    input_tokens: 3,
-                    output_tokens: 4
-                }),
+                usage: Some(Usage::new(3, 4).cached_input(Some(2)).reasoning(Some(1))),
+                finish_reason: Some(FinishReason::Other("pause_turn".into())),
                 ..Chunk::default()
             })
             .is_empty()
         );
-        let end = String::from_utf8(enc.finish()).unwrap();
-        let events: Vec<&str> = end.split("\n\n").filter(|s| !s.is_empty()).collect();
-        assert_eq!(events.len(), 3);
-        let usage: serde_json::Value = serde_json::from_str(&events[1][6..]).unwrap();
-        assert_eq!(usage["usage"]["total_tokens"], 7);
-        assert_eq!(events[2], "data: [DONE]");
+        let end = enc.finish();
+        assert!(end.ends_with(b"data: [DONE]\n\n"));
+        let events = events(&end);
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0]["choices"][0]["finish_reason"], "length");
+        assert!(events[0]["usage"].is_null());
+        let usage = &events[1]["usage"];
+        assert_eq!(usage["total_tokens"], 7);
+        assert_eq!(usage["prompt_tokens_details"]["cached_tokens"], 2);
+        assert_eq!(usage["completion_tokens_details"]["reasoning_tokens"], 1);
+        assert_eq!(events[1]["choices"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn unknown_usage_is_null_never_zeros() {
+        let mut enc = ChunkEncoder::new("c", 1, "m", true);
+        enc.chunk(&Chunk::text("hi"));
+        let events = events(&enc.finish());
+        let last = events.last().unwrap();
+        assert!(
+            last.get("usage").is_some_and(serde_json::Value::is_null),
+            "{last}"
+        );
+        // Without include_usage no chunk mentions usage at all.
+        let mut plain = ChunkEncoder::new("c", 1, "m", false);
+        let mut bytes = plain.role();
+        bytes.extend(plain.chunk(&Chunk::text("hi")));
+        bytes.extend(plain.finish());
+        assert!(!String::from_utf8(bytes).unwrap().contains("usage"));
+        let body = completion_body(
+            "id",
+            1,
+            "m",
+            Answer {
+                text: "x",
+                refusal: None,
+                finish: None,
+                usage: None,
+            },
+        );
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(v.get("usage").is_some_and(serde_json::Value::is_null));
+    }
+
+    #[test]
+    fn refusals_are_kept() {
+        let mut enc = ChunkEncoder::new("c", 1, "m", false);
+        let ev = enc.chunk(&Chunk {
+            refusal: Some("I can't help with that.".into()),
+            ..Chunk::default()
+        });
+        let v = &events(&ev)[0];
+        assert_eq!(
+            v["choices"][0]["delta"]["refusal"],
+            "I can't help with that."
+        );
+        assert!(v["choices"][0]["delta"].get("content").is_none());
+        let body = completion_body(
+            "id",
+            1,
+            "m",
+            Answer {
+                text: "",
+                refusal: Some("No."),
+                finish: Some(&FinishReason::Stop),
+                usage: None,
+            },
+        );
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(v["choices"][0]["message"]["content"].is_null());
+        assert_eq!(v["choices"][0]["message"]["refusal"], "No.");
     }
 
     #[test]
@@ -620,12 +750,12 @@ mod tests {
             "id1",
             1,
             "m",
-            "a \"quoted\" answer",
-            Some(&FinishReason::Length),
-            Some(&Usage {
-                input_tokens: 1,
-                output_tokens: 2,
-            }),
+            Answer {
+                text: "a \"quoted\" answer",
+                refusal: None,
+                finish: Some(&FinishReason::Length),
+                usage: Some(&Usage::new(1, 2)),
+            },
         );
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["choices"][0]["message"]["content"], "a \"quoted\" answer");

@@ -187,6 +187,7 @@ async fn malformed_json_is_400() {
     );
     let r = gw
         .request(Method::POST, "/v1/chat/completions")
+        .header("content-type", "application/json")
         .body("not json at all")
         .send()
         .await

@@ -102,7 +102,7 @@ async fn every_endpoint_but_health_refuses_missing_and_wrong_keys() {
 #[tokio::test]
 async fn a_client_key_works_on_client_endpoints() {
     let gw = auth_gateway().await;
-    for key in [CLIENT_KEY, CLIENT_KEY_2, ADMIN_KEY] {
+    for key in [CLIENT_KEY, CLIENT_KEY_2] {
         let auth = format!("Bearer {key}");
         for (method, path) in client_endpoints() {
             let r = send(&gw, &method, path, Some(&auth)).await;
@@ -114,7 +114,99 @@ async fn a_client_key_works_on_client_endpoints() {
             }
         }
     }
-    assert_eq!(gw.sim("openai").request_count(), 3);
+    assert_eq!(gw.sim("openai").request_count(), 2);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_admin_key_is_no_client_key_but_may_read_operational_data() {
+    let gw = auth_gateway().await;
+    let admin = format!("Bearer {ADMIN_KEY}");
+    for path in ["/v1/chat/completions", "/v1/models"] {
+        let method = if path == "/v1/models" {
+            Method::GET
+        } else {
+            Method::POST
+        };
+        let e = expect_error(send(&gw, &method, path, Some(&admin)).await, 403).await;
+        assert_eq!(e["type"], "permission_error", "{path}");
+        assert!(e["message"].as_str().unwrap().contains("client key"), "{e}");
+    }
+    assert_eq!(gw.sim("openai").request_count(), 0);
+    for path in ["/v1/breakers", "/metrics"] {
+        let r = send(&gw, &Method::GET, path, Some(&admin)).await;
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn with_only_an_admin_key_chat_needs_no_key_and_admin_endpoints_need_the_admin_key() {
+    let gw = TestGateway::start_with(Spec {
+        admin_only: true,
+        ..Spec::default()
+    })
+    .await;
+    for (method, path) in client_endpoints() {
+        let r = send(&gw, &method, path, None).await;
+        assert_eq!(r.status(), 200, "{method} {path} needs no key");
+    }
+    let e = expect_error(
+        send(&gw, &Method::POST, "/v1/breakers/openai/trip", None).await,
+        401,
+    )
+    .await;
+    assert_eq!(e["code"], "invalid_api_key");
+    // The admin key comes from its variable with a trailing newline: trimmed, it matches.
+    let r = send(
+        &gw,
+        &Method::POST,
+        "/v1/breakers/openai/trip",
+        Some(&format!("Bearer {ADMIN_KEY}")),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        gw.app.breaker("openai").unwrap().state(),
+        backstop::BreakerState::Open
+    );
+    gw.shutdown().await;
+}
+
+#[test]
+fn a_named_key_variable_that_yields_no_key_refuses_to_build() {
+    let text = "[server]\nclient_keys_env = \"TEST_CLIENT_KEYS\"\nadmin_key_env = \"TEST_ADMIN_KEY\"\n\
+                [providers.p]\nkind = \"openai\"\nmodel = \"m\"\napi_key_env = \"TEST_OPENAI_KEY\"\n\
+                [chains.c]\nproviders = [\"p\"]\n";
+    let config = backstop_gateway::config::Config::parse(text, "t.toml").unwrap();
+    for value in [None, Some(""), Some("   "), Some(" , , "), Some("\n")] {
+        let env = |var: &str| match var {
+            "TEST_CLIENT_KEYS" => value.map(str::to_owned),
+            other => support::env(other),
+        };
+        let e = backstop_gateway::app::App::build_with_env(&config, &env)
+            .err()
+            .unwrap_or_else(|| panic!("built with TEST_CLIENT_KEYS = {value:?}"));
+        let message = e.to_string();
+        assert!(
+            message.contains("client_keys_env") && message.contains("TEST_CLIENT_KEYS"),
+            "{message}"
+        );
+        assert!(matches!(e, backstop_gateway::app::BuildError::Keys(_)));
+    }
+    let env = |var: &str| match var {
+        "TEST_ADMIN_KEY" => Some(" \n".to_owned()),
+        other => support::env(other),
+    };
+    let e = backstop_gateway::app::App::build_with_env(&config, &env)
+        .err()
+        .expect("an empty admin key refuses to build");
+    assert!(e.to_string().contains("TEST_ADMIN_KEY"), "{e}");
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let gw = auth_gateway().await;
     // The scheme is case-insensitive; spaces around the key are ignored.
     for auth in [
         format!("bearer {CLIENT_KEY}"),

@@ -6,6 +6,7 @@ mod support;
 
 use std::time::Duration;
 
+use backstop_gateway::serve::Stopped;
 use backstop_sim::{Fault, SimConfig};
 use serde_json::{Value, json};
 use support::{
@@ -131,12 +132,14 @@ async fn include_usage_adds_a_usage_chunk_before_done() {
     assert!(prompt >= 1, "{u}");
     assert_eq!(completion, 8, "the simulator counts one token per chunk");
     assert_eq!(u["total_tokens"].as_u64(), Some(prompt + completion));
-    // The chunk before it carries the finish reason; no other chunk has usage.
+    // The chunk before it carries the finish reason; every other chunk has `"usage": null`,
+    // as OpenAI documents for include_usage.
     assert_eq!(parse(&events[n - 3])["choices"][0]["finish_reason"], "stop");
     assert!(
         events[..n - 2]
             .iter()
-            .all(|e| parse(e).get("usage").is_none())
+            .all(|e| parse(e).get("usage").is_some_and(Value::is_null)),
+        "{events:?}"
     );
     gw.shutdown().await;
 }
@@ -387,8 +390,9 @@ async fn graceful_shutdown_lets_an_in_flight_stream_finish() {
         after.len() > before.len(),
         "content kept arriving after shutdown began"
     );
-    assert!(
+    assert_eq!(
         gw.wait_stopped().await,
+        Stopped::Drained,
         "every connection finished in the grace period"
     );
     gw.shutdown().await;
@@ -417,8 +421,9 @@ async fn grace_period_expiry_closes_a_stream_that_would_not_finish() {
     }
     let started = std::time::Instant::now();
     gw.begin_shutdown();
-    assert!(
-        !gw.wait_stopped().await,
+    assert_eq!(
+        gw.wait_stopped().await,
+        Stopped::Cut,
         "serve reports that a connection outlived the grace period"
     );
     // The connection was closed: the client sees the body end (or fail) well before the
@@ -430,6 +435,64 @@ async fn grace_period_expiry_closes_a_stream_that_would_not_finish() {
         started.elapsed() < Duration::from_millis(2000),
         "closed at the end of the grace period, not at the stream's end"
     );
-    assert_ne!(sse_data(&body).last().map(String::as_str), Some("[DONE]"));
+    // Not a bare cut: the last event says why the answer is incomplete.
+    let events = sse_data(&body);
+    let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "server_shutting_down", "{body}");
+    assert!(!body.contains("[DONE]"));
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_request_waiting_on_a_provider_at_the_end_of_the_grace_period_gets_503() {
+    let mut gw = TestGateway::start_with(Spec {
+        sim: SimConfig {
+            latency: Duration::from_secs(3),
+            record: false,
+            ..SimConfig::default()
+        },
+        shutdown_grace: Duration::from_millis(300),
+        ..Spec::default()
+    })
+    .await;
+    let pending = tokio::spawn({
+        let request = gw
+            .request(reqwest::Method::POST, "/v1/chat/completions")
+            .json(&support::chat_body("default", "slow"));
+        async move { request.send().await }
+    });
+    support::wait_until(
+        Duration::from_secs(2),
+        "the request to reach the simulator",
+        || async { gw.sim("openai").request_count() > 0 },
+    )
+    .await;
+    gw.begin_shutdown();
+    let r = pending.await.unwrap().unwrap();
+    let e = support::expect_error(r, 503).await;
+    assert_eq!(e["code"], "server_shutting_down");
+    assert_eq!(gw.wait_stopped().await, Stopped::Cut);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_second_signal_stops_at_once() {
+    let mut gw = TestGateway::start_with(Spec {
+        sim: SimConfig {
+            chunk_delay: Duration::from_millis(400),
+            chunks: 20,
+            record: false,
+            ..SimConfig::default()
+        },
+        shutdown_grace: Duration::from_secs(30),
+        ..Spec::default()
+    })
+    .await;
+    let mut r = gw.chat(&stream_body("default", "long")).await;
+    let _ = r.chunk().await.unwrap();
+    gw.begin_shutdown();
+    gw.begin_shutdown();
+    // `wait_stopped` allows 10 s: the 30 s grace period was not waited out.
+    assert_eq!(gw.wait_stopped().await, Stopped::Forced);
     gw.shutdown().await;
 }

@@ -68,6 +68,25 @@ fn auth() -> (&'static str, String) {
     ("authorization", format!("Bearer {KEY}"))
 }
 
+fn json_type() -> (&'static str, String) {
+    ("content-type", "application/json".into())
+}
+
+/// A valid chat POST with this content type.
+fn typed(content_type: &str) -> Vec<u8> {
+    let body = user("ok".into()).to_string();
+    request(
+        "POST",
+        "/v1/chat/completions",
+        &[
+            auth(),
+            ("content-type", content_type.into()),
+            ("content-length", body.len().to_string()),
+        ],
+        body.as_bytes(),
+    )
+}
+
 /// A chat POST with the client key, JSON content type and a correct content-length.
 fn chat(body: &[u8]) -> Vec<u8> {
     request(
@@ -174,13 +193,23 @@ fn cases() -> Vec<Case> {
         case("duplicate Authorization (wrong first)", request("POST", "/v1/chat/completions", &[("authorization", "Bearer nope".into()), auth(), ("content-length", "2".into())], b"{}"), Error(401, "api key")),
         case("duplicate Authorization (right first)", request("POST", "/v1/chat/completions", &[auth(), ("authorization", "Bearer nope".into()), ("content-length", "2".into())], b"{}"), Error(401, "api key")),
         case("admin endpoint with client key", request("POST", "/v1/breakers/openai/trip", &[auth(), ("content-length", "0".into())], b""), Error(403, "admin key")),
-        case("form-encoded body", request("POST", "/v1/chat/completions", &[auth(), ("content-type", "application/x-www-form-urlencoded".into()), ("content-length", "13".into())], b"model=default"), Error(400, "not valid json")),
-        case("text/plain content type, JSON body (accepted)", request("POST", "/v1/chat/completions", &[auth(), ("content-type", "text/plain".into()), ("content-length", user("ok".into()).to_string().len().to_string())], user("ok".into()).to_string().as_bytes()), Answer),
-        case("POST without a body", request("POST", "/v1/chat/completions", &[auth()], b""), Error(400, "not valid json")),
+        case("form-encoded body", request("POST", "/v1/chat/completions", &[auth(), ("content-type", "application/x-www-form-urlencoded".into()), ("content-length", "13".into())], b"model=default"), Error(415, "must be json")),
+        // A browser's "simple" cross-site POST: text/plain with a JSON body never reaches a chain.
+        case("text/plain content type, JSON body", typed("text/plain"), Error(415, "content-type: application/json")),
+        case("no content type, JSON body", request("POST", "/v1/chat/completions", &[auth(), ("content-length", user("ok".into()).to_string().len().to_string())], user("ok".into()).to_string().as_bytes()), Error(415, "must be json")),
+        case("application/jsonl content type", typed("application/jsonl"), Error(415, "must be json")),
+        case("application/json; charset=utf-8 (accepted)", typed("application/json; charset=utf-8"), Answer),
+        case("APPLICATION/JSON (accepted)", typed("APPLICATION/JSON"), Answer),
+        case("cross-origin request", request("POST", "/v1/chat/completions", &[auth(), ("origin", "https://evil.example".into()), ("content-type", "application/json".into()), ("content-length", user("ok".into()).to_string().len().to_string())], user("ok".into()).to_string().as_bytes()), Error(403, "origin")),
+        case("cross-origin preflight", request("OPTIONS", "/v1/chat/completions", &[("origin", "https://evil.example".into()), ("access-control-request-method", "POST".into())], b""), Error(403, "origin")),
+        case("two Host headers", b"GET /v1/models HTTP/1.1\r\nhost: 127.0.0.1\r\nhost: evil.example\r\nconnection: close\r\n\r\n".to_vec(), Error(400, "more than one host")),
+        case("no Host header (HTTP/1.1)", b"GET /v1/models HTTP/1.1\r\nconnection: close\r\n\r\n".to_vec(), Error(400, "no host header")),
+        case("malformed Host header", b"GET /v1/models HTTP/1.1\r\nhost: a b@c\r\nconnection: close\r\n\r\n".to_vec(), Error(400, "not a valid host")),
+        case("POST without a body", request("POST", "/v1/chat/completions", &[auth(), json_type()], b""), Error(400, "not valid json")),
         case("huge header (1 MiB)", request("POST", "/v1/chat/completions", &[auth(), ("x-junk", "j".repeat(1 << 20)), ("content-length", "2".into())], b"{}"), ClosedOr(431)),
         case("200 headers", request("POST", "/v1/chat/completions", &(0..200).map(|i| ("x-many", i.to_string())).collect::<Vec<_>>(), b""), ClosedOr(431)),
-        case("invalid chunk size", request("POST", "/v1/chat/completions", &[auth(), ("transfer-encoding", "chunked".into())], b"zz\r\nhello\r\n0\r\n\r\n"), Error(400, "could not read request body")),
-        case("content-length and chunked", request("POST", "/v1/chat/completions", &[auth(), ("content-length", "5".into()), ("transfer-encoding", "chunked".into())], b"0\r\n\r\n"), Status(400)),
+        case("invalid chunk size", request("POST", "/v1/chat/completions", &[auth(), json_type(), ("transfer-encoding", "chunked".into())], b"zz\r\nhello\r\n0\r\n\r\n"), Error(400, "could not read request body")),
+        case("content-length and chunked", request("POST", "/v1/chat/completions", &[auth(), json_type(), ("content-length", "5".into()), ("transfer-encoding", "chunked".into())], b"0\r\n\r\n"), Status(400)),
         case("two content-lengths", request("POST", "/v1/chat/completions", &[auth(), ("content-length", "2".into()), ("content-length", "7".into())], b"{}"), Status(400)),
         case("garbage request line", b"HELLO\r\n\r\n".to_vec(), ClosedOr(400)),
         // Method and path.
@@ -194,7 +223,7 @@ fn cases() -> Vec<Case> {
         bytes: request(
             "POST",
             "/v1/chat/completions",
-            &[auth(), ("content-length", "1000".into())],
+            &[auth(), json_type(), ("content-length", "1000".into())],
             br#"{"model":"default""#,
         ),
         then: Then::CloseWrite,
@@ -428,7 +457,7 @@ async fn hostile_requests_get_clear_4xx_and_the_server_keeps_serving() {
     s.write_all(&request(
         "POST",
         "/v1/chat/completions",
-        &[auth(), ("content-length", "100".into())],
+        &[auth(), json_type(), ("content-length", "100".into())],
         br#"{"model":"#,
     ))
     .await

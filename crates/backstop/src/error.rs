@@ -15,6 +15,7 @@
 //! | Protocol | yes | failure | yes |
 //! | CircuitOpen | no | — | yes |
 //! | Cancelled | no | neutral | no |
+//! | LocalResource | no | neutral | yes |
 //!
 //! "Configurable" rows follow the chain's [`FallThrough`] policy; Timeout retries can be
 //! turned back on with [`RetryPolicy::retry_timeouts`](crate::RetryPolicy::retry_timeouts).
@@ -59,6 +60,10 @@ pub enum ErrorKind {
     Cancelled,
     /// The provider was skipped without a call because its circuit breaker is open.
     CircuitOpen,
+    /// Our own process ran out of something before the provider was reached: file
+    /// descriptors (EMFILE, ENFILE), memory, local ports or buffers, or the HTTP client was
+    /// shutting down. Says nothing about the provider: neutral for breakers, not retried.
+    LocalResource,
 }
 
 /// What an outcome does to a provider's circuit breaker.
@@ -121,7 +126,8 @@ impl ErrorKind {
             | ErrorKind::ContextLengthExceeded
             | ErrorKind::ContentFiltered
             | ErrorKind::Cancelled
-            | ErrorKind::CircuitOpen => BreakerEffect::Neutral,
+            | ErrorKind::CircuitOpen
+            | ErrorKind::LocalResource => BreakerEffect::Neutral,
         }
     }
 
@@ -151,6 +157,7 @@ impl ErrorKind {
             ErrorKind::Protocol => "protocol",
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::CircuitOpen => "circuit_open",
+            ErrorKind::LocalResource => "local_resource",
         }
     }
 

@@ -75,6 +75,7 @@
 //! | `ContentFiltered` | provider error codes | no | neutral | no ([`FallThrough`]) |
 //! | `Protocol` | malformed body, a stream ending without a finish reason | yes | failure | yes |
 //! | `CircuitOpen` | the breaker refused: no call made | no | — | yes |
+//! | `LocalResource` | our own process out of descriptors, memory or ports | no | neutral | yes |
 //! | `Cancelled` | the caller dropped the future | no | neutral (frees a half-open slot) | no |
 //!
 //! The default breaker scales with traffic ([`BreakerMode::DEFAULT_RATE`]: 50% failures over

@@ -248,11 +248,9 @@ impl ScriptedProvider {
         Completion {
             text,
             model: self.inner.model.clone(),
-            usage: Some(Usage {
-                input_tokens: 1,
-                output_tokens: output,
-            }),
+            usage: Some(Usage::new(1, output)),
             finish_reason: Some(FinishReason::Stop),
+            refusal: None,
         }
     }
 }
@@ -355,10 +353,7 @@ fn scripted_stream(chunks: Vec<String>, gap: Duration, end: End, model: String) 
                 Some(End::Finish(reason)) => {
                     let last = Chunk {
                         finish_reason: Some(reason),
-                        usage: Some(Usage {
-                            input_tokens: 1,
-                            output_tokens: output,
-                        }),
+                        usage: Some(Usage::new(1, output)),
                         ..Chunk::default()
                     };
                     Some((Ok(last), (items, None)))

@@ -64,13 +64,7 @@ async fn result_records_provider_model_usage_finish_reason_and_every_attempt() {
         "provider_used is the breaker's name"
     );
     assert_eq!(r.model, "good-model");
-    assert_eq!(
-        r.usage,
-        Some(Usage {
-            input_tokens: 1,
-            output_tokens: 3
-        })
-    );
+    assert_eq!(r.usage, Some(Usage::new(1, 3)));
     assert_eq!(r.finish_reason, Some(FinishReason::Stop));
     let summary: Vec<(&str, AttemptOutcome, Option<ErrorKind>)> = r
         .attempts

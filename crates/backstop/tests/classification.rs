@@ -306,6 +306,20 @@ async fn quota_exhausted_is_not_retried_but_counted_and_falls_through() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn local_resource_is_neutral_not_retried_and_falls_through() {
+    check(
+        Row {
+            kind: ErrorKind::LocalResource,
+            retried: false,
+            counts: false,
+            falls_through: true,
+        },
+        FallThrough::default(),
+    )
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn cancelled_is_neutral_and_stops_the_chain() {
     check(
         Row {

@@ -200,7 +200,101 @@ pub(super) fn build_server(path: &KeyPath, raw: RawServer) -> Result<ServerConfi
             .unwrap_or(defaults.body_timeout),
         shutdown_grace: positive_opt(path.key("shutdown_grace"), raw.shutdown_grace)?
             .unwrap_or(defaults.shutdown_grace),
+        client_write_timeout: positive_opt(
+            path.key("client_write_timeout"),
+            raw.client_write_timeout,
+        )?
+        .unwrap_or(defaults.client_write_timeout),
+        max_connections: raw
+            .max_connections
+            .map(|v| {
+                int_in(
+                    path.key("max_connections"),
+                    v,
+                    1,
+                    limit(MAX_CONNECTIONS_LIMIT),
+                )
+            })
+            .transpose()?,
+        max_in_flight: raw
+            .max_in_flight
+            .map(|v| {
+                int_in(
+                    path.key("max_in_flight"),
+                    v,
+                    1,
+                    limit(MAX_CONNECTIONS_LIMIT),
+                )
+            })
+            .transpose()?,
+        max_stream_buffer_bytes: match raw.max_stream_buffer_bytes {
+            None => defaults.max_stream_buffer_bytes,
+            Some(v) => int_in(
+                path.key("max_stream_buffer_bytes"),
+                v,
+                limit(MIN_STREAM_BUFFER_BYTES),
+                limit(MAX_BODY_BYTES_LIMIT),
+            )?,
+        },
+        allowed_origins: list(&path.key("allowed_origins"), raw.allowed_origins, origin)?,
+        allowed_hosts: list(&path.key("allowed_hosts"), raw.allowed_hosts, host)?,
     })
+}
+
+fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Each entry checked (and normalised) by `check`, which says what is wrong with a bad one.
+fn list(
+    path: &KeyPath,
+    raw: Option<Vec<String>>,
+    check: fn(&str) -> Result<String, String>,
+) -> Result<Vec<String>, Issue> {
+    raw.unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, v)| check(v).map_err(|m| at_value(path.index(i), m)))
+        .collect()
+}
+
+/// `scheme://host[:port]`, as a browser sends it in `Origin`; lower-cased.
+fn origin(v: &str) -> Result<String, String> {
+    let lower = v.trim().to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("http://")
+        .or_else(|| lower.strip_prefix("https://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.contains(['/', '?', '#', ' ', '*']) => Ok(lower),
+        _ => Err(format!(
+            "{v:?} is not an origin: write scheme://host[:port] as the browser sends it, \
+             e.g. \"https://app.example.com\" (no path, no trailing slash, no wildcard)"
+        )),
+    }
+}
+
+/// A host name or IP address (no scheme, port or path); `.example.com` for a domain and its
+/// subdomains. Lower-cased.
+fn host(v: &str) -> Result<String, String> {
+    let lower = v.trim().trim_end_matches('.').to_ascii_lowercase();
+    let bare = lower.trim_start_matches('.');
+    let ok = !bare.is_empty()
+        && (bare.parse::<std::net::IpAddr>().is_ok()
+            || bare
+                .strip_prefix('[')
+                .and_then(|b| b.strip_suffix(']'))
+                .is_some_and(|b| b.parse::<std::net::Ipv6Addr>().is_ok())
+            || bare
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'));
+    if ok {
+        Ok(lower)
+    } else {
+        Err(format!(
+            "{v:?} is not a host name: write the name alone, e.g. \"gateway.internal\" or \
+             \".example.com\" for a domain and its subdomains (no scheme, port or path)"
+        ))
+    }
 }
 
 pub(super) fn build_provider(path: &KeyPath, raw: RawProvider) -> Result<ProviderConfig, Issue> {

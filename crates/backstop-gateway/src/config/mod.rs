@@ -49,6 +49,14 @@ pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default `server.shutdown_grace`.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Default `server.client_write_timeout`: a client that reads nothing for this long is cut.
+pub const DEFAULT_CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default `server.max_stream_buffer_bytes`: response bytes buffered per connection.
+pub const DEFAULT_MAX_STREAM_BUFFER_BYTES: usize = 64 * 1024;
+/// Smallest `server.max_stream_buffer_bytes` (hyper needs room for one read).
+pub const MIN_STREAM_BUFFER_BYTES: usize = 8 * 1024;
+/// Largest `server.max_connections` / `server.max_in_flight`.
+pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
 /// Default per-attempt `providers.<name>.timeout`.
 pub const DEFAULT_PROVIDER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default `providers.<name>.retries`.
@@ -96,6 +104,23 @@ pub struct ServerConfig {
     pub body_timeout: Duration,
     /// Time in-flight requests get to finish on shutdown (default 30s).
     pub shutdown_grace: Duration,
+    /// A client that accepts no response bytes for this long is disconnected and its
+    /// upstream request cancelled (default 30s).
+    pub client_write_timeout: Duration,
+    /// Most open client connections; more are answered 503 and closed. `None`: derived
+    /// from the open-file limit at start-up.
+    pub max_connections: Option<usize>,
+    /// Most chat requests in flight; more are answered 503. `None`: as many as connections.
+    pub max_in_flight: Option<usize>,
+    /// Response bytes buffered per connection before the gateway stops reading upstream
+    /// (default 64 KiB, at least 8 KiB); also the largest request head accepted.
+    pub max_stream_buffer_bytes: usize,
+    /// Browser origins (`https://app.example.com`) allowed to call the gateway (CORS);
+    /// requests with any other `Origin` are refused. Empty (the default): none.
+    pub allowed_origins: Vec<String>,
+    /// Host names accepted besides loopback ones when no client keys are configured
+    /// (DNS-rebinding protection); `.example.com` also matches its subdomains.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -108,6 +133,12 @@ impl Default for ServerConfig {
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             body_timeout: DEFAULT_BODY_TIMEOUT,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            client_write_timeout: DEFAULT_CLIENT_WRITE_TIMEOUT,
+            max_connections: None,
+            max_in_flight: None,
+            max_stream_buffer_bytes: DEFAULT_MAX_STREAM_BUFFER_BYTES,
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
         }
     }
 }

@@ -33,6 +33,13 @@ pub(super) struct RawServer {
     pub(super) body_timeout: Option<Duration>,
     #[serde(default, with = "crate::duration::serde_str::option")]
     pub(super) shutdown_grace: Option<Duration>,
+    #[serde(default, with = "crate::duration::serde_str::option")]
+    pub(super) client_write_timeout: Option<Duration>,
+    pub(super) max_connections: Option<Int>,
+    pub(super) max_in_flight: Option<Int>,
+    pub(super) max_stream_buffer_bytes: Option<Int>,
+    pub(super) allowed_origins: Option<Vec<String>>,
+    pub(super) allowed_hosts: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]

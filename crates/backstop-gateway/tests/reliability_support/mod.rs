@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use backstop_gateway::app::App;
 use backstop_gateway::config::Config;
-use backstop_gateway::serve::{ServeOptions, serve};
+use backstop_gateway::serve::{ServeOptions, Signals, Stopped, serve};
 use backstop_sim::{SimConfig, SimHandle, Simulator};
-use tokio::sync::oneshot;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 pub mod traffic;
@@ -48,8 +48,8 @@ pub struct Gateway {
     pub sims: Vec<SimHandle>,
     /// The gateway's state.
     pub app: Arc<App>,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<std::io::Result<bool>>>,
+    shutdown: Option<mpsc::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<Stopped>>>,
 }
 
 /// Starts one simulator per entry of `sims` (in [`PROVIDERS`] order).
@@ -77,15 +77,13 @@ impl Gateway {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("local addr");
-        let (tx, rx) = oneshot::channel::<()>();
-        let router = backstop_gateway::server::router(app.clone());
+        let (tx, signals) = Signals::channel();
         let options = ServeOptions {
             header_timeout,
             shutdown_grace: Duration::from_secs(2),
+            ..ServeOptions::new(&config.server, app.limits)
         };
-        let task = tokio::spawn(serve(listener, router, options, async move {
-            let _ = rx.await;
-        }));
+        let task = tokio::spawn(serve(listener, app.clone(), options, signals));
         Gateway {
             addr,
             sims,
@@ -112,7 +110,7 @@ impl Gateway {
     /// Stops the gateway and the simulators.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+            let _ = tx.try_send(());
         }
         if let Some(task) = self.task.take() {
             let _ = tokio::time::timeout(Duration::from_secs(10), task).await;

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use backstop_gateway::app::App;
 use backstop_gateway::config::Config;
-use backstop_gateway::serve::{ServeOptions, serve};
+use backstop_gateway::serve::{ServeOptions, Signals, Stopped, serve};
 use backstop_sim::{SimConfig, SimHandle, Simulator};
-use tokio::sync::oneshot;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// The provider kinds of the test chain, in priority order (also the provider names).
@@ -43,8 +43,12 @@ pub struct Spec {
     pub body_timeout: Option<&'static str>,
     /// Configure client keys and the admin key.
     pub auth: bool,
+    /// Configure only the admin key (no client keys).
+    pub admin_only: bool,
     /// Grace period for in-flight requests on shutdown.
     pub shutdown_grace: Duration,
+    /// More `[server]` lines (`client_write_timeout = "1s"`, ...).
+    pub server_extra: String,
 }
 
 impl Default for Spec {
@@ -62,7 +66,9 @@ impl Default for Spec {
             max_body_bytes: None,
             body_timeout: None,
             auth: false,
+            admin_only: false,
             shutdown_grace: Duration::from_secs(5),
+            server_extra: String::new(),
         }
     }
 }
@@ -79,8 +85,8 @@ pub struct TestGateway {
     pub client: reqwest::Client,
     /// The client key the helpers send (`Some` when the spec turned auth on).
     pub key: Option<&'static str>,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<std::io::Result<bool>>>,
+    shutdown: mpsc::Sender<()>,
+    task: Option<JoinHandle<std::io::Result<Stopped>>>,
 }
 
 /// The config text for `spec`, with providers pointing at `sims`.
@@ -88,6 +94,8 @@ pub fn config_text(spec: &Spec, sims: &[SimHandle]) -> String {
     let mut t = String::from("[server]\n");
     if spec.auth {
         t.push_str("client_keys_env = \"TEST_CLIENT_KEYS\"\nadmin_key_env = \"TEST_ADMIN_KEY\"\n");
+    } else if spec.admin_only {
+        t.push_str("admin_key_env = \"TEST_ADMIN_KEY\"\n");
     }
     if let Some(n) = spec.max_body_bytes {
         t.push_str(&format!("max_body_bytes = {n}\n"));
@@ -95,6 +103,11 @@ pub fn config_text(spec: &Spec, sims: &[SimHandle]) -> String {
     if let Some(d) = spec.body_timeout {
         t.push_str(&format!("body_timeout = \"{d}\"\n"));
     }
+    t.push_str(&format!(
+        "shutdown_grace = \"{}ms\"\n",
+        spec.shutdown_grace.as_millis()
+    ));
+    t.push_str(&spec.server_extra);
     for (name, sim) in PROVIDERS.iter().zip(sims) {
         let base_url = if *name == "openai" {
             sim.openai_base_url()
@@ -121,11 +134,13 @@ pub fn config_text(spec: &Spec, sims: &[SimHandle]) -> String {
     t
 }
 
-fn env(auth: bool) -> impl Fn(&str) -> Option<String> {
-    move |var| match var {
+/// The variables the harness's configs name. The admin key comes with a trailing newline,
+/// as from a secrets file: it must still match.
+pub fn env(var: &str) -> Option<String> {
+    match var {
         "TEST_OPENAI_KEY" | "TEST_ANTHROPIC_KEY" | "TEST_GROQ_KEY" => Some("sk-test".to_owned()),
-        "TEST_CLIENT_KEYS" if auth => Some(format!("{CLIENT_KEY}, {CLIENT_KEY_2}")),
-        "TEST_ADMIN_KEY" if auth => Some(ADMIN_KEY.to_owned()),
+        "TEST_CLIENT_KEYS" => Some(format!("{CLIENT_KEY}, {CLIENT_KEY_2}")),
+        "TEST_ADMIN_KEY" => Some(format!("{ADMIN_KEY}\n")),
         _ => None,
     }
 }
@@ -149,27 +164,24 @@ impl TestGateway {
         let text = config_text(&spec, &sims);
         let config = Config::parse(&text, "test.toml")
             .unwrap_or_else(|e| panic!("config does not parse: {e}\n{text}"));
-        let app = Arc::new(App::build_with_env(&config, &env(spec.auth)).expect("build app"));
+        let app = Arc::new(App::build_with_env(&config, &env).expect("build app"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("local addr");
-        let (tx, rx) = oneshot::channel::<()>();
-        let router = backstop_gateway::server::router(app.clone());
+        let (tx, signals) = Signals::channel();
         let options = ServeOptions {
             header_timeout: Duration::from_secs(5),
-            shutdown_grace: spec.shutdown_grace,
+            ..ServeOptions::new(&config.server, app.limits)
         };
-        let task = tokio::spawn(serve(listener, router, options, async move {
-            let _ = rx.await;
-        }));
+        let task = tokio::spawn(serve(listener, app.clone(), options, signals));
         Self {
             addr,
             sims,
             app,
             client: client(),
             key: spec.auth.then_some(CLIENT_KEY),
-            shutdown: Some(tx),
+            shutdown: tx,
             task: Some(task),
         }
     }
@@ -259,15 +271,13 @@ impl TestGateway {
         self.get_text("/metrics").await
     }
 
-    /// Signals shutdown without waiting for it.
+    /// Sends one shutdown signal (SIGTERM) without waiting; a second one forces the exit.
     pub fn begin_shutdown(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        let _ = self.shutdown.try_send(());
     }
 
-    /// Waits for the server to finish draining; `true` when every connection finished in time.
-    pub async fn wait_stopped(&mut self) -> bool {
+    /// Waits for the server to stop; how it stopped.
+    pub async fn wait_stopped(&mut self) -> Stopped {
         let task = self.task.take().expect("already waited");
         tokio::time::timeout(Duration::from_secs(10), task)
             .await

@@ -236,7 +236,7 @@ impl FallbackStream {
         {
             o.on_skipped_events(chain, &self.current, chunk.skipped_events);
         }
-        if chunk.text.is_empty()
+        if !chunk.is_content()
             && chunk.finish_reason.is_none()
             && chunk.usage.is_none()
             && chunk.model.is_none()

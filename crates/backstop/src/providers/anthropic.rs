@@ -171,12 +171,50 @@ struct ContentBlock {
     text: Option<String>,
 }
 
-#[derive(Deserialize, Clone, Copy, Default)]
+/// Anthropic `usage`. `input_tokens` counts only the prompt tokens after the last cache
+/// breakpoint; the whole prompt is it plus the cache reads and writes.
+#[derive(Debug, Deserialize, Clone, Copy, Default)]
 struct WireUsage {
     #[serde(default)]
     input_tokens: Option<u64>,
     #[serde(default)]
     output_tokens: Option<u64>,
+    #[serde(default)]
+    cache_read_input_tokens: Option<u64>,
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u64>,
+}
+
+impl WireUsage {
+    /// The counts of `self`, falling back to `earlier` (from `message_start`) for the ones a
+    /// `message_delta` leaves out.
+    fn or(self, earlier: WireUsage) -> WireUsage {
+        WireUsage {
+            input_tokens: self.input_tokens.or(earlier.input_tokens),
+            output_tokens: self.output_tokens.or(earlier.output_tokens),
+            cache_read_input_tokens: self
+                .cache_read_input_tokens
+                .or(earlier.cache_read_input_tokens),
+            cache_creation_input_tokens: self
+                .cache_creation_input_tokens
+                .or(earlier.cache_creation_input_tokens),
+        }
+    }
+
+    /// The usage in our terms, when the input and output counts are known.
+    fn to_usage(self) -> Option<Usage> {
+        let read = self.cache_read_input_tokens;
+        let write = self.cache_creation_input_tokens;
+        let input = self
+            .input_tokens?
+            .saturating_add(read.unwrap_or(0))
+            .saturating_add(write.unwrap_or(0));
+        Some(
+            Usage::new(http::tokens(input), http::tokens(self.output_tokens?))
+                .cached_input(read.map(http::tokens))
+                .cache_write_input(write.map(http::tokens)),
+        )
+    }
 }
 
 /// Maps Anthropic's `stop_reason`.
@@ -214,11 +252,9 @@ pub(super) fn parse_message(
     Ok(Completion {
         text,
         model: parsed.model.unwrap_or_else(|| fallback_model.to_owned()),
-        usage: parsed.usage.map(|u| Usage {
-            input_tokens: http::tokens(u.input_tokens.unwrap_or(0)),
-            output_tokens: http::tokens(u.output_tokens.unwrap_or(0)),
-        }),
+        usage: parsed.usage.and_then(WireUsage::to_usage),
         finish_reason: parsed.stop_reason.as_deref().map(finish_reason),
+        refusal: None,
     })
 }
 
@@ -339,7 +375,7 @@ struct WireDelta {
 pub(super) struct AnthropicStream {
     model: Option<String>,
     model_sent: bool,
-    input_tokens: u64,
+    start_usage: WireUsage,
 }
 
 impl AnthropicStream {
@@ -370,7 +406,7 @@ impl StreamParser for AnthropicStream {
             "message_start" => {
                 if let Some(m) = ev.message {
                     self.model = m.model;
-                    self.input_tokens = m.usage.and_then(|u| u.input_tokens).unwrap_or(0);
+                    self.start_usage = m.usage.unwrap_or_default();
                 }
                 Step::Skip
             }
@@ -395,10 +431,7 @@ impl StreamParser for AnthropicStream {
                     .and_then(|d| d.stop_reason)
                     .as_deref()
                     .map(finish_reason);
-                let usage = ev.usage.map(|u| Usage {
-                    input_tokens: http::tokens(u.input_tokens.unwrap_or(self.input_tokens)),
-                    output_tokens: http::tokens(u.output_tokens.unwrap_or(0)),
-                });
+                let usage = ev.usage.and_then(|u| u.or(self.start_usage).to_usage());
                 if finish.is_none() && usage.is_none() {
                     Step::Skip
                 } else {
@@ -439,13 +472,7 @@ mod tests {
         let c = parse_message(body, "x").unwrap();
         assert_eq!(c.text, "Hi! My name is Claude.");
         assert_eq!(c.model, "claude-3-5-sonnet-20241022");
-        assert_eq!(
-            c.usage,
-            Some(Usage {
-                input_tokens: 2095,
-                output_tokens: 503
-            })
-        );
+        assert_eq!(c.usage, Some(Usage::new(2095, 503)));
         assert_eq!(c.finish_reason, Some(FinishReason::Stop));
     }
 
@@ -459,6 +486,35 @@ mod tests {
             finish_reason("pause_turn"),
             FinishReason::Other("pause_turn".into())
         );
+    }
+
+    #[test]
+    fn cache_tokens_count_in_the_prompt_and_as_cached_and_written() {
+        let body = br#"{"type":"message","model":"c","content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn","usage":{"input_tokens":10,"cache_creation_input_tokens":200,"cache_read_input_tokens":3000,"output_tokens":7}}"#;
+        let u = parse_message(body, "c").unwrap().usage.unwrap();
+        assert_eq!((u.input_tokens, u.output_tokens), (3210, 7));
+        assert_eq!(u.cached_input_tokens, Some(3000));
+        assert_eq!(u.cache_write_input_tokens, Some(200));
+        // No usage reported: none invented.
+        let body = br#"{"type":"message","content":[{"type":"text","text":"hi"}]}"#;
+        assert_eq!(parse_message(body, "c").unwrap().usage, None);
+        // Streamed: cache counts from message_start, output from message_delta.
+        let steps = run_stream(concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"c\",\"usage\":{\"input_tokens\":5,\"cache_read_input_tokens\":100,\"output_tokens\":1}}}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"pause_turn\"},\"usage\":{\"output_tokens\":9}}\n\n",
+        ));
+        match &steps[1] {
+            Step::Chunk(c) => {
+                let u = c.usage.unwrap();
+                assert_eq!((u.input_tokens, u.output_tokens), (105, 9));
+                assert_eq!(u.cached_input_tokens, Some(100));
+                assert_eq!(
+                    c.finish_reason,
+                    Some(FinishReason::Other("pause_turn".into()))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -494,13 +550,7 @@ mod tests {
         );
         let last = chunks.last().unwrap();
         assert_eq!(last.finish_reason, Some(FinishReason::Stop));
-        assert_eq!(
-            last.usage,
-            Some(Usage {
-                input_tokens: 25,
-                output_tokens: 15
-            })
-        );
+        assert_eq!(last.usage, Some(Usage::new(25, 15)));
     }
 
     #[test]

@@ -51,7 +51,8 @@ impl<W: WireFormat> HttpCore<W> {
             let body = W::request_body(&self.model, request, &self.config, false)?;
             let response = self.endpoint.post(body, W::classify_status).await?;
             let bytes = http::read_body(response).await?;
-            W::parse_completion(&bytes, &self.model)
+            // A 2xx body can still carry an in-band error or unreadable text: scrub it too.
+            W::parse_completion(&bytes, &self.model).map_err(|e| self.endpoint.redactor().error(e))
         })
     }
 
@@ -62,7 +63,11 @@ impl<W: WireFormat> HttpCore<W> {
         Box::pin(async move {
             let body = W::request_body(&self.model, request, &self.config, true)?;
             let response = self.endpoint.post(body, W::classify_status).await?;
-            Ok(http::chunk_stream(response, W::Stream::default()))
+            Ok(http::chunk_stream(
+                response,
+                W::Stream::default(),
+                self.endpoint.redactor().clone(),
+            ))
         })
     }
 

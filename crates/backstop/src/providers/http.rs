@@ -11,6 +11,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::client::{HttpClient, SharedClient};
+use super::redact::Redactor;
 use super::sse::{SseDecoder, SseEvent};
 use crate::{Chunk, ChunkStream, ErrorKind, ProviderError};
 
@@ -101,6 +102,7 @@ pub(crate) struct Endpoint {
     caller_client: Option<HttpClient>,
     client: Result<ClientChoice, ProviderError>,
     prepared: Result<(reqwest::Url, HeaderMap), ProviderError>,
+    redactor: Redactor,
 }
 
 impl Endpoint {
@@ -129,6 +131,7 @@ impl Endpoint {
                 ErrorKind::InvalidRequest,
                 "not prepared",
             )),
+            redactor: Redactor::default(),
         };
         e.base_url = trim_base(base_url.into());
         e.prepare();
@@ -153,6 +156,11 @@ impl Endpoint {
             Some(_) => "caller's",
             None => "shared pool",
         }
+    }
+
+    /// Scrubs this provider's upstream text (knows its key).
+    pub(crate) fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     pub(crate) fn set_base_url(&mut self, url: impl Into<String>) {
@@ -195,6 +203,7 @@ impl Endpoint {
     /// Recomputes the URL and headers (construction time only, never per call).
     fn prepare(&mut self) {
         self.prepared = self.compute();
+        self.redactor = Redactor::new(self.key.resolve().ok().flatten());
     }
 
     fn compute(&self) -> Result<(reqwest::Url, HeaderMap), ProviderError> {
@@ -249,16 +258,23 @@ impl Endpoint {
             ClientChoice::Caller(client) => client.clone(),
             ClientChoice::Shared(shared) => shared.get()?,
         };
-        let response = client.post(url.clone(), headers.clone(), body).await?;
+        let response = client
+            .post(url.clone(), headers.clone(), body)
+            .await
+            .map_err(|e| self.redactor.error(e))?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
         }
-        let error = error_from_response(response, classify).await;
+        let (error, body) = error_from_response(response, classify).await;
+        let error = self.redactor.error(error);
+        // The raw body stays out of the error (callers and clients see it); operators get a
+        // scrubbed prefix at debug level.
         tracing::debug!(
             provider = %self.name,
             status = status.as_u16(),
             kind = %error.kind,
+            body = %self.redactor.clean(&String::from_utf8_lossy(&body)),
             "provider returned an error status"
         );
         Err(error)
@@ -293,11 +309,11 @@ fn trim_base(s: String) -> String {
 /// `(status, retry_after, body) -> error`.
 pub(crate) type ClassifyFn = fn(u16, Option<Duration>, &[u8]) -> ProviderError;
 
-/// Reads (a bounded prefix of) an error response and classifies it.
+/// Reads (a bounded prefix of) an error response and classifies it; returns the body read.
 async fn error_from_response(
     mut response: reqwest::Response,
     classify: ClassifyFn,
-) -> ProviderError {
+) -> (ProviderError, Vec<u8>) {
     let status = response.status().as_u16();
     let retry_after = super::ratelimit::retry_after(response.headers(), SystemTime::now());
     let mut body = Vec::new();
@@ -315,11 +331,13 @@ async fn error_from_response(
             Err(_) => break,
         }
     }
-    classify(status, retry_after, &body)
+    (classify(status, retry_after, &body), body)
 }
 
-/// The base classification of an error status, with the provider's message (or the raw body,
-/// or the status text when there is none). Providers refine the kind from body codes.
+/// The base classification of an error status, with the provider's own message when its
+/// error body had one. A body in no error shape we know is not relayed (it may be a debug
+/// proxy's echo of our request, credentials included): the message then says only what the
+/// status and the body's size were. Providers refine the kind from body codes.
 pub(crate) fn status_error(
     status: u16,
     retry_after: Option<Duration>,
@@ -328,37 +346,94 @@ pub(crate) fn status_error(
 ) -> ProviderError {
     let kind = ErrorKind::from_status(status, retry_after);
     let message = match message {
-        Some(m) if !m.trim().is_empty() => m.to_owned(),
-        _ => fallback_message(status, body),
+        Some(m) if !m.trim().is_empty() => m.trim().to_owned(),
+        _ => summary_message(status, body),
     };
     ProviderError::new(kind, message).with_status(status)
 }
 
-/// The body as text (truncated later by [`ProviderError::new`]), or the status text.
-fn fallback_message(status: u16, body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.is_empty() {
-        reqwest::StatusCode::from_u16(status)
-            .ok()
-            .and_then(|s| s.canonical_reason())
-            .unwrap_or("error status")
-            .to_owned()
+/// The status text, and the size of a body we do not show.
+fn summary_message(status: u16, body: &[u8]) -> String {
+    let reason = reqwest::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("error status");
+    if body.trim_ascii().is_empty() {
+        reason.to_owned()
     } else {
-        text.to_owned()
+        format!(
+            "{reason} (error body in no known format, {} bytes, not shown)",
+            body.len()
+        )
     }
 }
 
 /// Maps a transport error: refused, reset, TLS, connect timeout and a body cut mid-way are
 /// all Connect (reqwest labels body read failures "decode" errors, but we never ask it to
-/// decode anything: our own parsers report Protocol). The URL is left out of the message.
+/// decode anything: our own parsers report Protocol). Failures of our own process (out of
+/// descriptors, memory, ports; the client shutting down) are `LocalResource`. The URL is left
+/// out of the message.
 pub(crate) fn from_reqwest(e: &reqwest::Error) -> ProviderError {
-    let kind = if e.is_builder() {
+    let kind = if is_local_failure(e) {
+        ErrorKind::LocalResource
+    } else if e.is_builder() {
         ErrorKind::InvalidRequest
     } else {
         ErrorKind::Connect
     };
     ProviderError::new(kind, error_chain(e))
+}
+
+/// Raw OS error numbers that mean this process, not the peer, ran out of something.
+#[cfg(unix)]
+const LOCAL_ERRNOS: [i32; 4] = [
+    12, // ENOMEM
+    23, // ENFILE
+    24, // EMFILE
+    #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
+    55, // ENOBUFS
+    #[cfg(not(any(target_os = "macos", target_os = "ios", target_os = "freebsd")))]
+    105, // ENOBUFS
+];
+#[cfg(not(unix))]
+const LOCAL_ERRNOS: [i32; 0] = [];
+
+fn io_is_local(io: &std::io::Error) -> bool {
+    if io.raw_os_error().is_some_and(|n| LOCAL_ERRNOS.contains(&n))
+        || matches!(
+            io.kind(),
+            std::io::ErrorKind::OutOfMemory | std::io::ErrorKind::AddrNotAvailable
+        )
+    {
+        return true;
+    }
+    // `io::Error::new(kind, inner)` hides `inner` from `source()`; look inside.
+    io.get_ref()
+        .and_then(|inner| inner.downcast_ref::<std::io::Error>())
+        .is_some_and(io_is_local)
+}
+
+/// True when an error, or anything in its source chain, is a resource failure of our own
+/// process: EMFILE, ENFILE, ENOMEM, ENOBUFS, no local address/port left, or the HTTP
+/// client's connection task gone because the runtime is shutting down.
+pub(crate) fn is_local_failure(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io_is_local(io)
+        {
+            return true;
+        }
+        // hyper-util's pooled client when its background task was dropped (runtime shutdown).
+        let text = err.to_string();
+        if text.contains("dispatch task is gone")
+            || text.contains("runtime dropped the dispatch task")
+        {
+            return true;
+        }
+        current = err.source();
+    }
+    false
 }
 
 /// `error: cause: cause`, without the URL reqwest likes to add.
@@ -540,14 +615,21 @@ impl<P: StreamParser> SseChunks<P> {
 struct StreamState<P> {
     body: futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>,
     chunks: SseChunks<P>,
+    redactor: Redactor,
 }
 
 /// Turns a 2xx SSE response into a [`ChunkStream`] that ends only after the terminal marker;
-/// any failure is one `Err` item, after which the stream ends.
-pub(crate) fn chunk_stream<P: StreamParser>(response: reqwest::Response, parser: P) -> ChunkStream {
+/// any failure is one `Err` item (its message scrubbed by `redactor`), after which the
+/// stream ends.
+pub(crate) fn chunk_stream<P: StreamParser>(
+    response: reqwest::Response,
+    parser: P,
+    redactor: Redactor,
+) -> ChunkStream {
     let state = StreamState {
         body: response.bytes_stream().boxed(),
         chunks: SseChunks::new(parser),
+        redactor,
     };
     Box::pin(futures_util::stream::unfold(state, |mut st| async move {
         loop {
@@ -569,6 +651,10 @@ pub(crate) fn chunk_stream<P: StreamParser>(response: reqwest::Response, parser:
                 next => next,
             };
             return match next {
+                Next::Item(Err(e)) => {
+                    let e = st.redactor.error(e);
+                    Some((Err(e), st))
+                }
                 Next::Item(item) => Some((item, st)),
                 Next::End | Next::NeedBytes => None,
             };
@@ -595,16 +681,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn status_error_falls_back_to_body_then_reason() {
-        let e = status_error(502, None, None, b"  upstream broke  ");
+    fn status_error_never_relays_an_unknown_body() {
+        let e = status_error(502, None, None, b"  authorization: Bearer sk-leaked  ");
         assert_eq!(e.kind, ErrorKind::Server);
         assert_eq!(e.status, Some(502));
-        assert_eq!(e.message, "upstream broke");
+        assert_eq!(
+            e.message,
+            "Bad Gateway (error body in no known format, 35 bytes, not shown)"
+        );
         let e = status_error(503, None, Some(""), b"");
         assert_eq!(e.kind, ErrorKind::Overloaded);
         assert_eq!(e.message, "Service Unavailable");
-        let e = status_error(500, None, None, "x".repeat(5000).as_bytes());
+        let e = status_error(500, None, Some(&"x".repeat(5000)), b"");
         assert!(e.message.len() <= crate::MAX_MESSAGE_LEN + 3);
+    }
+
+    #[test]
+    fn resource_failures_of_our_own_process_are_local() {
+        for errno in [12, 23, 24] {
+            let e = std::io::Error::from_raw_os_error(errno);
+            assert!(is_local_failure(&e), "errno {errno}");
+        }
+        let nested = std::io::Error::other(std::io::Error::from_raw_os_error(24));
+        assert!(is_local_failure(&nested), "found in the source chain");
+        let addr = std::io::Error::from(std::io::ErrorKind::AddrNotAvailable);
+        assert!(is_local_failure(&addr));
+        for peer in [
+            std::io::ErrorKind::ConnectionRefused,
+            std::io::ErrorKind::ConnectionReset,
+            std::io::ErrorKind::TimedOut,
+        ] {
+            assert!(!is_local_failure(&std::io::Error::from(peer)), "{peer:?}");
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod client;
 mod core;
 pub(crate) mod http;
 mod ratelimit;
+mod redact;
 mod sse;
 
 #[cfg(any(feature = "openai", feature = "groq"))]
@@ -36,6 +37,7 @@ pub use groq::GroqLlm;
 #[cfg(feature = "openai")]
 pub use openai::{OpenAiCompatible, OpenAiLlm};
 pub use ratelimit::MAX_HINT;
+pub use redact::escape_controls;
 
 pub use client::HttpClient;
 

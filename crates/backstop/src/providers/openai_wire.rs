@@ -106,22 +106,55 @@ struct Choice {
 struct ChoiceMessage {
     #[serde(default)]
     content: Option<String>,
+    #[serde(default)]
+    refusal: Option<String>,
 }
 
+/// OpenAI `usage`; a count that is absent is unknown, not zero.
 #[derive(Deserialize, Clone, Copy)]
 struct WireUsage {
     #[serde(default)]
-    prompt_tokens: u64,
+    prompt_tokens: Option<u64>,
     #[serde(default)]
-    completion_tokens: u64,
+    completion_tokens: Option<u64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
+    #[serde(default)]
+    completion_tokens_details: Option<CompletionDetails>,
 }
 
-impl From<WireUsage> for Usage {
-    fn from(u: WireUsage) -> Usage {
-        Usage {
-            input_tokens: http::tokens(u.prompt_tokens),
-            output_tokens: http::tokens(u.completion_tokens),
-        }
+#[derive(Deserialize, Clone, Copy)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+struct CompletionDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+}
+
+impl WireUsage {
+    /// The usage, when both main counts were reported.
+    fn to_usage(self) -> Option<Usage> {
+        let usage = Usage::new(
+            http::tokens(self.prompt_tokens?),
+            http::tokens(self.completion_tokens?),
+        );
+        Some(
+            usage
+                .cached_input(
+                    self.prompt_tokens_details
+                        .and_then(|d| d.cached_tokens)
+                        .map(http::tokens),
+                )
+                .reasoning(
+                    self.completion_tokens_details
+                        .and_then(|d| d.reasoning_tokens)
+                        .map(http::tokens),
+                ),
+        )
     }
 }
 
@@ -151,21 +184,55 @@ pub(crate) fn parse_completion(
         .into_iter()
         .next()
         .ok_or_else(|| ProviderError::protocol("chat completion has no choices"))?;
+    let (text, refusal) = match choice.message {
+        Some(m) => (m.content.unwrap_or_default(), m.refusal),
+        None => (String::new(), None),
+    };
     Ok(Completion {
-        text: choice.message.and_then(|m| m.content).unwrap_or_default(),
+        text,
         model: parsed.model.unwrap_or_else(|| fallback_model.to_owned()),
-        usage: parsed.usage.map(Usage::from),
+        usage: parsed.usage.and_then(WireUsage::to_usage),
         finish_reason: choice.finish_reason.as_deref().map(finish_reason),
+        refusal: refusal.filter(|r| !r.is_empty()),
     })
 }
 
 // ---------------------------------------------------------------------------------------------
 // Errors
 
+/// The error shapes OpenAI-compatible servers send: `{"error":{...}}` or `{"error":"..."}`
+/// (OpenAI, most servers), a top-level `message` (vLLM's older `{"object":"error",...}`),
+/// or a top-level `detail` string (FastAPI-based servers).
 #[derive(Deserialize)]
 struct ErrorEnvelope {
     #[serde(default)]
     error: Option<ErrorValue>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    detail: Option<serde_json::Value>,
+}
+
+impl ErrorEnvelope {
+    /// The error in the envelope, whichever shape it came in.
+    fn into_error(self) -> Option<ErrorValue> {
+        if self.error.is_some() {
+            return self.error;
+        }
+        if let Some(message) = self.message {
+            return Some(ErrorValue::Object(WireError {
+                message: Some(message),
+                kind: self.kind,
+                code: None,
+            }));
+        }
+        match self.detail {
+            Some(serde_json::Value::String(d)) => Some(ErrorValue::Text(d)),
+            _ => None,
+        }
+    }
 }
 
 /// `error` is an object on OpenAI; some compatible servers send a bare string.
@@ -222,9 +289,10 @@ pub(crate) fn classify_status(
     retry_after: Option<Duration>,
     body: &[u8],
 ) -> ProviderError {
-    let envelope = serde_json::from_slice::<ErrorEnvelope>(body).ok();
-    let error = envelope.as_ref().and_then(|e| e.error.as_ref());
-    let (message, kind, code) = error.map(ErrorValue::parts).unwrap_or_default();
+    let error = serde_json::from_slice::<ErrorEnvelope>(body)
+        .ok()
+        .and_then(ErrorEnvelope::into_error);
+    let (message, kind, code) = error.as_ref().map(ErrorValue::parts).unwrap_or_default();
     let mut err = http::status_error(status, retry_after, message, body);
     let code = code.and_then(serde_json::Value::as_str);
     // Out of credit is not a rate limit, whatever the status says.
@@ -232,10 +300,16 @@ pub(crate) fn classify_status(
         err.kind = ErrorKind::QuotaExhausted;
         return err;
     }
+    // Servers that answer in plain text still say "maximum context length" in words: the
+    // body decides the kind even when it is not shown.
+    let words = match message {
+        Some(m) => std::borrow::Cow::Borrowed(m),
+        None => String::from_utf8_lossy(body),
+    };
     // A 429 stays a rate limit and 5xx stay themselves; codes refine client errors.
     if (400..500).contains(&status)
         && status != 429
-        && let Some(k) = kind_from_code(code, kind, &err.message)
+        && let Some(k) = kind_from_code(code, kind, &words)
     {
         err.kind = k;
     }
@@ -319,6 +393,8 @@ struct ChunkChoice {
 struct Delta {
     #[serde(default)]
     content: Option<String>,
+    #[serde(default)]
+    refusal: Option<String>,
 }
 
 /// OpenAI stream state: ends at `data: [DONE]`; the model goes on the first chunk we yield.
@@ -335,10 +411,21 @@ impl StreamParser for OpenAiStream {
             return Step::Done;
         }
         if event.event.as_deref() == Some("error") {
-            return Step::Fail(match serde_json::from_str::<ErrorEnvelope>(data) {
-                Ok(ErrorEnvelope { error: Some(e) }) => in_band_error(&e),
-                _ => ProviderError::new(ErrorKind::Server, data),
-            });
+            return Step::Fail(
+                match serde_json::from_str::<ErrorEnvelope>(data)
+                    .ok()
+                    .and_then(ErrorEnvelope::into_error)
+                {
+                    Some(e) => in_band_error(&e),
+                    None => ProviderError::new(
+                        ErrorKind::Server,
+                        format!(
+                            "error event in no known format ({} bytes, not shown)",
+                            data.len()
+                        ),
+                    ),
+                },
+            );
         }
         let chunk: WireChunk = match http::parse_event_json(data, "chat completion chunk") {
             Ok(c) => c,
@@ -351,13 +438,19 @@ impl StreamParser for OpenAiStream {
             self.model = chunk.model.map(std::borrow::Cow::into_owned);
         }
         let first = chunk.choices.into_iter().next();
-        let (text, finish) = match first {
-            Some(c) => (c.delta.and_then(|d| d.content), c.finish_reason),
+        let (delta, finish) = match first {
+            Some(c) => (c.delta, c.finish_reason),
             None => (None, None),
         };
-        let text = text.unwrap_or_default();
-        let usage = chunk.usage.map(Usage::from);
-        if text.is_empty() && finish.is_none() && usage.is_none() {
+        let (text, refusal) = match delta {
+            Some(d) => (
+                d.content.unwrap_or_default(),
+                d.refusal.filter(|r| !r.is_empty()),
+            ),
+            None => (String::new(), None),
+        };
+        let usage = chunk.usage.and_then(WireUsage::to_usage);
+        if text.is_empty() && refusal.is_none() && finish.is_none() && usage.is_none() {
             return Step::Skip; // role-only or empty delta
         }
         let model = if self.model_sent {
@@ -371,6 +464,7 @@ impl StreamParser for OpenAiStream {
             usage,
             finish_reason: finish.as_deref().map(finish_reason),
             model,
+            refusal,
             ..Chunk::default()
         })
     }
@@ -431,13 +525,8 @@ mod tests {
         let c = parse_completion(COMPLETION.as_bytes(), "fallback").unwrap();
         assert_eq!(c.text, "\n\nHello there, how may I assist you today?");
         assert_eq!(c.model, "gpt-4o-mini");
-        assert_eq!(
-            c.usage,
-            Some(Usage {
-                input_tokens: 9,
-                output_tokens: 12
-            })
-        );
+        // The documented body reports `completion_tokens_details.reasoning_tokens: 0`.
+        assert_eq!(c.usage, Some(Usage::new(9, 12).reasoning(Some(0))));
         assert_eq!(c.finish_reason, Some(FinishReason::Stop));
     }
 
@@ -487,13 +576,7 @@ mod tests {
                 .iter()
                 .any(|c| c.finish_reason == Some(FinishReason::Stop))
         );
-        assert_eq!(
-            chunks.last().unwrap().usage,
-            Some(Usage {
-                input_tokens: 9,
-                output_tokens: 2
-            })
-        );
+        assert_eq!(chunks.last().unwrap().usage, Some(Usage::new(9, 2)));
     }
 
     #[test]
@@ -560,8 +643,55 @@ mod tests {
         let e = classify_status(404, None, b"not json");
         assert_eq!(
             (e.kind, e.message.as_str()),
-            (ErrorKind::InvalidRequest, "not json")
+            (
+                ErrorKind::InvalidRequest,
+                "Not Found (error body in no known format, 8 bytes, not shown)"
+            )
         );
+        // vLLM's top-level shape and FastAPI's `detail` are error shapes too.
+        let e = classify_status(
+            400,
+            None,
+            br#"{"object":"error","message":"This model's maximum context length is 4096 tokens","type":"BadRequestError","code":400}"#,
+        );
+        assert_eq!(e.kind, ErrorKind::ContextLengthExceeded);
+        assert!(e.message.starts_with("This model's maximum"), "{e}");
+        let e = classify_status(503, None, br#"{"detail":"warming up"}"#);
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::Overloaded, "warming up")
+        );
+        // Plain text still decides the kind, without being shown.
+        let e = classify_status(400, None, b"maximum context length exceeded");
+        assert_eq!(e.kind, ErrorKind::ContextLengthExceeded);
+        assert!(!e.message.contains("maximum"), "{e}");
+    }
+
+    #[test]
+    fn usage_details_refusal_and_unknown_usage() {
+        let body = br#"{"model":"m","choices":[{"message":{"role":"assistant","content":null,"refusal":"I can't help with that."},"finish_reason":"stop"}],"usage":{"prompt_tokens":20,"completion_tokens":8,"total_tokens":28,"prompt_tokens_details":{"cached_tokens":12},"completion_tokens_details":{"reasoning_tokens":5}}}"#;
+        let c = parse_completion(body, "m").unwrap();
+        assert_eq!(c.text, "");
+        assert_eq!(c.refusal.as_deref(), Some("I can't help with that."));
+        let u = c.usage.unwrap();
+        assert_eq!((u.input_tokens, u.output_tokens), (20, 8));
+        assert_eq!(u.cached_input_tokens, Some(12));
+        assert_eq!(u.reasoning_tokens, Some(5));
+        assert_eq!(u.cache_write_input_tokens, None);
+        // A usage object without its counts is unknown usage, not zeros.
+        let body = br#"{"choices":[{"message":{"content":"hi"}}],"usage":{"total_tokens":3}}"#;
+        assert_eq!(parse_completion(body, "m").unwrap().usage, None);
+        // Streamed refusal deltas are chunks (and content for the commit point).
+        let steps = run_stream(
+            "data: {\"choices\":[{\"delta\":{\"refusal\":\"No.\"},\"finish_reason\":null}]}\n\n",
+        );
+        match &steps[0] {
+            Step::Chunk(c) => {
+                assert_eq!(c.refusal.as_deref(), Some("No."));
+                assert!(c.is_content());
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

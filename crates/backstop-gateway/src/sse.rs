@@ -1,0 +1,148 @@
+//! A streamed answer: the SSE body of a committed stream, from the role event to `[DONE]`, or
+//! to exactly one error event (a provider failure after commit, or the gateway shutting down
+//! at the end of its grace period) — never a silent truncation.
+
+use std::convert::Infallible;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
+use backstop::FallbackStream;
+use futures_util::StreamExt;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
+
+use crate::server::{Shared, attempt_headers, log_request, unix_now};
+use crate::wire::{self, ChunkEncoder, GatewayRequest};
+
+/// Everything a streamed response needs between chunks.
+struct StreamState {
+    stream: Option<FallbackStream>,
+    encoder: ChunkEncoder,
+    first: Option<Bytes>,
+    app: Shared,
+    chain: String,
+    provider: String,
+    attempts: usize,
+    started: Instant,
+    stopping: tokio::sync::watch::Receiver<bool>,
+    /// The `max_in_flight` slot, released when the stream ends or is dropped.
+    _slot: OwnedSemaphorePermit,
+}
+
+impl StreamState {
+    /// The next SSE bytes: content events, then the finish events and `[DONE]`, or one
+    /// OpenAI-shaped error event if the committed stream fails or the gateway stops.
+    async fn next(&mut self) -> Option<Bytes> {
+        if let Some(first) = self.first.take() {
+            return Some(first);
+        }
+        let stream = self.stream.as_mut()?;
+        loop {
+            let item = tokio::select! {
+                item = stream.next() => Some(item),
+                _ = self.stopping.wait_for(|s| *s) => None,
+            };
+            let Some(item) = item else {
+                // Dropping the stream cancels the upstream request (neutral for its breaker).
+                self.stream = None;
+                self.log(503);
+                tracing::info!(chain = %self.chain, provider = %self.provider, "stream ended: the gateway is shutting down");
+                return Some(Bytes::from(wire::error_event(
+                    "the gateway is shutting down; the answer is incomplete",
+                    "server_error",
+                    Some("server_shutting_down"),
+                )));
+            };
+            match item {
+                Some(Ok(chunk)) => {
+                    let event = self.encoder.chunk(&chunk);
+                    if !event.is_empty() {
+                        return Some(Bytes::from(event));
+                    }
+                }
+                Some(Err(e)) => {
+                    self.stream = None;
+                    self.log(200);
+                    tracing::warn!(chain = %self.chain, provider = %self.provider, error = %e, "stream failed after it started");
+                    let message = format!("{}: {e}", self.provider);
+                    return Some(Bytes::from(wire::error_event(
+                        &message,
+                        "server_error",
+                        Some(e.kind.as_str()),
+                    )));
+                }
+                None => {
+                    self.stream = None;
+                    if let Some(u) = self.encoder.usage() {
+                        self.app
+                            .metrics
+                            .tokens(&self.provider, u.input_tokens, u.output_tokens);
+                    }
+                    self.log(200);
+                    return Some(Bytes::from(self.encoder.finish()));
+                }
+            }
+        }
+    }
+
+    fn log(&self, status: u16) {
+        log_request(
+            &self.chain,
+            Some(&self.provider),
+            self.attempts,
+            self.started,
+            status,
+            true,
+            self.encoder.finish_reason(),
+        );
+    }
+}
+
+/// The SSE response of a committed stream: role event, content chunks, then either the
+/// finish events and `[DONE]`, or one error event (never a silent truncation).
+pub(crate) fn stream_response(
+    app: Shared,
+    req: GatewayRequest,
+    stream: FallbackStream,
+    started: Instant,
+    slot: OwnedSemaphorePermit,
+) -> Response {
+    let provider = stream.provider_used().to_owned();
+    // The same `model` as a non-streamed answer: the provider's word, else the configured
+    // upstream model (not the provider's name in the config).
+    let model = stream
+        .model()
+        .or_else(|| app.provider_models.get(&provider).map(String::as_str))
+        .unwrap_or(&provider)
+        .to_owned();
+    let encoder = ChunkEncoder::new(&app.next_id(), unix_now(), &model, req.include_usage);
+    let mut r = Response::new(Body::empty());
+    attempt_headers(&mut r, Some(&provider), stream.attempts());
+    let state = StreamState {
+        first: Some(Bytes::from(encoder.role())),
+        attempts: stream.attempts().len(),
+        stream: Some(stream),
+        encoder,
+        stopping: app.stopping.subscribe(),
+        app,
+        chain: req.chain,
+        provider,
+        started,
+        _slot: slot,
+    };
+    let body = futures_util::stream::unfold(state, |mut state| async move {
+        let bytes = state.next().await?;
+        Some((Ok::<Bytes, Infallible>(bytes), state))
+    });
+    *r.body_mut() = Body::from_stream(body);
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // nginx (and proxies that follow it) would otherwise buffer the stream.
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    r
+}
