@@ -194,7 +194,12 @@ fn chain(
                 .observer(metrics)
                 .fall_through(c.fall_through)
                 .when_all_open(c.when_all_open.into())
-                .retry_budget(c.retry_budget);
+                .retry_budget(c.retry_budget)
+                .stream_resume(c.stream_resume)
+                .max_resumes(c.max_resumes);
+            if let Some((after, budget)) = c.hedge {
+                b = b.hedge(after, budget);
+            }
             if let Some(t) = c.timeout {
                 b = b.timeout(t);
             }

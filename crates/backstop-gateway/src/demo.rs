@@ -30,6 +30,8 @@ pub struct DemoStep {
     pub primary_requests: u64,
     /// Providers on a rate-limit hold after this request.
     pub held: Vec<String>,
+    /// Streams: `(provider, offset)` of each provider that continued the answer.
+    pub resumed: Vec<(String, usize)>,
 }
 
 struct Sims {
@@ -108,6 +110,8 @@ pub async fn run(out: &mut dyn Write, color: bool) -> anyhow::Result<Vec<DemoSte
         )
         .attempt_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(5))
+        .idle_timeout(Duration::from_secs(1))
+        .stream_resume(true)
         .build()?;
 
     let mut steps = Vec::new();
@@ -183,6 +187,15 @@ pub async fn run(out: &mut dyn Write, color: bool) -> anyhow::Result<Vec<DemoSte
     ask(out, "recovered", false).await?;
     ask(out, "recovered", true).await?;
 
+    heading(
+        out,
+        color,
+        "6. A stream breaks mid-way (connection cut after 4 chunks): Anthropic finishes the answer",
+    )?;
+    sims.openai
+        .fail_next(1, Fault::Disconnect { after_chunks: 4 });
+    ask(out, "resumed", true).await?;
+
     for s in [sims.openai, sims.anthropic, sims.groq] {
         s.shutdown().await;
     }
@@ -209,11 +222,11 @@ async fn request(
     stream: bool,
 ) -> anyhow::Result<DemoStep> {
     let started = tokio::time::Instant::now();
+    let mut resumed = Vec::new();
     let (provider_used, attempts, text) = if stream {
         match chain.stream(prompt).await {
             Ok(mut s) => {
                 let provider = s.provider_used().to_owned();
-                let attempts = s.attempts().to_vec();
                 let mut text = String::new();
                 while let Some(item) = s.next().await {
                     match item {
@@ -221,7 +234,11 @@ async fn request(
                         Err(e) => text.push_str(&format!(" [stream failed: {e}]")),
                     }
                 }
-                (Some(provider), attempts, text)
+                resumed = s.contributions()[1..]
+                    .iter()
+                    .map(|c| (c.provider.clone(), c.offset))
+                    .collect();
+                (Some(provider), s.attempts().to_vec(), text)
             }
             Err(f) => (None, f.attempts.clone(), f.to_string()),
         }
@@ -306,11 +323,24 @@ async fn request(
         sims.anthropic.request_count(),
         sims.groq.request_count()
     )?;
-    writeln!(
-        out,
-        "Answer:   {}...\n",
-        text.chars().take(90).collect::<String>()
-    )?;
+    if resumed.is_empty() {
+        writeln!(
+            out,
+            "Answer:   {}...\n",
+            text.chars().take(90).collect::<String>()
+        )?;
+    } else {
+        // The whole answer, with the seam where the next provider took over.
+        let mut shown = String::new();
+        let mut at = 0;
+        for (provider, offset) in &resumed {
+            shown.push_str(text.get(at..*offset).unwrap_or_default());
+            shown.push_str(&paint("35;1", &format!("⟨{provider} continues⟩")));
+            at = *offset;
+        }
+        shown.push_str(text.get(at..).unwrap_or_default());
+        writeln!(out, "Answer:   {shown}\n")?;
+    }
     Ok(DemoStep {
         act,
         provider_used,
@@ -325,5 +355,6 @@ async fn request(
             .filter(|b| b.hold().is_held())
             .map(|b| b.name().to_owned())
             .collect(),
+        resumed,
     })
 }

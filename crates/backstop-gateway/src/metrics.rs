@@ -67,6 +67,9 @@ struct ChainCells {
     stream_errors: AtomicU64,
     retries_granted: AtomicU64,
     retries_denied: AtomicU64,
+    resumes: AtomicU64,
+    /// Hedges by result: the first provider won, the hedge won, neither answered.
+    hedges: [AtomicU64; 3],
 }
 
 #[derive(Default)]
@@ -195,6 +198,24 @@ impl Metrics {
                     out,
                     "backstop_retries_total{{chain=\"{chain}\",result=\"{result}\"}} {}",
                     n.load(Ordering::Relaxed)
+                );
+            }
+        }
+        out.push_str("# HELP backstop_stream_resumes_total Broken streams continued by another provider.\n# TYPE backstop_stream_resumes_total counter\n");
+        for (chain, cells) in &self.chains {
+            let _ = writeln!(
+                out,
+                "backstop_stream_resumes_total{{chain=\"{chain}\"}} {}",
+                cells.resumes.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP backstop_hedges_total Hedged requests by result (primary_won, hedge_won, neither).\n# TYPE backstop_hedges_total counter\n");
+        for (chain, cells) in &self.chains {
+            for (i, result) in ["primary_won", "hedge_won", "neither"].iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "backstop_hedges_total{{chain=\"{chain}\",result=\"{result}\"}} {}",
+                    cells.hedges[i].load(Ordering::Relaxed)
                 );
             }
         }
@@ -334,6 +355,23 @@ impl Observer for Metrics {
                 &c.retries_denied
             };
             cell.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn on_stream_resume(&self, chain: &str, _from: &str, _to: &str, _offset: usize) {
+        if let Some(c) = self.chain(chain) {
+            c.resumes.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn on_hedge(&self, chain: &str, primary: &str, _hedge: &str, winner: Option<&str>) {
+        if let Some(c) = self.chain(chain) {
+            let i = match winner {
+                Some(w) if w == primary => 0,
+                Some(_) => 1,
+                None => 2,
+            };
+            c.hedges[i].fetch_add(1, Ordering::Relaxed);
         }
     }
 

@@ -405,6 +405,31 @@ pub(crate) fn log_request(
     stream: bool,
     finish_reason: Option<&backstop::FinishReason>,
 ) {
+    log_request_resumed(
+        chain,
+        provider,
+        attempts,
+        started,
+        status,
+        stream,
+        finish_reason,
+        "-",
+    );
+}
+
+/// The request log line; `resumed` lists the providers that continued a broken stream, as
+/// `provider@offset` (`-` when none did).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn log_request_resumed(
+    chain: &str,
+    provider: Option<&str>,
+    attempts: usize,
+    started: Instant,
+    status: u16,
+    stream: bool,
+    finish_reason: Option<&backstop::FinishReason>,
+    resumed: &str,
+) {
     tracing::info!(
         target: "backstop::request",
         chain,
@@ -414,6 +439,7 @@ pub(crate) fn log_request(
         status,
         stream,
         finish_reason = finish_reason.map_or("-", backstop::FinishReason::as_str),
+        resumed,
         "request"
     );
 }

@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
-use crate::server::{Shared, attempt_headers, log_request, unix_now};
+use crate::server::{Shared, attempt_headers, log_request_resumed, unix_now};
 use crate::wire::{self, ChunkEncoder, GatewayRequest};
 
 /// Everything a streamed response needs between chunks.
@@ -26,6 +26,10 @@ struct StreamState {
     attempts: usize,
     started: Instant,
     stopping: tokio::sync::watch::Receiver<bool>,
+    /// Resumes already announced to the client.
+    resumes: usize,
+    /// The providers that continued the stream, for the log line.
+    resumed: Vec<backstop::Contribution>,
     /// The `max_in_flight` slot, released when the stream ends or is dropped.
     _slot: OwnedSemaphorePermit,
 }
@@ -56,12 +60,29 @@ impl StreamState {
             };
             match item {
                 Some(Ok(chunk)) => {
-                    let event = self.encoder.chunk(&chunk);
+                    let mut event = self.encoder.chunk(&chunk);
+                    let resumes = stream.resumes();
+                    if resumes > self.resumes && !event.is_empty() {
+                        // An SSE comment (ignored by SDKs) marks where another provider took over.
+                        self.resumes = resumes;
+                        let seam = stream.contributions().last().map(|c| {
+                            format!(
+                                ": backstop resumed on {} at offset {}\n\n",
+                                c.provider, c.offset
+                            )
+                        });
+                        if let Some(seam) = seam {
+                            let mut out = seam.into_bytes();
+                            out.append(&mut event);
+                            event = out;
+                        }
+                    }
                     if !event.is_empty() {
                         return Some(Bytes::from(event));
                     }
                 }
                 Some(Err(e)) => {
+                    self.resumed = stream.contributions()[1..].to_vec();
                     self.stream = None;
                     self.log(200);
                     tracing::warn!(chain = %self.chain, provider = %self.provider, error = %e, "stream failed after it started");
@@ -73,6 +94,7 @@ impl StreamState {
                     )));
                 }
                 None => {
+                    self.resumed = stream.contributions()[1..].to_vec();
                     self.stream = None;
                     if let Some(u) = self.encoder.usage() {
                         self.app
@@ -87,7 +109,13 @@ impl StreamState {
     }
 
     fn log(&self, status: u16) {
-        log_request(
+        let resumed = self
+            .resumed
+            .iter()
+            .map(|c| format!("{}@{}", c.provider, c.offset))
+            .collect::<Vec<_>>()
+            .join(",");
+        log_request_resumed(
             &self.chain,
             Some(&self.provider),
             self.attempts,
@@ -95,6 +123,7 @@ impl StreamState {
             status,
             true,
             self.encoder.finish_reason(),
+            if resumed.is_empty() { "-" } else { &resumed },
         );
     }
 }
@@ -125,6 +154,8 @@ pub(crate) fn stream_response(
         stream: Some(stream),
         encoder,
         stopping: app.stopping.subscribe(),
+        resumes: 0,
+        resumed: Vec::new(),
         app,
         chain: req.chain,
         provider,

@@ -62,7 +62,7 @@ fn fault_model() -> (f64, f64, f64) {
     (1.0 - none_ns, pre, post)
 }
 
-fn config(sims: &[backstop_sim::SimHandle], breaker: &str) -> String {
+fn config(sims: &[backstop_sim::SimHandle], breaker: &str, chain_extra: &str) -> String {
     let mut t = String::from("[server]\n");
     for (name, sim) in PROVIDERS.iter().zip(sims) {
         t.push_str(&provider_section(
@@ -73,7 +73,7 @@ fn config(sims: &[backstop_sim::SimHandle], breaker: &str) -> String {
     }
     t.push_str(&format!(
         "\n[chains.default]\nproviders = [\"openai\", \"anthropic\", \"groq\"]\n\
-         timeout = \"{}s\"\nidle_timeout = \"500ms\"\n",
+         timeout = \"{}s\"\nidle_timeout = \"500ms\"\n{chain_extra}\n",
         CHAIN_TIMEOUT.as_secs()
     ));
     t
@@ -86,7 +86,7 @@ struct Run {
     violations: Vec<String>,
 }
 
-async fn run(label: &str, breaker: &str, seed: u64) -> Run {
+async fn run(label: &str, breaker: &str, chain_extra: &str, seed: u64) -> Run {
     let sim_configs: Vec<SimConfig> = (0..3)
         .map(|n| SimConfig {
             ttft: Duration::from_millis(5),
@@ -98,7 +98,7 @@ async fn run(label: &str, breaker: &str, seed: u64) -> Run {
         })
         .collect();
     let sims = start_sims(&sim_configs).await;
-    let text = config(&sims, breaker);
+    let text = config(&sims, breaker, chain_extra);
     let env: HashMap<String, String> = PROVIDERS
         .iter()
         .map(|p| {
@@ -186,6 +186,13 @@ async fn run(label: &str, breaker: &str, seed: u64) -> Run {
     r
 }
 
+/// Non-stream requests (and resumed streams) fail only when every attempt does: the model
+/// gives q^6 ≈ 0.04% per request, and runs measure about 0.1% (holds and breakers shift load
+/// onto the busier attempts). A floor of 98% allows four failures in 200 requests: at a true
+/// rate of 0.1% the odds of five or more are about one in a million, while a breaker that
+/// opens on 429s (the bug this file guards against) answers far fewer.
+const RARE_FAILURE_FLOOR: f64 = 0.98;
+
 fn check(label: &str, r: &Run) {
     assert!(
         r.violations.is_empty(),
@@ -213,9 +220,12 @@ fn check(label: &str, r: &Run) {
         "realistic[{label}]: fault rate per attempt {q:.3} (streams: {pre:.3} before content, {post:.3} after)"
     );
     println!(
-        "realistic[{label}]: non-stream {ok_ns}/{n_ns} = {rate_ns:.4} (floor 0.995); stream {ok_s}/{n_s} = {rate_s:.4} (model {predict_s:.4}, floor {floor_s:.4})"
+        "realistic[{label}]: non-stream {ok_ns}/{n_ns} = {rate_ns:.4} (floor {RARE_FAILURE_FLOOR}); stream {ok_s}/{n_s} = {rate_s:.4} (model {predict_s:.4}, floor {floor_s:.4})"
     );
-    assert!(rate_ns >= 0.995, "{label}: non-stream success {rate_ns}");
+    assert!(
+        rate_ns >= RARE_FAILURE_FLOOR,
+        "{label}: non-stream success {rate_ns}"
+    );
     assert!(
         rate_s >= floor_s,
         "{label}: stream success {rate_s} below {floor_s}"
@@ -224,7 +234,7 @@ fn check(label: &str, r: &Run) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn realistic_partial_failure_keeps_answering_with_the_default_breaker() {
-    let r = run("default breaker", "", 0x5EA1).await;
+    let r = run("default breaker", "", "", 0x5EA1).await;
     check("default breaker", &r);
 }
 
@@ -233,8 +243,45 @@ async fn realistic_partial_failure_keeps_answering_with_a_count_breaker() {
     let r = run(
         "failure_threshold = 1000",
         "breaker = { failure_threshold = 1000 }",
+        "",
         0x5EA2,
     )
     .await;
     check("failure_threshold = 1000", &r);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn realistic_partial_failure_with_stream_resume_answers_streams_too() {
+    let r = run("stream_resume", "", "stream_resume = true", 0x5EA3).await;
+    assert!(
+        r.violations.is_empty(),
+        "{} invariant violations, first ones:\n{}",
+        r.violations.len(),
+        r.violations
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let (ok_ns, n_ns) = r.non_stream;
+    let (ok_s, n_s) = r.stream;
+    let resumed: usize = r
+        .by_kind
+        .iter()
+        .filter(|((stream, key), _)| *stream && key.contains("resumed"))
+        .map(|(_, n)| n)
+        .sum();
+    println!(
+        "realistic[stream_resume]: non-stream {ok_ns}/{n_ns}, stream {ok_s}/{n_s} ({resumed} answered after a resume)"
+    );
+    assert!(
+        ok_ns as f64 / n_ns as f64 >= RARE_FAILURE_FLOOR,
+        "non-stream {ok_ns}/{n_ns}"
+    );
+    assert!(
+        ok_s as f64 / n_s as f64 >= RARE_FAILURE_FLOOR,
+        "stream {ok_s}/{n_s}: faults after the first token are recoverable"
+    );
+    assert!(resumed > 0, "resumes happened");
 }

@@ -272,6 +272,17 @@ retry_budget = { ratio = 0.5, min_per_second = 2, ttl = "30s" }
 [chains.d]
 providers = ["b"]
 retry_budget = false
+
+[chains.e]
+providers = ["a", "b"]
+stream_resume = true
+max_resumes = 1
+hedge_after = "750ms"
+
+[chains.f]
+providers = ["a", "b"]
+hedge_after = { percentile = 95, min = "200ms" }
+hedge_budget = 0.05
 "#,
         "inline",
     )
@@ -308,6 +319,25 @@ retry_budget = false
     assert_eq!((budget.ratio, budget.min_per_second), (0.5, 2));
     assert_eq!(budget.ttl, Duration::from_secs(30));
     assert_eq!(config.chains["d"].retry_budget, None, "turned off");
+    assert!(!config.chains["d"].stream_resume);
+    assert_eq!(config.chains["d"].hedge, None);
+    let e = &config.chains["e"];
+    assert!(e.stream_resume);
+    assert_eq!(e.max_resumes, 1);
+    assert_eq!(
+        e.hedge,
+        Some((backstop::HedgeAfter::Fixed(Duration::from_millis(750)), 0.1))
+    );
+    assert_eq!(
+        config.chains["f"].hedge,
+        Some((
+            backstop::HedgeAfter::Percentile {
+                percentile: 95.0,
+                min: Duration::from_millis(200)
+            },
+            0.05
+        ))
+    );
     assert_eq!(
         config.chains["d"].fall_through,
         backstop::FallThrough::default()
@@ -771,6 +801,27 @@ fn broken_cases() -> Vec<Case> {
             10,
             "chains.c.retry_budget.burst",
             "unknown key `burst`, expected one of `ratio`, `min_per_second`, `ttl`",
+        ),
+        case(
+            "hedge_budget without hedge_after",
+            &chain("providers = [\"a\"]\nhedge_budget = 0.2"),
+            10,
+            "chains.c.hedge_budget",
+            "`hedge_budget` needs `hedge_after`",
+        ),
+        case(
+            "hedge percentile out of range",
+            &chain("providers = [\"a\"]\nhedge_after = { percentile = 150 }"),
+            10,
+            "chains.c.hedge_after.percentile",
+            "must be between 1 and 100, got 150",
+        ),
+        case(
+            "max_resumes too many",
+            &chain("providers = [\"a\"]\nmax_resumes = 99"),
+            10,
+            "chains.c.max_resumes",
+            "must be between 0 and 10, got 99",
         ),
         case(
             "half_open_probes 0",

@@ -36,23 +36,26 @@ async fn demo_tells_the_story() {
             "hold over",
             "primary down",
             "both down",
-            "recovered"
+            "recovered",
+            "resumed"
         ],
         "{summary}"
     );
     for s in &steps {
         let expected = match s.act {
-            "normal" | "recovered" | "hold over" => "openai",
+            "normal" | "recovered" | "hold over" | "resumed" => "openai",
             "primary down" | "rate limited" => "anthropic",
             "both down" => "groq",
             other => panic!("unexpected act {other}"),
         };
         assert_eq!(used(s), expected, "act {}: {summary}", s.act);
-        assert_eq!(
-            s.attempts.last().map(String::as_str),
-            Some(format!("{expected}:success").as_str()),
-            "{summary}"
-        );
+        if s.act != "resumed" {
+            assert_eq!(
+                s.attempts.last().map(String::as_str),
+                Some(format!("{expected}:success").as_str()),
+                "{summary}"
+            );
+        }
     }
     assert!(steps.iter().filter(|s| s.act == "normal").count() >= 1);
     assert!(steps.iter().filter(|s| s.act == "primary down").count() >= 2);
@@ -128,6 +131,19 @@ async fn demo_tells_the_story() {
     assert!(steps[recovered].primary_requests > frozen, "{summary}");
     assert_eq!(steps.last().map(used), Some("openai"));
 
+    // The broken stream was finished by anthropic, and the report shows the seam.
+    let resumed = steps.iter().find(|s| s.act == "resumed").unwrap();
+    assert!(resumed.streamed);
+    assert_eq!(resumed.resumed.len(), 1, "{summary}");
+    assert_eq!(resumed.resumed[0].0, "anthropic", "{summary}");
+    assert!(resumed.resumed[0].1 > 0);
+    assert_eq!(
+        resumed.attempts,
+        ["openai:success", "anthropic:success"],
+        "{summary}"
+    );
+    assert!(text.contains("⟨anthropic continues⟩"), "{text}");
+
     // The report shows who answered, once per request, without colour codes.
     let provider_lines: Vec<&str> = text
         .lines()
@@ -163,6 +179,7 @@ fn the_binary_runs_the_demo() {
         "3. OpenAI starts failing",
         "4. Anthropic fails too",
         "5. Providers recover",
+        "6. A stream breaks mid-way",
     ];
     let mut at = 0;
     for h in headings {

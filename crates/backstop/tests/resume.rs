@@ -19,6 +19,15 @@ fn breaker(name: &str) -> CircuitBreaker {
 }
 
 fn chain(providers: &[&ScriptedProvider], breakers: &[CircuitBreaker]) -> FallbackChain {
+    retrying(providers, breakers, 0)
+}
+
+/// A resuming chain with `retries` per provider.
+fn retrying(
+    providers: &[&ScriptedProvider],
+    breakers: &[CircuitBreaker],
+    retries: u32,
+) -> FallbackChain {
     providers
         .iter()
         .zip(breakers)
@@ -26,6 +35,7 @@ fn chain(providers: &[&ScriptedProvider], breakers: &[CircuitBreaker]) -> Fallba
             b.provider((*p).clone(), br.clone())
         })
         .stream_resume(true)
+        .retries_per_provider(retries)
         .idle_timeout(Duration::from_secs(1))
         .build()
         .unwrap()
@@ -155,11 +165,17 @@ async fn a_target_that_refuses_prefill_is_asked_in_words_and_remembered() {
 
 #[tokio::test(start_paused = true)]
 async fn when_every_continuation_fails_the_caller_gets_the_original_failure() {
-    let a = ScriptedProvider::new("a")
-        .script([Step::chunks_then_fail(["part "], ErrorKind::Overloaded)]);
+    let a = ScriptedProvider::new("a").script([
+        Step::chunks_then_fail(["part "], ErrorKind::Overloaded),
+        Step::fail(ErrorKind::Overloaded),
+    ]);
     let b = ScriptedProvider::new("b").script([Step::fail(ErrorKind::InvalidRequest)]);
     let c3 = ScriptedProvider::new("c").script([Step::fail(ErrorKind::Server)]);
-    let ch = chain(&[&a, &b, &c3], &[breaker("a"), breaker("b"), breaker("c")]);
+    let ch = retrying(
+        &[&a, &b, &c3],
+        &[breaker("a"), breaker("b"), breaker("c")],
+        1,
+    );
     let mut s = ch.stream("hi").await.unwrap();
     let (text, finishes, error) = drain(&mut s).await;
     assert_eq!(text, "part ");
@@ -170,7 +186,46 @@ async fn when_every_continuation_fails_the_caller_gets_the_original_failure() {
         "not the continuation's 400 or 500"
     );
     assert_eq!(b.calls(), 2, "prefill, then the quoted form");
-    assert_eq!(c3.calls(), 1);
+    assert_eq!(c3.calls(), 2, "a 500 is retried as on a first attempt");
+    assert_eq!(
+        a.calls(),
+        3,
+        "the broken provider is asked last, and retried"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_continuation_is_retried_like_a_first_attempt() {
+    let a = ScriptedProvider::new("a").script([
+        Step::chunks_then_fail(["one "], ErrorKind::Connect),
+        Step::fail(ErrorKind::Server),
+    ]);
+    let b =
+        ScriptedProvider::new("b").script([Step::fail(ErrorKind::Server), Step::chunks(["two"])]);
+    let ch = retrying(&[&a, &b], &[breaker("a"), breaker("b")], 1);
+    let mut s = ch.stream("hi").await.unwrap();
+    let (text, _, error) = drain(&mut s).await;
+    assert_eq!((text.as_str(), error), ("one two", None));
+    assert_eq!(b.calls(), 2, "one 500, then the retry continued the answer");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_provider_that_failed_before_the_commit_may_continue_the_stream() {
+    // a fails every first-attempt try, b answers and breaks; by then a works again.
+    let a = ScriptedProvider::new("a").script([
+        Step::fail(ErrorKind::Server),
+        Step::fail(ErrorKind::Server),
+        Step::chunks(["rest"]),
+    ]);
+    let b = ScriptedProvider::new("b").script([
+        Step::chunks_then_fail(["start "], ErrorKind::Connect),
+        Step::fail(ErrorKind::Connect),
+    ]);
+    let ch = retrying(&[&a, &b], &[breaker("a"), breaker("b")], 1);
+    let mut s = ch.stream("hi").await.unwrap();
+    let (text, _, error) = drain(&mut s).await;
+    assert_eq!((text.as_str(), error), ("start rest", None));
+    assert_eq!(contributions(&s), [("b", 0), ("a", 6)]);
 }
 
 #[tokio::test(start_paused = true)]

@@ -633,5 +633,56 @@ pub(super) fn build_chain(
             Some(b) => build_budget(&path.key("retry_budget"), b)?,
             None => Some(backstop::RetryBudget::default()),
         },
+        stream_resume: raw.stream_resume.unwrap_or(false),
+        max_resumes: match raw.max_resumes {
+            Some(v) => int_in(path.key("max_resumes"), v, 0, 10)?,
+            None => 2,
+        },
+        hedge: build_hedge(path, raw.hedge_after, raw.hedge_budget)?,
     })
+}
+
+fn build_hedge(
+    path: &KeyPath,
+    after: Option<RawHedgeAfter>,
+    budget: Option<Float>,
+) -> Result<Option<(backstop::HedgeAfter, f64)>, Issue> {
+    let budget = match budget {
+        Some(b) if b.0.is_finite() && b.0 > 0.0 && b.0 <= 1.0 => Some(b.0),
+        Some(b) => {
+            return Err(at_value(
+                path.key("hedge_budget"),
+                format!(
+                    "must be a share of requests greater than 0 and at most 1, got {}",
+                    b.0
+                ),
+            ));
+        }
+        None => None,
+    };
+    let after = match after {
+        None if budget.is_some() => {
+            return Err(at_key(
+                path.key("hedge_budget"),
+                "`hedge_budget` needs `hedge_after` (when to start the hedge)",
+            ));
+        }
+        None => return Ok(None),
+        Some(RawHedgeAfter::Fixed(d)) => {
+            backstop::HedgeAfter::Fixed(positive(path.key("hedge_after"), d)?)
+        }
+        Some(RawHedgeAfter::Percentile(p)) => {
+            if !(p.percentile.0.is_finite() && (1.0..=100.0).contains(&p.percentile.0)) {
+                return Err(at_value(
+                    path.key("hedge_after").key("percentile"),
+                    format!("must be between 1 and 100, got {}", p.percentile.0),
+                ));
+            }
+            backstop::HedgeAfter::Percentile {
+                percentile: p.percentile.0,
+                min: p.min.unwrap_or(std::time::Duration::from_millis(100)),
+            }
+        }
+    };
+    Ok(Some((after, budget.unwrap_or(0.1))))
 }

@@ -314,6 +314,13 @@ pub struct ChainConfig {
     pub when_all_open: WhenAllOpenSetting,
     /// The chain's retry budget; `None` when turned off.
     pub retry_budget: Option<backstop::RetryBudget>,
+    /// Streaming: continue a broken stream on the next provider (`stream_resume`).
+    pub stream_resume: bool,
+    /// Streaming: at most this many resumes per request (default 2).
+    pub max_resumes: u32,
+    /// Hedging: when to start the next provider beside a slow first one, and the share of
+    /// requests that may be hedged (`hedge_after`, `hedge_budget`).
+    pub hedge: Option<(backstop::HedgeAfter, f64)>,
 }
 
 impl Config {

@@ -147,6 +147,53 @@ pub(super) struct RawChain {
     pub(super) fall_through_on: Option<Vec<String>>,
     pub(super) when_all_open: Option<WhenAllOpenSetting>,
     pub(super) retry_budget: Option<RawBudget>,
+    pub(super) stream_resume: Option<bool>,
+    pub(super) max_resumes: Option<Int>,
+    pub(super) hedge_after: Option<RawHedgeAfter>,
+    pub(super) hedge_budget: Option<Float>,
+}
+
+/// `hedge_after = "2s"` or `hedge_after = { percentile = 95, min = "200ms" }`.
+pub(super) enum RawHedgeAfter {
+    Fixed(Duration),
+    Percentile(RawHedgePercentile),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawHedgePercentile {
+    pub(super) percentile: Float,
+    #[serde(default, with = "crate::duration::serde_str::option")]
+    pub(super) min: Option<Duration>,
+}
+
+impl<'de> Deserialize<'de> for RawHedgeAfter {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct HedgeVisitor;
+
+        impl<'de> Visitor<'de> for HedgeVisitor {
+            type Value = RawHedgeAfter;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a duration such as \"2s\" or a table { percentile = 95, min = \"200ms\" }",
+                )
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawHedgeAfter, E> {
+                crate::duration::parse_duration(v)
+                    .map(RawHedgeAfter::Fixed)
+                    .map_err(E::custom)
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawHedgeAfter, A::Error> {
+                RawHedgePercentile::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawHedgeAfter::Percentile)
+            }
+        }
+
+        deserializer.deserialize_any(HedgeVisitor)
+    }
 }
 
 /// A chain member: `"name"` or `{ name = "...", weight = 0.5 }`.

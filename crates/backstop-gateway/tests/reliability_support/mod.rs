@@ -213,10 +213,13 @@ pub struct ParsedStream {
     pub content_events: usize,
     /// Finish reason, when a finish event came.
     pub finish_reason: Option<String>,
+    /// `: backstop resumed on …` comment lines (one per stream resume).
+    pub resume_comments: Vec<String>,
 }
 
-/// Parses a whole gateway SSE body, checking its structure: a role event first, chunk events,
-/// then exactly one terminal event (`[DONE]` or an error event) and nothing after it.
+/// Parses a whole gateway SSE body, checking its structure: a role event first (and only
+/// once), chunk events (and resume comments), at most one finish event, then exactly one
+/// terminal event (`[DONE]` or an error event) and nothing after it.
 pub fn parse_stream(body: &[u8]) -> Result<ParsedStream, String> {
     let text = std::str::from_utf8(body).map_err(|e| format!("stream is not UTF-8: {e}"))?;
     if !text.ends_with("\n\n") {
@@ -230,9 +233,14 @@ pub fn parse_stream(body: &[u8]) -> Result<ParsedStream, String> {
     let mut content_events = 0;
     let mut finish_reason = None;
     let mut saw_role = false;
+    let mut resume_comments = Vec::new();
     for (i, event) in text.split("\n\n").filter(|e| !e.is_empty()).enumerate() {
         if end.is_some() {
             return Err(format!("event after the terminal event: {event:?}"));
+        }
+        if let Some(comment) = event.strip_prefix(": ") {
+            resume_comments.push(comment.to_owned());
+            continue;
         }
         let data = event
             .strip_prefix("data: ")
@@ -264,6 +272,9 @@ pub fn parse_stream(body: &[u8]) -> Result<ParsedStream, String> {
             saw_role = true;
         }
         if let Some(c) = choices.first() {
+            if i > 0 && c["delta"].get("role").is_some() {
+                return Err(format!("a second role event: {data}"));
+            }
             if let Some(t) = c["delta"]["content"].as_str()
                 && !t.is_empty()
             {
@@ -271,6 +282,9 @@ pub fn parse_stream(body: &[u8]) -> Result<ParsedStream, String> {
                 out.push_str(t);
             }
             if let Some(f) = c["finish_reason"].as_str() {
+                if finish_reason.is_some() {
+                    return Err(format!("a second finish event: {data}"));
+                }
                 finish_reason = Some(f.to_owned());
             }
         }
@@ -292,6 +306,7 @@ pub fn parse_stream(body: &[u8]) -> Result<ParsedStream, String> {
         end,
         content_events,
         finish_reason,
+        resume_comments,
     })
 }
 

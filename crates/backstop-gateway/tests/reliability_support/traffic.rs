@@ -86,9 +86,16 @@ pub async fn one(
         let s = parse_stream(&bytes).map_err(|e| format!("#{i}: {e}"))?;
         match s.end {
             StreamEnd::Done => {
+                // Whole, and one provider's text: a resumed stream is the committing
+                // provider's reply finished by another (the simulators continue exactly).
                 check_answer(&s.text, &provider, &prompt, chunks, false)
                     .map_err(|e| format!("#{i}: {e}"))?;
-                Ok((true, "200 [DONE]".into(), Outcome::Answer))
+                let key = if s.resume_comments.is_empty() {
+                    "200 [DONE]".to_owned()
+                } else {
+                    format!("200 [DONE] resumed x{}", s.resume_comments.len())
+                };
+                Ok((true, key, Outcome::Answer))
             }
             StreamEnd::Error(code) => {
                 check_answer(&s.text, &provider, &prompt, chunks, true)

@@ -181,8 +181,10 @@ impl<S> FallbackChainBuilder<S> {
         self
     }
     /// Streaming: when a committed stream breaks (disconnect, truncation, in-band error, idle
-    /// timeout), continue the answer on the next provider of the request's order, so the caller
-    /// sees one stream (default off). See [`crate::FallbackStream::contributions`].
+    /// timeout), continue the answer on another provider, so the caller sees one stream
+    /// (default off): providers not yet tried first, then those that failed before the commit,
+    /// the broken one last; each is retried under the chain's policy and budget. See
+    /// [`crate::FallbackStream::contributions`].
     pub fn stream_resume(mut self, yes: bool) -> Self {
         self.chain.stream_resume = yes;
         self

@@ -82,6 +82,30 @@ pub(crate) struct ChainInner {
     observer: Option<Arc<dyn Observer>>,
 }
 
+impl ChainInner {
+    /// A retry may be made if the retry budget has a token; the observer hears either way.
+    fn retry_granted(&self, provider: &str) -> bool {
+        let granted = self.budget.as_ref().is_none_or(Budget::try_withdraw);
+        if let Some(o) = &self.observer {
+            o.on_retry(&self.name, provider, granted);
+        }
+        if !granted {
+            tracing::debug!(chain = %self.name, provider, "retry budget spent: moving on");
+        }
+        granted
+    }
+
+    /// A 429 puts the provider on a rate-limit hold (never opens its breaker).
+    fn note_rate_limit(&self, entry: &Entry, kind: ErrorKind) {
+        if let ErrorKind::RateLimited { retry_after } = kind {
+            let length = entry.breaker.hold().rate_limited(retry_after);
+            if let Some(o) = &self.observer {
+                o.on_hold(&self.name, entry.breaker.name(), length);
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for FallbackChain {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FallbackChain")
@@ -114,7 +138,7 @@ struct Answer<T> {
     entry: usize,
     attempts: Vec<crate::Attempt>,
     deadline: Option<Instant>,
-    /// Providers of the request's order not yet used, for a stream resume.
+    /// Who may continue the stream if it breaks, best first (`Plan::resume_order`).
     remaining: Vec<usize>,
 }
 
@@ -310,7 +334,7 @@ impl FallbackChain {
                                         entry: winner,
                                         attempts: ledger.attempts,
                                         deadline,
-                                        remaining: plan.remaining().collect(),
+                                        remaining: plan.resume_order(winner),
                                     });
                                 }
                                 Err(RaceEnd::Continue) => continue 'providers,
@@ -333,7 +357,7 @@ impl FallbackChain {
                             entry: index,
                             attempts: ledger.attempts,
                             deadline,
-                            remaining: plan.remaining().collect(),
+                            remaining: plan.resume_order(index),
                         });
                     }
                     Outcome::DeadlinePassed => {
@@ -346,12 +370,7 @@ impl FallbackChain {
                     Outcome::Failed(error) => error,
                 };
                 ledger.attempt(name, AttemptOutcome::Failed, Some(error.clone()), latency);
-                if let ErrorKind::RateLimited { retry_after } = error.kind {
-                    let length = entry.breaker.hold().rate_limited(retry_after);
-                    if let Some(o) = &inner.observer {
-                        o.on_hold(&inner.name, name, length);
-                    }
-                }
+                inner.note_rate_limit(entry, error.kind);
                 let now = Instant::now();
                 if deadline.is_some_and(|d| now >= d) {
                     ledger.failed(name, error);
@@ -364,7 +383,7 @@ impl FallbackChain {
                     admits: entry.breaker.admits(),
                 };
                 match policy::after_failure(error.kind, &policy, inner.fall_through, facts) {
-                    Step::Retry(wait) if self.retry_granted(name) => {
+                    Step::Retry(wait) if inner.retry_granted(name) => {
                         last_error = Some(error);
                         tokio::time::sleep(wait).await;
                         retries_done += 1;
@@ -430,12 +449,7 @@ impl FallbackChain {
                 }
                 hedge::Leg::Failed(error) => {
                     ledger.attempt(name, AttemptOutcome::Failed, Some(error.clone()), latency);
-                    if let ErrorKind::RateLimited { retry_after } = error.kind {
-                        let length = entry.breaker.hold().rate_limited(retry_after);
-                        if let Some(o) = &inner.observer {
-                            o.on_hold(&inner.name, name, length);
-                        }
-                    }
+                    inner.note_rate_limit(entry, error.kind);
                     if !error.kind.falls_through(inner.fall_through) {
                         ledger.stopped(name, error.kind);
                         end = RaceEnd::Stop;
@@ -474,18 +488,6 @@ impl FallbackChain {
                 .or(entry.options.attempt_timeout)
                 .or(inner.attempt_timeout),
         }
-    }
-
-    /// Asks the retry budget for one retry on `provider`, and tells the observer.
-    fn retry_granted(&self, provider: &str) -> bool {
-        let granted = self.inner.budget.as_ref().is_none_or(Budget::try_withdraw);
-        if let Some(o) = &self.inner.observer {
-            o.on_retry(&self.inner.name, provider, granted);
-        }
-        if !granted {
-            tracing::debug!(chain = %self.inner.name, provider, "retry budget spent: moving on");
-        }
-        granted
     }
 
     /// `when_all_open = probe`: every provider was skipped for an open breaker, so the one

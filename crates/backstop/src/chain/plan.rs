@@ -67,6 +67,19 @@ impl Plan {
     pub(super) fn remaining(&self) -> impl Iterator<Item = usize> + '_ {
         self.order.iter().copied().filter(|&i| !self.tried[i])
     }
+
+    /// Who may continue a stream `answering` started: the providers never tried first, then
+    /// those that failed before the stream committed (a 5xx a minute ago is often fine now),
+    /// then `answering` itself (a dropped connection is not a broken provider).
+    pub(super) fn resume_order(&self, answering: usize) -> Vec<usize> {
+        let tried = |t: bool| {
+            self.order
+                .iter()
+                .copied()
+                .filter(move |&i| self.tried[i] == t && i != answering)
+        };
+        tried(false).chain(tried(true)).chain([answering]).collect()
+    }
 }
 
 /// Weighted random order without replacement among providers that `admits`; the rest follow in

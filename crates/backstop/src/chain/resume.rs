@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::policy::{self, Facts, Step};
 use super::{ChainInner, stream::open_until_content};
 use crate::{
     Attempt, AttemptOutcome, ChatRequest, Chunk, ChunkStream, ErrorKind, Message, Permit,
@@ -180,7 +181,8 @@ pub(super) type TakeoverFuture =
     Pin<Box<dyn Future<Output = (Option<Takeover>, Vec<Attempt>)> + Send>>;
 
 impl Resumer {
-    /// Tries the candidates in order until one continues `delivered`; every try is recorded.
+    /// Tries the candidates in order until one continues `delivered`, each with the chain's
+    /// retry policy and budget; every try is recorded.
     pub(super) fn takeover(
         &mut self,
         delivered: String,
@@ -192,99 +194,143 @@ impl Resumer {
         let mut candidates = std::mem::take(&mut self.candidates);
         Box::pin(async move {
             let mut attempts = Vec::new();
-            // Providers not on a rate-limit hold first.
+            // Providers not on a rate-limit hold first (a stable sort keeps the order otherwise).
             candidates.sort_by_key(|&i| chain.entries[i].breaker.hold().is_held());
             for (k, &index) in candidates.iter().enumerate() {
-                let entry = &chain.entries[index];
-                let name = entry.breaker.name();
-                let Ok(mut permit) = entry.breaker.try_acquire() else {
-                    attempts.push(Attempt::new(
-                        name,
-                        AttemptOutcome::Skipped,
-                        Some(ProviderError::circuit_open()),
-                        Duration::ZERO,
-                    ));
-                    continue;
-                };
-                let mut form = entry.resume_form.get();
-                loop {
-                    let begun = Instant::now();
-                    let left = deadline.map(|d| d.saturating_duration_since(begun));
-                    if left == Some(Duration::ZERO) {
-                        return (None, attempts);
+                match continue_on(&chain, index, &request, &delivered, deadline, &mut attempts)
+                    .await
+                {
+                    Continued::Yes(stream, buffered, permit) => {
+                        // Next time: those after it, those that failed just now, then itself.
+                        let rest = candidates[k + 1..]
+                            .iter()
+                            .chain(&candidates[..k])
+                            .chain([&index])
+                            .copied()
+                            .collect();
+                        let provider = chain.entries[index].breaker.name().to_owned();
+                        let takeover = Takeover {
+                            stream,
+                            buffered,
+                            permit,
+                            provider,
+                            rest,
+                        };
+                        return (Some(takeover), attempts);
                     }
-                    let limit = chain
-                        .ttft_timeout
-                        .or(entry.options.attempt_timeout)
-                        .or(chain.attempt_timeout);
-                    let budget = match (limit, left) {
-                        (Some(l), Some(r)) => Some(l.min(r)),
-                        (l, r) => l.or(r),
-                    };
-                    let req = continuation(&request, &delivered, form);
-                    let call = open_until_content(&*entry.provider, &req);
-                    let result = match budget {
-                        Some(b) => tokio::time::timeout(b, call).await.unwrap_or_else(|_| {
-                            Err(ProviderError::timeout(format!(
-                                "continuation: no first token within {}ms",
-                                b.as_millis()
-                            )))
-                        }),
-                        None => call.await,
-                    };
-                    let latency = begun.elapsed();
-                    match result {
-                        Ok((stream, buffered)) => {
-                            entry.resume_form.set(form);
-                            attempts.push(Attempt::new(
-                                name,
-                                AttemptOutcome::Success,
-                                None,
-                                latency,
-                            ));
-                            return (
-                                Some(Takeover {
-                                    stream,
-                                    buffered,
-                                    permit,
-                                    provider: name.to_owned(),
-                                    rest: candidates[k + 1..].to_vec(),
-                                }),
-                                attempts,
-                            );
-                        }
-                        Err(e) if form == Form::Prefill && e.kind == ErrorKind::InvalidRequest => {
-                            // The model does not take prefill: ask in words instead, and remember.
-                            tracing::debug!(provider = name, error = %e, "continuation prefill refused; asking instead");
-                            attempts.push(Attempt::new(
-                                name,
-                                AttemptOutcome::Failed,
-                                Some(e),
-                                latency,
-                            ));
-                            form = Form::Ask;
-                            entry.resume_form.set(form);
-                        }
-                        Err(e) => {
-                            attempts.push(Attempt::new(
-                                name,
-                                AttemptOutcome::Failed,
-                                Some(e.clone()),
-                                latency,
-                            ));
-                            permit.record(e.kind.breaker_effect());
-                            break;
-                        }
-                    }
-                    // A neutral verdict for the refused prefill; a fresh permit for the retry.
-                    let Ok(p) = entry.breaker.try_acquire() else {
-                        break;
-                    };
-                    permit = p;
+                    Continued::No => {}
+                    Continued::Stop => break,
                 }
             }
             (None, attempts)
         })
+    }
+}
+
+/// How one candidate's continuation went.
+enum Continued {
+    Yes(ChunkStream, Vec<Chunk>, Permit),
+    /// Try the next candidate.
+    No,
+    /// No candidate may continue: the deadline passed or the error stops the chain.
+    Stop,
+}
+
+/// One candidate continues `delivered`: prefill first (or the form it is known to take),
+/// retried like a first attempt (policy, budget, backoff inside the deadline).
+async fn continue_on(
+    chain: &ChainInner,
+    index: usize,
+    request: &ChatRequest,
+    delivered: &str,
+    deadline: Option<Instant>,
+    attempts: &mut Vec<Attempt>,
+) -> Continued {
+    let entry = &chain.entries[index];
+    let name = entry.breaker.name();
+    let policy = chain
+        .retry
+        .max_retries(entry.options.retries.unwrap_or(chain.retry.max_retries));
+    let limit = chain
+        .ttft_timeout
+        .or(entry.options.attempt_timeout)
+        .or(chain.attempt_timeout);
+    let mut form = entry.resume_form.get();
+    let mut retries_done = 0;
+    let mut last_error = None;
+    loop {
+        let Ok(permit) = entry.breaker.try_acquire() else {
+            let error = last_error
+                .take()
+                .unwrap_or_else(ProviderError::circuit_open);
+            attempts.push(Attempt::new(
+                name,
+                AttemptOutcome::Skipped,
+                Some(error),
+                Duration::ZERO,
+            ));
+            return Continued::No;
+        };
+        let begun = Instant::now();
+        let left = deadline.map(|d| d.saturating_duration_since(begun));
+        if left == Some(Duration::ZERO) {
+            return Continued::Stop;
+        }
+        let budget = match (limit, left) {
+            (Some(l), Some(r)) => Some(l.min(r)),
+            (l, r) => l.or(r),
+        };
+        let req = continuation(request, delivered, form);
+        let call = open_until_content(&*entry.provider, &req);
+        let result = match budget {
+            Some(b) => tokio::time::timeout(b, call).await.unwrap_or_else(|_| {
+                Err(ProviderError::timeout(format!(
+                    "continuation: no first token within {}ms",
+                    b.as_millis()
+                )))
+            }),
+            None => call.await,
+        };
+        let latency = begun.elapsed();
+        let error = match result {
+            Ok((stream, buffered)) => {
+                entry.resume_form.set(form);
+                attempts.push(Attempt::new(name, AttemptOutcome::Success, None, latency));
+                return Continued::Yes(stream, buffered, permit);
+            }
+            Err(e) => e,
+        };
+        attempts.push(Attempt::new(
+            name,
+            AttemptOutcome::Failed,
+            Some(error.clone()),
+            latency,
+        ));
+        if form == Form::Prefill && error.kind == ErrorKind::InvalidRequest {
+            // The model does not take prefill: ask in words instead, and remember. The permit
+            // drops with a neutral verdict; this is not a retry.
+            tracing::debug!(provider = name, error = %error, "continuation prefill refused; asking instead");
+            form = Form::Ask;
+            entry.resume_form.set(form);
+            continue;
+        }
+        permit.record(error.kind.breaker_effect());
+        chain.note_rate_limit(entry, error.kind);
+        let now = Instant::now();
+        let facts = Facts {
+            retries_done,
+            time_left: deadline.map(|d| d.saturating_duration_since(now)),
+            admits: entry.breaker.admits(),
+        };
+        match policy::after_failure(error.kind, &policy, chain.fall_through, facts) {
+            Step::Retry(wait) if chain.retry_granted(name) => {
+                last_error = Some(error);
+                tokio::time::sleep(wait).await;
+                retries_done += 1;
+            }
+            Step::Retry(_) | Step::Next => return Continued::No,
+            Step::Stop => return Continued::Stop,
+        }
     }
 }
 
