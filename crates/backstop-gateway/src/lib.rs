@@ -12,6 +12,7 @@ pub mod duration;
 pub mod limits;
 pub mod logs;
 pub mod metrics;
+mod request_log;
 pub mod serve;
 pub mod server;
 pub mod sims;

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use crate::admin;
 use crate::app::App;
 use crate::auth::{Access, Denied};
+use crate::request_log::RequestLog;
 use crate::sse::stream_response;
 use crate::wire::{self, Answer, BadRequest, GatewayRequest};
 
@@ -394,56 +395,6 @@ fn failure_response(f: &AllProvidersFailed) -> Response {
     r
 }
 
-/// One log line per request. `finish_reason` is the provider's own value (what the client
-/// got is its OpenAI equivalent).
-pub(crate) fn log_request(
-    chain: &str,
-    provider: Option<&str>,
-    attempts: usize,
-    started: Instant,
-    status: u16,
-    stream: bool,
-    finish_reason: Option<&backstop::FinishReason>,
-) {
-    log_request_resumed(
-        chain,
-        provider,
-        attempts,
-        started,
-        status,
-        stream,
-        finish_reason,
-        "-",
-    );
-}
-
-/// The request log line; `resumed` lists the providers that continued a broken stream, as
-/// `provider@offset` (`-` when none did).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn log_request_resumed(
-    chain: &str,
-    provider: Option<&str>,
-    attempts: usize,
-    started: Instant,
-    status: u16,
-    stream: bool,
-    finish_reason: Option<&backstop::FinishReason>,
-    resumed: &str,
-) {
-    tracing::info!(
-        target: "backstop::request",
-        chain,
-        provider_used = provider.unwrap_or("-"),
-        attempts,
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-        status,
-        stream,
-        finish_reason = finish_reason.map_or("-", backstop::FinishReason::as_str),
-        resumed,
-        "request"
-    );
-}
-
 async fn chat_completions(State(app): State<Shared>, request: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
@@ -527,15 +478,17 @@ async fn answer(
                 HeaderValue::from_static("application/json"),
             );
             attempt_headers(&mut r, Some(&result.provider_used), &result.attempts);
-            log_request(
-                &req.chain,
-                Some(&result.provider_used),
-                result.attempts.len(),
+            RequestLog {
+                chain: &req.chain,
+                provider: Some(&result.provider_used),
+                attempts: &result.attempts,
                 started,
-                200,
-                false,
-                result.finish_reason.as_ref(),
-            );
+                status: 200,
+                stream: false,
+                finish_reason: result.finish_reason.as_ref(),
+                resumed: &[],
+            }
+            .emit();
             r
         }
         Err(f) => failed(&req.chain, &f, started, false),
@@ -551,22 +504,18 @@ fn shutting_down(chain: &str, started: Instant, stream: bool) -> Response {
         None,
         Some("server_shutting_down"),
     );
-    log_request(chain, None, 0, started, 503, stream, None);
+    RequestLog::unanswered(chain, started, 503, stream).emit();
     r
 }
 
 /// The response, and the request's log line, when every provider failed.
 fn failed(chain: &str, f: &AllProvidersFailed, started: Instant, stream: bool) -> Response {
     let r = failure_response(f);
-    log_request(
-        chain,
-        None,
-        f.attempts.len(),
-        started,
-        r.status().as_u16(),
-        stream,
-        None,
-    );
+    RequestLog {
+        attempts: &f.attempts,
+        ..RequestLog::unanswered(chain, started, r.status().as_u16(), stream)
+    }
+    .emit();
     r
 }
 

@@ -12,7 +12,8 @@ use futures_util::StreamExt;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
-use crate::server::{Shared, attempt_headers, log_request_resumed, unix_now};
+use crate::request_log::RequestLog;
+use crate::server::{Shared, attempt_headers, unix_now};
 use crate::wire::{self, ChunkEncoder, GatewayRequest};
 
 /// Everything a streamed response needs between chunks.
@@ -23,7 +24,8 @@ struct StreamState {
     app: Shared,
     chain: String,
     provider: String,
-    attempts: usize,
+    /// The attempts so far, for the log line once the stream is gone.
+    attempts: Vec<backstop::Attempt>,
     started: Instant,
     stopping: tokio::sync::watch::Receiver<bool>,
     /// Resumes already announced to the client.
@@ -109,22 +111,20 @@ impl StreamState {
     }
 
     fn log(&self, status: u16) {
-        let resumed = self
-            .resumed
-            .iter()
-            .map(|c| format!("{}@{}", c.provider, c.offset))
-            .collect::<Vec<_>>()
-            .join(",");
-        log_request_resumed(
-            &self.chain,
-            Some(&self.provider),
-            self.attempts,
-            self.started,
+        RequestLog {
+            chain: &self.chain,
+            provider: Some(&self.provider),
+            attempts: self
+                .stream
+                .as_ref()
+                .map_or(&self.attempts, |s| s.attempts()),
+            started: self.started,
             status,
-            true,
-            self.encoder.finish_reason(),
-            if resumed.is_empty() { "-" } else { &resumed },
-        );
+            stream: true,
+            finish_reason: self.encoder.finish_reason(),
+            resumed: &self.resumed,
+        }
+        .emit();
     }
 }
 
@@ -150,7 +150,7 @@ pub(crate) fn stream_response(
     attempt_headers(&mut r, Some(&provider), stream.attempts());
     let state = StreamState {
         first: Some(Bytes::from(encoder.role())),
-        attempts: stream.attempts().len(),
+        attempts: stream.attempts().to_vec(),
         stream: Some(stream),
         encoder,
         stopping: app.stopping.subscribe(),

@@ -158,6 +158,16 @@ pub struct Contribution {
     pub offset: usize,
 }
 
+impl Contribution {
+    /// `provider` wrote the text from byte `offset` on.
+    pub fn new(provider: impl Into<String>, offset: usize) -> Self {
+        Self {
+            provider: provider.into(),
+            offset,
+        }
+    }
+}
+
 /// A provider that took over: its committed stream, the chunks read to commit it, its permit.
 pub(super) struct Takeover {
     pub(super) stream: ChunkStream,

@@ -1,0 +1,171 @@
+//! The one log line per request (target `backstop::request`): who answered, after how many
+//! attempts, whether a hedge raced and who continued a broken stream.
+
+use tokio::time::Instant;
+
+use backstop::{Attempt, AttemptOutcome, Contribution, FinishReason};
+
+/// The facts of a finished request.
+pub(crate) struct RequestLog<'a> {
+    pub(crate) chain: &'a str,
+    pub(crate) provider: Option<&'a str>,
+    pub(crate) attempts: &'a [Attempt],
+    pub(crate) started: Instant,
+    pub(crate) status: u16,
+    pub(crate) stream: bool,
+    /// The provider's own value (what the client got is its OpenAI equivalent).
+    pub(crate) finish_reason: Option<&'a FinishReason>,
+    /// The providers that continued a broken stream (the first contribution excluded).
+    pub(crate) resumed: &'a [Contribution],
+}
+
+impl RequestLog<'_> {
+    /// A request that ended before any provider was asked.
+    pub(crate) fn unanswered(
+        chain: &str,
+        started: Instant,
+        status: u16,
+        stream: bool,
+    ) -> RequestLog<'_> {
+        RequestLog {
+            chain,
+            provider: None,
+            attempts: &[],
+            started,
+            status,
+            stream,
+            finish_reason: None,
+            resumed: &[],
+        }
+    }
+
+    /// Writes the line. `hedged` is true when two attempts raced (the loser is `cancelled`);
+    /// `resumed` lists `provider@offset`, `-` when no one did.
+    pub(crate) fn emit(&self) {
+        let resumed = if self.resumed.is_empty() {
+            "-".to_owned()
+        } else {
+            self.resumed
+                .iter()
+                .map(|c| format!("{}@{}", c.provider, c.offset))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let hedged = self
+            .attempts
+            .iter()
+            .any(|a| a.outcome == AttemptOutcome::Cancelled);
+        tracing::info!(
+            target: "backstop::request",
+            chain = self.chain,
+            provider_used = self.provider.unwrap_or("-"),
+            attempts = self.attempts.len(),
+            latency_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            status = self.status,
+            stream = self.stream,
+            finish_reason = self.finish_reason.map_or("-", FinishReason::as_str),
+            hedged,
+            resumed = resumed.as_str(),
+            "request"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use backstop::ProviderError;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn line(log: &RequestLog<'_>) -> String {
+        let buf = Buf::default();
+        let w = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || w.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || log.emit());
+        String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn the_line_names_the_hedge_race_and_the_resumes() {
+        let attempts = [
+            Attempt::new(
+                "openai",
+                AttemptOutcome::Cancelled,
+                None,
+                Duration::from_millis(200),
+            ),
+            Attempt::new(
+                "anthropic",
+                AttemptOutcome::Success,
+                None,
+                Duration::from_millis(90),
+            ),
+        ];
+        let resumed = [Contribution::new("groq", 412)];
+        let l = line(&RequestLog {
+            chain: "default",
+            provider: Some("anthropic"),
+            attempts: &attempts,
+            started: Instant::now(),
+            status: 200,
+            stream: true,
+            finish_reason: Some(&FinishReason::Stop),
+            resumed: &resumed,
+        });
+        for field in [
+            "chain=\"default\"",
+            "provider_used=\"anthropic\"",
+            "attempts=2",
+            "status=200",
+            "stream=true",
+            "finish_reason=\"stop\"",
+            "hedged=true",
+            "resumed=\"groq@412\"",
+        ] {
+            assert!(l.contains(field), "{field} missing from {l}");
+        }
+    }
+
+    #[test]
+    fn a_plain_failure_is_neither_hedged_nor_resumed() {
+        let attempts = [Attempt::new(
+            "openai",
+            AttemptOutcome::Failed,
+            Some(ProviderError::new(backstop::ErrorKind::Server, "boom")),
+            Duration::from_millis(5),
+        )];
+        let l = line(&RequestLog {
+            attempts: &attempts,
+            ..RequestLog::unanswered("default", Instant::now(), 502, false)
+        });
+        for field in [
+            "provider_used=\"-\"",
+            "attempts=1",
+            "status=502",
+            "hedged=false",
+            "resumed=\"-\"",
+        ] {
+            assert!(l.contains(field), "{field} missing from {l}");
+        }
+    }
+}
