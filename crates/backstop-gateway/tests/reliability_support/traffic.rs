@@ -27,7 +27,19 @@ pub async fn one(
     chunks: usize,
     limit: Duration,
 ) -> Result<(bool, String, Outcome), String> {
-    let stream = i.is_multiple_of(2);
+    one_as(client, url, i, i.is_multiple_of(2), chain, chunks, limit).await
+}
+
+/// Like [`one`], streamed or not as `stream` says.
+pub async fn one_as(
+    client: reqwest::Client,
+    url: String,
+    i: usize,
+    stream: bool,
+    chain: &str,
+    chunks: usize,
+    limit: Duration,
+) -> Result<(bool, String, Outcome), String> {
     let prompt = format!("chaos-{i:05} tell me something");
     let body = serde_json::json!({
         "model": chain,
