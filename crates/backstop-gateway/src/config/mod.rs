@@ -98,7 +98,8 @@ pub struct ServerConfig {
     pub admin_key_env: Option<String>,
     /// Largest accepted request body (default [`DEFAULT_MAX_BODY_BYTES`]).
     pub max_body_bytes: usize,
-    /// Time allowed to receive request headers (default 10s).
+    /// Time allowed to receive request headers (default 10s); it also closes a keep-alive
+    /// connection left idle that long, so clients should expire pooled connections sooner.
     pub header_timeout: Duration,
     /// Time allowed to receive the request body (default 30s).
     pub body_timeout: Duration,

@@ -7,6 +7,18 @@ use tokio::time::Instant;
 
 use super::{StreamEnd, check_answer, openai_error_bytes, parse_stream};
 
+/// `e` and its sources, so a transport failure says which layer failed.
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
 /// How a request ended, when every invariant held.
 #[derive(Debug)]
 pub enum Outcome {
@@ -52,7 +64,7 @@ pub async fn one_as(
             .json(&body)
             .send()
             .await
-            .map_err(|e| format!("#{i}: transport error: {e}"))?;
+            .map_err(|e| format!("#{i}: transport error: {}", with_sources(&e)))?;
         let status = r.status().as_u16();
         let provider = r
             .headers()
@@ -65,10 +77,12 @@ pub async fn one_as(
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
-        let bytes = r
-            .bytes()
-            .await
-            .map_err(|e| format!("#{i}: body cut (stream={stream}, status {status}): {e}"))?;
+        let bytes = r.bytes().await.map_err(|e| {
+            format!(
+                "#{i}: body cut (stream={stream}, status {status}): {}",
+                with_sources(&e)
+            )
+        })?;
         Ok::<_, String>((status, provider, ctype, bytes))
     };
     let started = Instant::now();
