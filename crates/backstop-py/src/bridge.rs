@@ -10,6 +10,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
@@ -119,7 +120,7 @@ where
     let (loop_ref, fut_ref) = (event_loop.unbind(), future.clone().unbind());
     let handle = rt.spawn(async move {
         if let Some(deliver) = polled.await {
-            Python::attach(move |py| deliver_later(py, loop_ref, fut_ref, deliver));
+            deliver_later(loop_ref, fut_ref, deliver);
         }
     });
     Ok(Call {
@@ -129,8 +130,36 @@ where
     })
 }
 
-/// Hands the outcome to the loop's thread, which sets it unless the future was cancelled.
-fn deliver_later(py: Python<'_>, event_loop: Py<PyAny>, future: Py<PyAny>, deliver: Deliver) {
+/// Set (by an `atexit` hook) once the interpreter is shutting down: runtime threads must not
+/// take the GIL any more (CPython ends a thread that asks for it while finalizing, which a
+/// Tokio worker does not survive).
+static FINALIZING: AtomicBool = AtomicBool::new(false);
+/// Deliveries holding the GIL or waiting for it.
+static DELIVERING: AtomicUsize = AtomicUsize::new(0);
+
+/// Registered with `atexit` at import: stops deliveries and waits, with the GIL released, for
+/// those under way (one may be inside `call_soon_threadsafe`, which can yield the GIL).
+#[pyfunction]
+pub(crate) fn before_exit(py: Python<'_>) {
+    FINALIZING.store(true, Ordering::SeqCst);
+    py.detach(|| {
+        while DELIVERING.load(Ordering::SeqCst) > 0 {
+            std::thread::yield_now();
+        }
+    });
+}
+
+/// Hands the outcome to the loop's thread (from a runtime thread, taking the GIL), which sets
+/// it unless the future was cancelled. Nobody is waiting once the interpreter shuts down.
+fn deliver_later(event_loop: Py<PyAny>, future: Py<PyAny>, deliver: Deliver) {
+    DELIVERING.fetch_add(1, Ordering::SeqCst);
+    if !FINALIZING.load(Ordering::SeqCst) {
+        Python::attach(move |py| deliver_with_gil(py, event_loop, future, deliver));
+    }
+    DELIVERING.fetch_sub(1, Ordering::SeqCst);
+}
+
+fn deliver_with_gil(py: Python<'_>, event_loop: Py<PyAny>, future: Py<PyAny>, deliver: Deliver) {
     let (ok, value) = match deliver(py) {
         Ok(v) => (true, v),
         Err(e) => (false, e.into_value(py).into_any()),

@@ -39,6 +39,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<testing::Step>()?;
     m.add_class::<testing::Scripted>()?;
     m.add_function(wrap_pyfunction!(chain::build_chain, m)?)?;
+    let before_exit = wrap_pyfunction!(bridge::before_exit, m)?;
+    m.py()
+        .import("atexit")?
+        .call_method1("register", (before_exit,))?;
     m.add_function(wrap_pyfunction!(testing::reply, m)?)?;
     m.add_function(wrap_pyfunction!(testing::fail, m)?)?;
     m.add_function(wrap_pyfunction!(testing::delay, m)?)?;
