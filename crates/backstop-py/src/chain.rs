@@ -13,6 +13,7 @@ use crate::bridge::{Call, start};
 use crate::describe::type_name;
 use crate::duration::opt_seconds;
 use crate::errors::{all_failed, build_error, config_error};
+use crate::inbox::Inbox;
 use crate::llms::Llm;
 use crate::prompt::request;
 use crate::results::{FallbackResult, fallback_result};
@@ -209,11 +210,13 @@ pub(crate) fn build_chain(
 
 #[pymethods]
 impl NativeChain {
-    /// Starts `agenerate` on the running loop.
-    #[pyo3(signature = (prompt, timeout = None))]
+    /// Starts `agenerate`: its result is set on `future`, of the loop that owns `inbox`.
+    #[pyo3(signature = (inbox, future, prompt, timeout = None))]
     fn start_generate(
         &self,
         py: Python<'_>,
+        inbox: PyRef<'_, Inbox>,
+        future: Bound<'_, PyAny>,
         prompt: &Bound<'_, PyAny>,
         timeout: Option<f64>,
     ) -> PyResult<Call> {
@@ -221,6 +224,8 @@ impl NativeChain {
         let chain = self.chain.clone();
         start(
             py,
+            &inbox,
+            future,
             async move { chain.generate_request(&req).await },
             |py, outcome| match outcome {
                 Ok(r) => fallback_result(py, r).map(Py::into_any),

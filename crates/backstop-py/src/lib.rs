@@ -10,6 +10,7 @@ mod chain;
 mod describe;
 mod duration;
 mod errors;
+mod inbox;
 mod llms;
 mod prompt;
 mod results;
@@ -32,6 +33,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<chain::NativeChain>()?;
     m.add_class::<stream::NativeStream>()?;
     m.add_class::<bridge::Call>()?;
+    m.add_class::<inbox::Inbox>()?;
     m.add_class::<results::FallbackResult>()?;
     m.add_class::<results::Usage>()?;
     m.add_class::<results::Attempt>()?;
@@ -39,10 +41,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<testing::Step>()?;
     m.add_class::<testing::Scripted>()?;
     m.add_function(wrap_pyfunction!(chain::build_chain, m)?)?;
-    let before_exit = wrap_pyfunction!(bridge::before_exit, m)?;
-    m.py()
-        .import("atexit")?
-        .call_method1("register", (before_exit,))?;
     m.add_function(wrap_pyfunction!(testing::reply, m)?)?;
     m.add_function(wrap_pyfunction!(testing::fail, m)?)?;
     m.add_function(wrap_pyfunction!(testing::delay, m)?)?;

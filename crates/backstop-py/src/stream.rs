@@ -14,6 +14,7 @@ use pyo3::types::PyList;
 
 use crate::bridge::{Call, start};
 use crate::errors::{all_failed, stream_failed};
+use crate::inbox::Inbox;
 use crate::results::{attempt_list, chunk};
 use crate::runtime::runtime;
 
@@ -127,8 +128,14 @@ async fn next(shared: Arc<Shared>, taken: State) -> Next {
 
 #[pymethods]
 impl NativeStream {
-    /// Starts the next `anext`: resolves to a `Chunk`, or `None` at the end.
-    fn start_next(&self, py: Python<'_>) -> PyResult<Call> {
+    /// Starts the next `anext`: `future` (of the loop that owns `inbox`) gets a `Chunk`, or
+    /// `None` at the end.
+    fn start_next(
+        &self,
+        py: Python<'_>,
+        inbox: PyRef<'_, Inbox>,
+        future: Bound<'_, PyAny>,
+    ) -> PyResult<Call> {
         let taken = std::mem::replace(&mut *lock(&self.shared.state), State::InUse);
         if matches!(taken, State::InUse) {
             return Err(PyRuntimeError::new_err(
@@ -136,7 +143,7 @@ impl NativeStream {
             ));
         }
         let shared = Arc::clone(&self.shared);
-        start(py, next(shared, taken), |py, n| match n {
+        start(py, &inbox, future, next(shared, taken), |py, n| match n {
             Next::Chunk(c) => chunk(py, c).map(Py::into_any),
             Next::End => Ok(py.None()),
             Next::Failed(e) => Err(all_failed(py, &e)),

@@ -12,6 +12,8 @@ precise form (see ``FallbackChain.agenerate``).
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple, Union
 
 from backstop import _native
@@ -24,6 +26,23 @@ if TYPE_CHECKING:
 Prompt = Union[str, Sequence[Any]]
 """A prompt: a string (one user message) or a list of ``{"role": ..., "content": ...}`` dicts
 or ``(role, content)`` tuples, roles ``system``, ``user`` and ``assistant``."""
+
+
+# Each running loop's inbox: finished calls queue there, and the loop drains them when its
+# socket turns readable (runtime threads never take the GIL). Weak keys: an inbox goes with
+# its loop.
+_inboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _native.Inbox] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _inbox(loop: asyncio.AbstractEventLoop) -> _native.Inbox:
+    inbox = _inboxes.get(loop)
+    if inbox is None:
+        inbox = _native.Inbox()
+        loop.add_reader(inbox.fileno(), inbox.drain)
+        _inboxes[loop] = inbox
+    return inbox
 
 
 class FallbackChain:
@@ -46,10 +65,11 @@ class FallbackChain:
         breaker and ``AllProvidersFailedError`` is raised with ``deadline_exceeded=True``.
         Raises ``AllProvidersFailedError`` when no provider answered.
         """
-        call = self._native.start_generate(prompt, timeout)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[FallbackResult] = loop.create_future()
+        call = self._native.start_generate(_inbox(loop), future, prompt, timeout)
         try:
-            result: FallbackResult = await call.future
-            return result
+            return await future
         finally:
             # Interrupted (wait_for, task.cancel()): stop the call now, so its breaker has the
             # timeout before the interruption reaches the caller. A no-op once it finished.
@@ -113,9 +133,11 @@ class FallbackStream:
         return self
 
     async def __anext__(self) -> Chunk:
-        call = self._native.start_next()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Optional[Chunk]] = loop.create_future()
+        call = self._native.start_next(_inbox(loop), future)
         try:
-            chunk: Optional[Chunk] = await call.future
+            chunk = await future
         finally:
             call.cancel()
         if chunk is None:
