@@ -99,6 +99,25 @@ def test_astream_raises_all_providers_failed_when_nothing_answers(
     assert {e.kind for e in caught.value.errors} == {"server"}
 
 
+def test_cancelling_a_stream_after_its_first_chunk_is_neutral_for_the_breaker(
+    sims: Dict[str, Simulator],
+) -> None:
+    sims["openai"].control("POST", "/_sim/timing", {"chunk_delay_ms": 5000})
+    chain, (openai, _, _) = tutorial_chain()
+
+    async def go() -> str:
+        stream = chain.astream("hi")
+        first = await stream.__anext__()
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(stream.__anext__(), timeout=0.3)
+        # The cancelled stream is over.
+        assert [c async for c in stream] == []
+        return first.text
+
+    assert asyncio.run(go()).startswith("Simulated answer from openai")
+    assert openai.snapshot()["failures_in_window"] == 0
+
+
 def test_closing_a_stream_early_ends_it(sims: Dict[str, Simulator]) -> None:
     chain, _ = tutorial_chain()
 

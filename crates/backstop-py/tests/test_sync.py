@@ -40,6 +40,7 @@ def test_ctrl_c_interrupts_a_blocking_generate_and_counts_as_a_cancellation(
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX only")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_gets_a_clear_error_instead_of_a_hang() -> None:
     from backstop.resilience import CircuitBreaker, fallback_chain
     from backstop.testing import ScriptedLLM

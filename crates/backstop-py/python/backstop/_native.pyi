@@ -4,6 +4,7 @@
 import asyncio
 from typing import Any, List, Optional, Sequence, Tuple, TypedDict, Union, final
 
+from backstop._errors import ProviderError
 from backstop._state import BreakerState
 
 __version__: str
@@ -162,7 +163,7 @@ class Attempt:
     @property
     def outcome(self) -> str: ...
     @property
-    def error(self) -> Optional[Any]: ...  # backstop.ProviderError
+    def error(self) -> Optional[ProviderError]: ...
     @property
     def latency(self) -> float: ...
 
