@@ -40,7 +40,13 @@ def _inbox(loop: asyncio.AbstractEventLoop) -> _native.Inbox:
     inbox = _inboxes.get(loop)
     if inbox is None:
         inbox = _native.Inbox()
-        loop.add_reader(inbox.fileno(), inbox.drain)
+        try:
+            loop.add_reader(inbox.fileno(), inbox.drain)
+        except NotImplementedError as e:
+            raise RuntimeError(
+                f"backstop needs an event loop that supports add_reader (asyncio's default "
+                f"selector loop, uvloop); {type(loop).__name__} does not"
+            ) from e
         _inboxes[loop] = inbox
     return inbox
 
