@@ -3,7 +3,9 @@
 //!
 //! Each group measures the direct call and the chain call side by side, so the difference is
 //! the chain's overhead: primary answers, primary fails and the secondary answers, primary's
-//! breaker open; plus breaker admit+record and per-chunk streaming cost.
+//! breaker open; plus breaker admit+record and per-chunk streaming cost. The `python baseline`
+//! group is the chain the Python benchmark (crates/backstop-py/bench/overhead.py) calls, so
+//! the difference between the two is what the binding adds.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -205,5 +207,82 @@ fn chain(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, breaker, chain);
+/// The same chain as crates/backstop-py/bench/overhead.py: two `ScriptedProvider`s behind
+/// count breakers, the primary answering, the request marked `drop_counts_as_timeout` as the
+/// Python binding marks it; on a current-thread runtime, and from outside a multi-thread
+/// runtime with `block_on` (what the binding's blocking `generate()` does).
+fn python_baseline(c: &mut Criterion) {
+    use backstop::testing::ScriptedProvider;
+    let chain = build(
+        FallbackChain::builder()
+            .provider(
+                ScriptedProvider::new("primary"),
+                CircuitBreaker::new("primary").failure_threshold(3),
+            )
+            .provider(
+                ScriptedProvider::new("secondary"),
+                CircuitBreaker::new("secondary").failure_threshold(3),
+            ),
+    );
+    let req = ChatRequest::user("hi").drop_counts_as_timeout(true);
+    let mut g = c.benchmark_group("python baseline");
+    let rt = runtime();
+    g.bench_function("chain (ScriptedProvider): current-thread runtime", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(chain.generate_request(&req).await.is_ok()) })
+    });
+    let multi = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => unreachable_runtime(e),
+    };
+    g.bench_function(
+        "chain (ScriptedProvider): block_on a multi-thread runtime",
+        |b| b.iter(|| black_box(multi.block_on(chain.generate_request(&req)).is_ok())),
+    );
+
+    // Over loopback HTTP: the simulator on its own runtime (its own threads, as the Python
+    // benchmark's simulator is its own process), the chain's OpenAI provider pointed at it.
+    let sim_rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => unreachable_runtime(e),
+    };
+    let sim = match sim_rt.block_on(backstop_sim::Simulator::start(backstop_sim::SimConfig {
+        record: false,
+        ..backstop_sim::SimConfig::default()
+    })) {
+        Ok(sim) => sim,
+        Err(e) => unreachable_runtime(e),
+    };
+    let http = build(
+        FallbackChain::builder()
+            .provider(
+                backstop::providers::OpenAiLlm::new("gpt-4o-mini")
+                    .base_url(sim.openai_base_url())
+                    .api_key("sk-bench"),
+                CircuitBreaker::new("openai").failure_threshold(3),
+            )
+            .provider(
+                ScriptedProvider::new("secondary"),
+                CircuitBreaker::new("secondary").failure_threshold(3),
+            ),
+    );
+    g.bench_function(
+        "chain (OpenAI over loopback HTTP): multi-thread runtime",
+        |b| {
+            b.to_async(&multi)
+                .iter(|| async { black_box(http.generate_request(&req).await.is_ok()) })
+        },
+    );
+    g.finish();
+    sim_rt.block_on(sim.shutdown());
+}
+
+criterion_group!(benches, breaker, chain, python_baseline);
 criterion_main!(benches);

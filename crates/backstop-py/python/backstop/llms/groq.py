@@ -1,0 +1,5 @@
+"""Groq's OpenAI-compatible endpoint."""
+
+from backstop._native import GroqLLM
+
+__all__ = ["GroqLLM"]
