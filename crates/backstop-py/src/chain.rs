@@ -2,8 +2,9 @@
 //! tutorial's `(llm, breaker)` pairs or `(llm, breaker, weight)` triples.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use backstop::{FallbackChain, Provider, ProviderOptions};
+use backstop::{FallbackChain, FallbackChainBuilder, Provider, ProviderOptions};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
@@ -170,35 +171,17 @@ pub(crate) fn build_chain(
     let attempt_timeout = opt_seconds("attempt_timeout", attempt_timeout, true)?;
     let options = ProviderOptions::default();
     let built = if weighted {
-        let mut b = FallbackChain::weighted().retries_per_provider(retries);
+        let mut b = FallbackChain::weighted();
         for e in entries {
             b = b.provider_with(e.llm, e.breaker, e.weight, options);
         }
-        if let Some(t) = timeout {
-            b = b.timeout(t);
-        }
-        if let Some(t) = attempt_timeout {
-            b = b.attempt_timeout(t);
-        }
-        if let Some(n) = name {
-            b = b.name(n);
-        }
-        b.build()
+        settings(b, retries, timeout, attempt_timeout, name).build()
     } else {
-        let mut b = FallbackChain::builder().retries_per_provider(retries);
+        let mut b = FallbackChain::builder();
         for e in entries {
             b = b.provider_with(e.llm, e.breaker, options);
         }
-        if let Some(t) = timeout {
-            b = b.timeout(t);
-        }
-        if let Some(t) = attempt_timeout {
-            b = b.attempt_timeout(t);
-        }
-        if let Some(n) = name {
-            b = b.name(n);
-        }
-        b.build()
+        settings(b, retries, timeout, attempt_timeout, name).build()
     };
     Ok(NativeChain {
         chain: built.map_err(|e| build_error(py, &e))?,
@@ -281,4 +264,25 @@ impl NativeChain {
     fn providers(&self, py: Python<'_>) -> Py<PyTuple> {
         self.providers.clone_ref(py)
     }
+}
+
+/// The chain-wide settings both strategies take from the Python call.
+fn settings<S>(
+    b: FallbackChainBuilder<S>,
+    retries: u32,
+    timeout: Option<Duration>,
+    attempt_timeout: Option<Duration>,
+    name: Option<String>,
+) -> FallbackChainBuilder<S> {
+    let mut b = b.retries_per_provider(retries);
+    if let Some(t) = timeout {
+        b = b.timeout(t);
+    }
+    if let Some(t) = attempt_timeout {
+        b = b.attempt_timeout(t);
+    }
+    if let Some(n) = name {
+        b = b.name(n);
+    }
+    b
 }

@@ -182,68 +182,45 @@ macro_rules! http_llm {
     }};
 }
 
-/// OpenAI chat completions (`OPENAI_API_KEY`, `OPENAI_BASE_URL`).
-#[pyclass(module = "backstop.llms.openai", name = "OpenAILLM", extends = Llm, frozen)]
-pub(crate) struct OpenAi;
+/// A Python class for one of the library's named HTTP providers: `(model, config=None, *,
+/// api_key=None, base_url=None, connect_timeout=None)`.
+macro_rules! named_llm {
+    ($(#[$doc:meta])* $ty:ident, $module:literal, $class:literal, $lib:ident) => {
+        $(#[$doc])*
+        #[pyclass(module = $module, name = $class, extends = Llm, frozen)]
+        pub(crate) struct $ty;
 
-#[pymethods]
-impl OpenAi {
-    #[new]
-    #[pyo3(signature = (model, config = None, *, api_key = None, base_url = None, connect_timeout = None))]
-    fn new(
-        model: String,
-        config: Option<PyRef<'_, Config>>,
-        api_key: Option<String>,
-        base_url: Option<String>,
-        connect_timeout: Option<f64>,
-    ) -> PyResult<PyClassInitializer<Self>> {
-        let llm = OpenAiLlm::new(nonempty_model(model)?);
-        let base = http_llm!(llm, config, api_key, base_url, connect_timeout);
-        Ok(PyClassInitializer::from(base).add_subclass(OpenAi))
-    }
+        #[pymethods]
+        impl $ty {
+            #[new]
+            #[pyo3(signature = (model, config = None, *, api_key = None, base_url = None, connect_timeout = None))]
+            fn new(
+                model: String,
+                config: Option<PyRef<'_, Config>>,
+                api_key: Option<String>,
+                base_url: Option<String>,
+                connect_timeout: Option<f64>,
+            ) -> PyResult<PyClassInitializer<Self>> {
+                let llm = $lib::new(nonempty_model(model)?);
+                let base = http_llm!(llm, config, api_key, base_url, connect_timeout);
+                Ok(PyClassInitializer::from(base).add_subclass($ty))
+            }
+        }
+    };
 }
 
-/// Anthropic messages (`ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL`).
-#[pyclass(module = "backstop.llms.anthropic", name = "AnthropicLLM", extends = Llm, frozen)]
-pub(crate) struct Anthropic;
-
-#[pymethods]
-impl Anthropic {
-    #[new]
-    #[pyo3(signature = (model, config = None, *, api_key = None, base_url = None, connect_timeout = None))]
-    fn new(
-        model: String,
-        config: Option<PyRef<'_, Config>>,
-        api_key: Option<String>,
-        base_url: Option<String>,
-        connect_timeout: Option<f64>,
-    ) -> PyResult<PyClassInitializer<Self>> {
-        let llm = AnthropicLlm::new(nonempty_model(model)?);
-        let base = http_llm!(llm, config, api_key, base_url, connect_timeout);
-        Ok(PyClassInitializer::from(base).add_subclass(Anthropic))
-    }
-}
-
-/// Groq's OpenAI-compatible endpoint (`GROQ_API_KEY`, `GROQ_BASE_URL`).
-#[pyclass(module = "backstop.llms.groq", name = "GroqLLM", extends = Llm, frozen)]
-pub(crate) struct Groq;
-
-#[pymethods]
-impl Groq {
-    #[new]
-    #[pyo3(signature = (model, config = None, *, api_key = None, base_url = None, connect_timeout = None))]
-    fn new(
-        model: String,
-        config: Option<PyRef<'_, Config>>,
-        api_key: Option<String>,
-        base_url: Option<String>,
-        connect_timeout: Option<f64>,
-    ) -> PyResult<PyClassInitializer<Self>> {
-        let llm = GroqLlm::new(nonempty_model(model)?);
-        let base = http_llm!(llm, config, api_key, base_url, connect_timeout);
-        Ok(PyClassInitializer::from(base).add_subclass(Groq))
-    }
-}
+named_llm!(
+    /// OpenAI chat completions (`OPENAI_API_KEY`, `OPENAI_BASE_URL`).
+    OpenAi, "backstop.llms.openai", "OpenAILLM", OpenAiLlm
+);
+named_llm!(
+    /// Anthropic messages (`ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL`).
+    Anthropic, "backstop.llms.anthropic", "AnthropicLLM", AnthropicLlm
+);
+named_llm!(
+    /// Groq's OpenAI-compatible endpoint (`GROQ_API_KEY`, `GROQ_BASE_URL`).
+    Groq, "backstop.llms.groq", "GroqLLM", GroqLlm
+);
 
 /// Any OpenAI-compatible server (vLLM, Ollama, ...): a key only if `api_key=` or
 /// `api_key_env=` gives one.

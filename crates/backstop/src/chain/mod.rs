@@ -95,6 +95,28 @@ impl ChainInner {
         granted
     }
 
+    /// After a failed attempt on `entry`: retry it (the budget granting), move on, or stop.
+    /// One rule for first attempts and continuations.
+    fn next_step(
+        &self,
+        entry: &Entry,
+        kind: ErrorKind,
+        policy: &RetryPolicy,
+        retries_done: u32,
+        deadline: Option<Instant>,
+    ) -> Step {
+        let facts = Facts {
+            retries_done,
+            time_left: deadline.map(|d| d.saturating_duration_since(Instant::now())),
+            admits: entry.breaker.admits(),
+        };
+        match policy::after_failure(kind, policy, self.fall_through, facts) {
+            Step::Retry(wait) if self.retry_granted(entry.breaker.name()) => Step::Retry(wait),
+            Step::Retry(_) => Step::Next,
+            step => step,
+        }
+    }
+
     /// A 429 puts the provider on a rate-limit hold (never opens its breaker).
     fn note_rate_limit(&self, entry: &Entry, kind: ErrorKind) {
         if let ErrorKind::RateLimited { retry_after } = kind {
@@ -377,18 +399,13 @@ impl FallbackChain {
                     ledger.deadline_passed();
                     break 'providers;
                 }
-                let facts = Facts {
-                    retries_done,
-                    time_left: deadline.map(|d| d.saturating_duration_since(now)),
-                    admits: entry.breaker.admits(),
-                };
-                match policy::after_failure(error.kind, &policy, inner.fall_through, facts) {
-                    Step::Retry(wait) if inner.retry_granted(name) => {
+                match inner.next_step(entry, error.kind, &policy, retries_done, deadline) {
+                    Step::Retry(wait) => {
                         last_error = Some(error);
                         tokio::time::sleep(wait).await;
                         retries_done += 1;
                     }
-                    Step::Retry(_) | Step::Next => {
+                    Step::Next => {
                         ledger.failed(name, error);
                         continue 'providers;
                     }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::policy::{self, Facts, Step};
+use super::policy::Step;
 use super::{ChainInner, stream::open_until_content};
 use crate::{
     Attempt, AttemptOutcome, ChatRequest, Chunk, ChunkStream, ErrorKind, Message, Permit,
@@ -326,19 +326,13 @@ async fn continue_on(
         }
         permit.record(error.kind.breaker_effect());
         chain.note_rate_limit(entry, error.kind);
-        let now = Instant::now();
-        let facts = Facts {
-            retries_done,
-            time_left: deadline.map(|d| d.saturating_duration_since(now)),
-            admits: entry.breaker.admits(),
-        };
-        match policy::after_failure(error.kind, &policy, chain.fall_through, facts) {
-            Step::Retry(wait) if chain.retry_granted(name) => {
+        match chain.next_step(entry, error.kind, &policy, retries_done, deadline) {
+            Step::Retry(wait) => {
                 last_error = Some(error);
                 tokio::time::sleep(wait).await;
                 retries_done += 1;
             }
-            Step::Retry(_) | Step::Next => return Continued::No,
+            Step::Next => return Continued::No,
             Step::Stop => return Continued::Stop,
         }
     }
