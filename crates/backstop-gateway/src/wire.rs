@@ -266,7 +266,7 @@ fn validate(w: WireRequest) -> Result<GatewayRequest, BadRequest> {
                 ));
             }
         };
-        messages.push(Message { role, content });
+        messages.push(Message::new(role, content));
     }
     if !messages.iter().any(|m| m.role == Role::User) {
         return Err(BadRequest::new(

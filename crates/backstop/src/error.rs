@@ -16,6 +16,7 @@
 //! | CircuitOpen | no | — | yes |
 //! | Cancelled | no | neutral | no |
 //! | LocalResource | no | neutral | yes |
+//! | Unsupported | no (skipped without a call) | neutral | yes |
 //!
 //! "Configurable" rows follow the chain's [`FallThrough`] policy; Timeout retries can be
 //! turned back on with [`RetryPolicy::retry_timeouts`](crate::RetryPolicy::retry_timeouts).
@@ -64,6 +65,9 @@ pub enum ErrorKind {
     /// descriptors (EMFILE, ENFILE), memory, local ports or buffers, or the HTTP client was
     /// shutting down. Says nothing about the provider: neutral for breakers, not retried.
     LocalResource,
+    /// The provider cannot honour a parameter of the request ([`crate::Provider::check`]): it
+    /// was skipped without a call. Neutral, not retried, the next provider is tried.
+    Unsupported,
 }
 
 /// What an outcome does to a provider's circuit breaker.
@@ -127,7 +131,8 @@ impl ErrorKind {
             | ErrorKind::ContentFiltered
             | ErrorKind::Cancelled
             | ErrorKind::CircuitOpen
-            | ErrorKind::LocalResource => BreakerEffect::Neutral,
+            | ErrorKind::LocalResource
+            | ErrorKind::Unsupported => BreakerEffect::Neutral,
         }
     }
 
@@ -158,6 +163,7 @@ impl ErrorKind {
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::CircuitOpen => "circuit_open",
             ErrorKind::LocalResource => "local_resource",
+            ErrorKind::Unsupported => "unsupported",
         }
     }
 
@@ -297,10 +303,19 @@ impl AllProvidersFailed {
     /// One kind that sums up the failure, used when a chain is itself a provider and to pick
     /// the gateway's status: the deadline → `Timeout`; only providers that were called count:
     /// all rate limited → `RateLimited` (the shortest hint); none called → `Overloaded`; all
-    /// the same kind → that kind; else `Server`.
+    /// the same kind → that kind; else `Server`. Every provider skipped for a parameter it
+    /// cannot honour → `Unsupported`.
     pub fn summary_kind(&self) -> ErrorKind {
         if self.deadline_exceeded {
             return ErrorKind::Timeout;
+        }
+        if !self.errors.is_empty()
+            && self
+                .errors
+                .iter()
+                .all(|f| f.error.kind == ErrorKind::Unsupported)
+        {
+            return ErrorKind::Unsupported;
         }
         let tried: Vec<ErrorKind> = self
             .errors
@@ -339,6 +354,28 @@ impl AllProvidersFailed {
             .filter(|a| a.outcome != crate::AttemptOutcome::Skipped)
             .count()
             > 1
+    }
+
+    /// The parameters no provider could honour, when every provider was skipped for them
+    /// (the union of each provider's, in order); empty otherwise.
+    pub fn unsupported_params(&self) -> Vec<String> {
+        if self.summary_kind() != ErrorKind::Unsupported {
+            return Vec::new();
+        }
+        let mut out: Vec<String> = Vec::new();
+        for f in &self.errors {
+            let list = f
+                .error
+                .message
+                .strip_prefix("unsupported: ")
+                .unwrap_or_default();
+            for p in list.split(", ").filter(|p| !p.is_empty()) {
+                if !out.iter().any(|o| o == p) {
+                    out.push(p.to_owned());
+                }
+            }
+        }
+        out
     }
 
     /// The summary as a single provider error (for chains nested as providers).

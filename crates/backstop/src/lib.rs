@@ -229,15 +229,18 @@ mod attempt;
 mod breaker;
 mod budget;
 mod chain;
+mod content;
 mod error;
 mod hold;
 mod observer;
+mod params;
 mod provider;
 mod readiness;
 mod request;
 mod response;
 mod retry;
 mod time;
+mod tool;
 mod window;
 
 #[cfg(feature = "testing")]
@@ -257,16 +260,19 @@ pub use chain::{
     ChainBuildError, Contribution, FallbackChain, FallbackChainBuilder, FallbackStream, HedgeAfter,
     Priority, ProviderOptions, Weighted, WhenAllOpen, fallback_chain, weighted_fallback_chain,
 };
+pub use content::{ContentPart, Image};
 pub use error::{
     AllProvidersFailed, BreakerEffect, ErrorKind, FallThrough, MAX_MESSAGE_LEN, ProviderError,
     ProviderFailure,
 };
 pub use hold::{HoldConfig, RateLimitHold};
 pub use observer::{Observer, RequestSummary, StateChange};
-pub use provider::{BoxFuture, ChunkStream, Provider};
+pub use params::{ApiFormat, Params, ResponseFormat};
+pub use provider::{BoxFuture, ChunkStream, Provider, Unsupported};
 pub use request::{ChatRequest, LlmConfig, Message, Role};
 pub use response::{Chunk, Completion, FallbackResult, FinishReason, Usage};
 pub use retry::{RetryDecision, RetryPolicy};
+pub use tool::{Tool, ToolCall, ToolCallAccumulator, ToolCallDelta, ToolChoice};
 
 #[cfg(any(feature = "openai", feature = "anthropic", feature = "groq"))]
 pub mod providers;

@@ -36,6 +36,68 @@ pub trait Provider: Send + Sync {
         &'a self,
         request: &'a ChatRequest,
     ) -> BoxFuture<'a, Result<ChunkStream, ProviderError>>;
+
+    /// What of `request` this provider cannot honour, by parameter name. A chain skips a
+    /// provider that cannot (recorded as `unsupported: <names>`, neutral for its breaker) and
+    /// refuses the request only when no provider can. The default honours everything.
+    fn check(&self, request: &ChatRequest) -> Result<(), Unsupported> {
+        let _ = request;
+        Ok(())
+    }
+}
+
+/// The parameters of a request that a provider cannot honour (OpenAI names: `logit_bias`,
+/// `n`, `tools`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Unsupported {
+    /// The parameter names, each once, in the order found.
+    pub params: Vec<String>,
+}
+
+impl Unsupported {
+    /// Nothing unsupported yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `param` (once).
+    pub fn add(&mut self, param: impl Into<String>) {
+        let param = param.into();
+        if !self.params.contains(&param) {
+            self.params.push(param);
+        }
+    }
+
+    /// Adds `param` when `cond` holds.
+    pub fn add_if(&mut self, cond: bool, param: &str) {
+        if cond {
+            self.add(param);
+        }
+    }
+
+    /// `Ok` when nothing was added.
+    pub fn into_result(self) -> Result<(), Unsupported> {
+        if self.params.is_empty() {
+            Ok(())
+        } else {
+            Err(self)
+        }
+    }
+
+    /// The error recorded for a provider skipped for these parameters.
+    pub fn to_error(&self) -> ProviderError {
+        ProviderError::new(
+            crate::ErrorKind::Unsupported,
+            format!("unsupported: {}", self.params.join(", ")),
+        )
+    }
+}
+
+impl std::fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "unsupported: {}", self.params.join(", "))
+    }
 }
 
 impl<P: Provider + ?Sized> Provider for std::sync::Arc<P> {
@@ -53,5 +115,8 @@ impl<P: Provider + ?Sized> Provider for std::sync::Arc<P> {
         request: &'a ChatRequest,
     ) -> BoxFuture<'a, Result<ChunkStream, ProviderError>> {
         (**self).stream(request)
+    }
+    fn check(&self, request: &ChatRequest) -> Result<(), Unsupported> {
+        (**self).check(request)
     }
 }

@@ -1,9 +1,13 @@
-//! What the caller asks for: messages plus sampling settings.
+//! What the caller asks for: messages plus sampling settings, tools, output format and the
+//! other parameters.
 
 use std::time::Duration;
 
+use crate::{ContentPart, Params, ResponseFormat, Tool, ToolCall, ToolChoice};
+
 /// Who said a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Role {
     /// Instructions that frame the conversation.
     System,
@@ -11,6 +15,8 @@ pub enum Role {
     User,
     /// The model's earlier turns.
     Assistant,
+    /// The result of a tool call (OpenAI `role: "tool"`, Anthropic `tool_result` blocks).
+    Tool,
 }
 
 impl Role {
@@ -20,40 +26,106 @@ impl Role {
             Role::System => "system",
             Role::User => "user",
             Role::Assistant => "assistant",
+            Role::Tool => "tool",
         }
     }
 }
 
 /// One turn of a conversation.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Message {
     /// Who said it.
     pub role: Role,
-    /// The text.
+    /// The text (of every text part, when the message has [`parts`](Self::parts)).
     pub content: String,
+    /// Text and image parts in order; empty for a text-only message. When not empty, the
+    /// providers send these (and `content` is their text).
+    pub parts: Vec<ContentPart>,
+    /// The calls an assistant message made.
+    pub tool_calls: Vec<ToolCall>,
+    /// For a [`Role::Tool`] message: the call it answers.
+    pub tool_call_id: Option<String>,
+    /// A participant name (OpenAI `name`).
+    pub name: Option<String>,
 }
 
 impl Message {
+    /// A message from `role` with text `content`.
+    pub fn new(role: Role, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+            parts: Vec::new(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+            name: None,
+        }
+    }
     /// A system message.
     pub fn system(content: impl Into<String>) -> Self {
-        Self {
-            role: Role::System,
-            content: content.into(),
-        }
+        Self::new(Role::System, content)
     }
     /// A user message.
     pub fn user(content: impl Into<String>) -> Self {
-        Self {
-            role: Role::User,
-            content: content.into(),
-        }
+        Self::new(Role::User, content)
     }
     /// An assistant message.
     pub fn assistant(content: impl Into<String>) -> Self {
-        Self {
-            role: Role::Assistant,
-            content: content.into(),
+        Self::new(Role::Assistant, content)
+    }
+    /// A user message of text and image parts.
+    pub fn user_parts(parts: Vec<ContentPart>) -> Self {
+        Self::new(Role::User, String::new()).with_parts(parts)
+    }
+    /// An assistant turn that called tools (with optional text before the calls).
+    pub fn assistant_tool_calls(content: impl Into<String>, calls: Vec<ToolCall>) -> Self {
+        let mut m = Self::new(Role::Assistant, content);
+        m.tool_calls = calls;
+        m
+    }
+    /// The result of tool call `tool_call_id`.
+    pub fn tool_result(tool_call_id: impl Into<String>, content: impl Into<String>) -> Self {
+        let mut m = Self::new(Role::Tool, content);
+        m.tool_call_id = Some(tool_call_id.into());
+        m
+    }
+    /// With these parts (and `content` set to their text).
+    #[must_use]
+    pub fn with_parts(mut self, parts: Vec<ContentPart>) -> Self {
+        self.content = parts
+            .iter()
+            .filter_map(|p| match p {
+                ContentPart::Text(t) => Some(t.as_str()),
+                _ => None,
+            })
+            .collect();
+        self.parts = parts;
+        self
+    }
+    /// With a participant name.
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+    /// The parts to send: [`parts`](Self::parts), or the text as one part.
+    pub fn content_parts(&self) -> std::borrow::Cow<'_, [ContentPart]> {
+        if self.parts.is_empty() {
+            std::borrow::Cow::Owned(if self.content.is_empty() {
+                Vec::new()
+            } else {
+                vec![ContentPart::Text(self.content.clone())]
+            })
+        } else {
+            std::borrow::Cow::Borrowed(&self.parts)
         }
+    }
+    /// True when the message carries an image.
+    pub fn has_image(&self) -> bool {
+        self.parts
+            .iter()
+            .any(|p| matches!(p, ContentPart::Image(_)))
     }
 }
 
@@ -132,6 +204,17 @@ pub struct ChatRequest {
     /// called (a caller-side timeout such as Python's `asyncio.wait_for`, which the tutorial says
     /// counts as a failure) instead of the default neutral cancellation.
     pub drop_counts_as_timeout: bool,
+    /// Functions the model may call.
+    pub tools: Vec<Tool>,
+    /// Whether and which tool the model must call.
+    pub tool_choice: Option<ToolChoice>,
+    /// Whether the model may make several calls in one turn (OpenAI `parallel_tool_calls`,
+    /// Anthropic `disable_parallel_tool_use` inverted).
+    pub parallel_tool_calls: Option<bool>,
+    /// The shape of the answer (JSON mode, a JSON Schema).
+    pub response_format: Option<ResponseFormat>,
+    /// Every other parameter.
+    pub params: Params,
 }
 
 impl ChatRequest {
@@ -165,6 +248,49 @@ impl ChatRequest {
     pub fn drop_counts_as_timeout(mut self, yes: bool) -> Self {
         self.drop_counts_as_timeout = yes;
         self
+    }
+    /// Offers a tool.
+    pub fn tool(mut self, tool: Tool) -> Self {
+        self.tools.push(tool);
+        self
+    }
+    /// Sets the tool choice.
+    pub fn tool_choice(mut self, choice: ToolChoice) -> Self {
+        self.tool_choice = Some(choice);
+        self
+    }
+    /// Sets the response format.
+    pub fn response_format(mut self, format: ResponseFormat) -> Self {
+        self.response_format = Some(format);
+        self
+    }
+    /// Sets the other parameters.
+    pub fn params(mut self, params: Params) -> Self {
+        self.params = params;
+        self
+    }
+    /// Every feature the request uses beyond plain text, by its OpenAI parameter name
+    /// (`tools`, `tool_choice`, `parallel_tool_calls`, `response_format`, `image_url`, then
+    /// [`Params::names`]): what providers check against.
+    pub fn features(&self) -> Vec<String> {
+        let mut out: Vec<String> = [
+            ("tools", !self.tools.is_empty()),
+            ("tool_choice", self.tool_choice.is_some()),
+            ("parallel_tool_calls", self.parallel_tool_calls.is_some()),
+            (
+                "response_format",
+                self.response_format
+                    .as_ref()
+                    .is_some_and(|f| *f != ResponseFormat::Text),
+            ),
+            ("image_url", self.messages.iter().any(Message::has_image)),
+        ]
+        .into_iter()
+        .filter(|(_, used)| *used)
+        .map(|(n, _)| n.to_owned())
+        .collect();
+        out.extend(self.params.names());
+        out
     }
     /// The text of the last user message, if any (handy for logs and simulators).
     pub fn last_user_text(&self) -> Option<&str> {

@@ -1,5 +1,7 @@
 //! What comes back: whole completions and streamed chunks.
 
+use crate::{ToolCall, ToolCallDelta};
+
 /// Token counts reported by the provider. Counts the provider did not report are `None`,
 /// never a made-up zero.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -130,6 +132,8 @@ pub struct Completion {
     pub finish_reason: Option<FinishReason>,
     /// The model's refusal message, when it declined to answer (OpenAI `message.refusal`).
     pub refusal: Option<String>,
+    /// The tool calls the model made (finish reason `ToolCalls`).
+    pub tool_calls: Vec<ToolCall>,
 }
 
 impl Completion {
@@ -141,6 +145,7 @@ impl Completion {
             usage: None,
             finish_reason: Some(FinishReason::Stop),
             refusal: None,
+            tool_calls: Vec::new(),
         }
     }
 }
@@ -162,6 +167,8 @@ pub struct Chunk {
     pub skipped_events: u32,
     /// A piece of the model's refusal message (OpenAI `delta.refusal`).
     pub refusal: Option<String>,
+    /// Fragments of tool calls.
+    pub tool_calls: Vec<ToolCallDelta>,
 }
 
 impl Chunk {
@@ -172,9 +179,19 @@ impl Chunk {
             ..Self::default()
         }
     }
-    /// True when the chunk carries generated text or refusal text (the streaming commit point).
+    /// A chunk carrying one tool-call fragment.
+    pub fn tool_call(delta: ToolCallDelta) -> Self {
+        Self {
+            tool_calls: vec![delta],
+            ..Self::default()
+        }
+    }
+    /// True when the chunk carries generated text, refusal text or a tool-call fragment (the
+    /// streaming commit point).
     pub fn is_content(&self) -> bool {
-        !self.text.is_empty() || self.refusal.as_deref().is_some_and(|r| !r.is_empty())
+        !self.text.is_empty()
+            || self.refusal.as_deref().is_some_and(|r| !r.is_empty())
+            || !self.tool_calls.is_empty()
     }
 }
 
@@ -194,6 +211,8 @@ pub struct FallbackResult {
     pub finish_reason: Option<FinishReason>,
     /// The model's refusal message, when it declined to answer.
     pub refusal: Option<String>,
+    /// The tool calls the model made.
+    pub tool_calls: Vec<ToolCall>,
     /// Every attempt, in order, including skips, failures and the success.
     pub attempts: Vec<crate::Attempt>,
 }
@@ -212,6 +231,7 @@ impl FallbackResult {
             usage: completion.usage,
             finish_reason: completion.finish_reason,
             refusal: completion.refusal,
+            tool_calls: completion.tool_calls,
             attempts,
         }
     }
@@ -224,6 +244,7 @@ impl FallbackResult {
             usage: self.usage,
             finish_reason: self.finish_reason,
             refusal: self.refusal,
+            tool_calls: self.tool_calls,
         }
     }
 }

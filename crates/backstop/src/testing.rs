@@ -33,7 +33,7 @@ use futures_util::stream;
 
 use crate::{
     BoxFuture, ChatRequest, Chunk, ChunkStream, Completion, ErrorKind, FinishReason, Provider,
-    ProviderError, Usage,
+    ProviderError, ToolCall, ToolCallDelta, Unsupported, Usage,
 };
 
 /// What a scripted provider does on one call.
@@ -63,6 +63,13 @@ pub enum Step {
     ChunksThenEnd(Vec<String>),
     /// Answer with no text, only this finish reason (an empty or filtered answer).
     Finish(FinishReason),
+    /// Call these tools (finish reason `ToolCalls`); streamed as each call's opening fragment
+    /// and its arguments in two halves.
+    ToolCalls(Vec<ToolCall>),
+    /// Stream the text `"Let me check. "`, this call's opening fragment and the first half of
+    /// its arguments, then fail with this kind (a stream cut mid-arguments). Non-streaming
+    /// calls just fail.
+    ToolCallThenFail(ToolCall, ErrorKind),
 }
 
 impl Step {
@@ -114,6 +121,10 @@ impl Step {
     pub fn chunks_then_end<S: Into<String>>(chunks: impl IntoIterator<Item = S>) -> Self {
         Step::ChunksThenEnd(chunks.into_iter().map(Into::into).collect())
     }
+    /// `Step::ToolCalls` with one call.
+    pub fn tool_call(id: &str, name: &str, arguments: &str) -> Self {
+        Step::ToolCalls(vec![ToolCall::new(id, name, arguments)])
+    }
     /// `Step::Finish`.
     pub fn finish(reason: FinishReason) -> Self {
         Step::Finish(reason)
@@ -135,6 +146,9 @@ struct Inner {
     model: String,
     script: Script,
     calls: AtomicU64,
+    /// Parameters this provider cannot honour (see [`ScriptedProvider::cannot`]).
+    cannot: Vec<String>,
+    requests: Mutex<Vec<ChatRequest>>,
 }
 
 /// An in-memory provider that plays a script. Clones share the script and the call count.
@@ -182,6 +196,8 @@ impl ScriptedProvider {
                 model,
                 script,
                 calls: AtomicU64::new(0),
+                cannot: Vec::new(),
+                requests: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -198,10 +214,44 @@ impl ScriptedProvider {
                 last: Mutex::new(last),
             },
             calls: AtomicU64::new(0),
+            cannot: self.inner.cannot.clone(),
+            requests: Mutex::new(Vec::new()),
         };
         Self {
             inner: Arc::new(inner),
         }
+    }
+
+    /// Declares parameters this provider cannot honour (names as in
+    /// [`ChatRequest::features`]): a request using one is refused by [`Provider::check`].
+    /// Set it before [`script`](Self::script) or after, but before handing out clones.
+    pub fn cannot(self, params: &[&str]) -> Self {
+        let inner = Inner {
+            name: self.inner.name.clone(),
+            model: self.inner.model.clone(),
+            script: match Arc::try_unwrap(self.inner) {
+                Ok(inner) => inner.script,
+                Err(_) => Script::Queue {
+                    steps: Mutex::new(VecDeque::new()),
+                    last: Mutex::new(None),
+                },
+            },
+            calls: AtomicU64::new(0),
+            cannot: params.iter().map(|p| (*p).to_owned()).collect(),
+            requests: Mutex::new(Vec::new()),
+        };
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Every request received so far, in order.
+    pub fn requests(&self) -> Vec<ChatRequest> {
+        self.inner
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Appends steps to a queued script (shared with clones already handed out).
@@ -220,7 +270,12 @@ impl ScriptedProvider {
         self.inner.calls.load(Ordering::SeqCst)
     }
 
-    fn next_step(&self) -> Step {
+    fn next_step(&self, request: &ChatRequest) -> Step {
+        self.inner
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(request.clone());
         let n = self.inner.calls.fetch_add(1, Ordering::SeqCst);
         match &self.inner.script {
             Script::Func(f) => f(n),
@@ -251,6 +306,7 @@ impl ScriptedProvider {
             usage: Some(Usage::new(1, output)),
             finish_reason: Some(FinishReason::Stop),
             refusal: None,
+            tool_calls: Vec::new(),
         }
     }
 }
@@ -269,11 +325,19 @@ impl Provider for ScriptedProvider {
         &self.inner.name
     }
 
+    fn check(&self, request: &ChatRequest) -> Result<(), Unsupported> {
+        let mut u = Unsupported::new();
+        for f in request.features() {
+            u.add_if(self.inner.cannot.contains(&f), &f);
+        }
+        u.into_result()
+    }
+
     fn complete<'a>(
         &'a self,
-        _request: &'a ChatRequest,
+        request: &'a ChatRequest,
     ) -> BoxFuture<'a, Result<Completion, ProviderError>> {
-        let step = self.next_step();
+        let step = self.next_step(request);
         Box::pin(async move {
             match settle(step).await {
                 Step::Reply(text) => Ok(self.completion(text)),
@@ -288,6 +352,12 @@ impl Provider for ScriptedProvider {
                     finish_reason: Some(reason),
                     ..self.completion(String::new())
                 }),
+                Step::ToolCalls(calls) => Ok(Completion {
+                    finish_reason: Some(FinishReason::ToolCalls),
+                    tool_calls: calls,
+                    ..self.completion(String::new())
+                }),
+                Step::ToolCallThenFail(_, kind) => Err(self.error(kind)),
                 Step::Hang | Step::ChunksThenHang(_) | Step::Delay(..) => {
                     std::future::pending().await
                 }
@@ -297,11 +367,19 @@ impl Provider for ScriptedProvider {
 
     fn stream<'a>(
         &'a self,
-        _request: &'a ChatRequest,
+        request: &'a ChatRequest,
     ) -> BoxFuture<'a, Result<ChunkStream, ProviderError>> {
-        let step = self.next_step();
+        let step = self.next_step(request);
         Box::pin(async move {
             let (chunks, gap, end) = match settle(step).await {
+                Step::ToolCalls(calls) => {
+                    let model = self.inner.model.clone();
+                    return Ok(tool_stream(calls, None, model));
+                }
+                Step::ToolCallThenFail(call, kind) => {
+                    let model = self.inner.model.clone();
+                    return Ok(tool_stream(vec![call], Some(self.error(kind)), model));
+                }
                 Step::Reply(text) => (vec![text], Duration::ZERO, End::Finish(FinishReason::Stop)),
                 Step::Chunks { chunks, gap } => (chunks, gap, End::Finish(FinishReason::Stop)),
                 Step::ChunksThenEnd(chunks) => (chunks, Duration::ZERO, End::Clean),
@@ -326,6 +404,49 @@ enum End {
     Clean,
     Fail(ProviderError),
     Hang,
+}
+
+/// Each call's opening fragment and its arguments in two halves, then the `ToolCalls` finish;
+/// with `fail`, one call's opening and first half, then the error.
+fn tool_stream(calls: Vec<ToolCall>, fail: Option<ProviderError>, model: String) -> ChunkStream {
+    let mut items: Vec<Result<Chunk, ProviderError>> = Vec::new();
+    if fail.is_some() {
+        items.push(Ok(Chunk {
+            model: Some(model.clone()),
+            ..Chunk::text("Let me check. ")
+        }));
+    }
+    for (i, call) in calls.iter().enumerate() {
+        let index = i as u32;
+        let mut mid = call.arguments.len() / 2;
+        while !call.arguments.is_char_boundary(mid) {
+            mid -= 1;
+        }
+        let mut start = Chunk::tool_call(ToolCallDelta::start(index, &call.id, &call.name));
+        if i == 0 && fail.is_none() {
+            start.model = Some(model.clone());
+        }
+        items.push(Ok(start));
+        items.push(Ok(Chunk::tool_call(ToolCallDelta::arguments(
+            index,
+            &call.arguments[..mid],
+        ))));
+        if fail.is_none() {
+            items.push(Ok(Chunk::tool_call(ToolCallDelta::arguments(
+                index,
+                &call.arguments[mid..],
+            ))));
+        }
+    }
+    match fail {
+        Some(e) => items.push(Err(e)),
+        None => items.push(Ok(Chunk {
+            finish_reason: Some(FinishReason::ToolCalls),
+            usage: Some(Usage::new(1, 1)),
+            ..Chunk::default()
+        })),
+    }
+    Box::pin(stream::iter(items))
 }
 
 fn scripted_stream(chunks: Vec<String>, gap: Duration, end: End, model: String) -> ChunkStream {

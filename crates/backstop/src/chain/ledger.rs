@@ -92,6 +92,18 @@ impl<'c> Ledger<'c> {
         });
     }
 
+    /// The provider cannot serve this request: skipped without a call, with the reason.
+    pub(super) fn unsupported(&mut self, provider: &str, why: &crate::Unsupported) {
+        let error = why.to_error();
+        self.attempt(
+            provider,
+            AttemptOutcome::Skipped,
+            Some(error.clone()),
+            Duration::ZERO,
+        );
+        self.settle(ProviderFailure::not_attempted(provider, error));
+    }
+
     pub(super) fn deadline_passed(&mut self) {
         self.deadline_exceeded = true;
     }
@@ -100,11 +112,17 @@ impl<'c> Ledger<'c> {
         self.stopped_by = Some((provider.to_owned(), kind));
     }
 
-    /// True when no provider was called: every one was skipped for an open breaker.
+    /// True when no provider was called and at least one was skipped for an open breaker
+    /// (the others cannot serve the request).
     pub(super) fn all_skipped(&self) -> bool {
         self.attempts
             .iter()
             .all(|a| a.outcome == AttemptOutcome::Skipped)
+            && self.attempts.iter().any(|a| {
+                a.error
+                    .as_ref()
+                    .is_some_and(|e| e.kind == ErrorKind::CircuitOpen)
+            })
     }
 
     /// An answer came from `provider`: logs a fallback and tells the observer.

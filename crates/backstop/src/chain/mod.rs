@@ -34,7 +34,7 @@ use crate::budget::Budget;
 use crate::{
     AllProvidersFailed, AttemptOutcome, BoxFuture, ChatRequest, ChunkStream, CircuitBreaker,
     Completion, ErrorKind, FallThrough, FallbackResult, Observer, Permit, Provider, ProviderError,
-    RetryPolicy, time,
+    RetryPolicy, Unsupported, time,
 };
 use attempt::{Limits, Outcome};
 use ledger::Ledger;
@@ -301,6 +301,12 @@ impl FallbackChain {
         }
         let mut plan = Plan::new(&inner.entries, inner.strategy);
         let mut ledger = Ledger::new(inner, started, mode);
+        for (i, entry) in inner.entries.iter().enumerate() {
+            if let Err(why) = entry.provider.check(request) {
+                plan.exclude(i);
+                ledger.unsupported(entry.breaker.name(), &why);
+            }
+        }
 
         'providers: while let Some(index) = plan.next(&inner.entries) {
             let entry = &inner.entries[index];
@@ -527,6 +533,7 @@ impl FallbackChain {
             .entries
             .iter()
             .enumerate()
+            .filter(|(_, e)| e.provider.check(request).is_ok())
             .max_by_key(|(_, e)| e.breaker.open_since().unwrap_or_default())?;
         let name = entry.breaker.name();
         tracing::info!(chain = %inner.name, provider = name, "every breaker open: probing the one open longest");
@@ -599,5 +606,18 @@ impl Provider for FallbackChain {
                 Err(e) => Err(e.to_provider_error()),
             }
         })
+    }
+
+    /// A chain serves a request when one of its providers does; otherwise it cannot honour
+    /// the union of what each of them cannot.
+    fn check(&self, request: &ChatRequest) -> Result<(), Unsupported> {
+        let mut all = Unsupported::new();
+        for entry in &self.inner.entries {
+            match entry.provider.check(request) {
+                Ok(()) => return Ok(()),
+                Err(u) => u.params.into_iter().for_each(|p| all.add(p)),
+            }
+        }
+        all.into_result()
     }
 }

@@ -13,6 +13,8 @@ use super::{Entry, Strategy};
 pub(super) struct Plan {
     order: Vec<usize>,
     tried: Vec<bool>,
+    /// Providers that cannot serve this request (`Provider::check`): never handed out.
+    excluded: Vec<bool>,
     /// How many providers were handed out so far.
     handed: usize,
 }
@@ -28,8 +30,19 @@ impl Plan {
         };
         Self {
             tried: vec![false; entries.len()],
+            excluded: vec![false; entries.len()],
             order,
             handed: 0,
+        }
+    }
+
+    /// Takes provider `i` out of this request's plan (it cannot serve the request); an answer
+    /// from another one counts as a fallback.
+    pub(super) fn exclude(&mut self, i: usize) {
+        if !self.excluded[i] {
+            self.excluded[i] = true;
+            self.tried[i] = true;
+            self.handed += 1;
         }
     }
 
@@ -63,7 +76,7 @@ impl Plan {
         self.handed > 1
     }
 
-    /// Providers never handed out, in order.
+    /// Providers never handed out, in order (excluded ones are not).
     pub(super) fn remaining(&self) -> impl Iterator<Item = usize> + '_ {
         self.order.iter().copied().filter(|&i| !self.tried[i])
     }
@@ -76,7 +89,7 @@ impl Plan {
             self.order
                 .iter()
                 .copied()
-                .filter(move |&i| self.tried[i] == t && i != answering)
+                .filter(move |&i| self.tried[i] == t && !self.excluded[i] && i != answering)
         };
         tried(false).chain(tried(true)).chain([answering]).collect()
     }

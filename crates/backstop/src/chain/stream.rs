@@ -80,6 +80,9 @@ pub struct FallbackStream {
 struct ResumeState {
     resumer: Resumer,
     delivered: String,
+    /// A tool-call fragment reached the caller: such a stream is never resumed (a call
+    /// continued by another model is not one call).
+    tool_call: bool,
     seam: Option<Seam>,
     takeover: Option<TakeoverFuture>,
     broken: Option<ProviderError>,
@@ -136,6 +139,7 @@ impl FallbackStream {
             resume: c.resumer.map(|resumer| ResumeState {
                 resumer,
                 delivered: String::new(),
+                tool_call: false,
                 seam: None,
                 takeover: None,
                 broken: None,
@@ -196,6 +200,7 @@ impl FallbackStream {
             && r.resumer.left > 0
             && !r.resumer.candidates.is_empty()
             && !r.delivered.is_empty()
+            && !r.tool_call
         {
             r.takeover = Some(r.resumer.takeover(r.delivered.clone(), deadline));
             r.broken = Some(error);
@@ -230,6 +235,7 @@ impl FallbackStream {
                 chunk.text = text;
             }
             r.delivered.push_str(&chunk.text);
+            r.tool_call |= !chunk.tool_calls.is_empty();
         }
         if chunk.skipped_events > 0
             && let Some((chain, o)) = &self.observer

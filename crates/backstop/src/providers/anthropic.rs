@@ -2,14 +2,17 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+use serde_json::{Value, json};
 
+use super::anthropic_request::{JSON_TOOL, check, request_body};
 use super::core::{HttpCore, WireFormat};
 use super::http::{self, ApiKey, AuthScheme, Endpoint, Step, StreamParser};
 use super::sse::SseEvent;
 use super::{env_nonempty, http_provider_common};
 use crate::{
-    ChatRequest, Chunk, Completion, ErrorKind, FinishReason, LlmConfig, ProviderError, Role, Usage,
+    ChatRequest, Chunk, Completion, ErrorKind, FinishReason, LlmConfig, ProviderError,
+    ResponseFormat, ToolCall, ToolCallDelta, Unsupported, Usage,
 };
 
 /// The API version header value we speak.
@@ -61,6 +64,12 @@ pub(super) struct AnthropicWire;
 
 impl WireFormat for AnthropicWire {
     type Stream = AnthropicStream;
+    fn check(request: &ChatRequest, refused: &[&str]) -> Result<(), Unsupported> {
+        check(request, refused)
+    }
+    fn stream_parser(request: &ChatRequest) -> AnthropicStream {
+        AnthropicStream::for_request(request)
+    }
     fn request_body(
         model: &str,
         request: &ChatRequest,
@@ -69,8 +78,12 @@ impl WireFormat for AnthropicWire {
     ) -> Result<Vec<u8>, ProviderError> {
         request_body(model, request, config, stream)
     }
-    fn parse_completion(body: &[u8], model: &str) -> Result<Completion, ProviderError> {
-        parse_message(body, model)
+    fn parse_completion(
+        request: &ChatRequest,
+        body: &[u8],
+        model: &str,
+    ) -> Result<Completion, ProviderError> {
+        parse_message(body, model, json_mode(request))
     }
     fn classify_status(status: u16, retry_after: Option<Duration>, body: &[u8]) -> ProviderError {
         classify_status(status, retry_after, body)
@@ -78,71 +91,6 @@ impl WireFormat for AnthropicWire {
 }
 
 type AnthropicCore = HttpCore<AnthropicWire>;
-
-// ---------------------------------------------------------------------------------------------
-// Requests
-
-#[derive(Serialize)]
-struct RequestBody<'a> {
-    model: &'a str,
-    max_tokens: u32,
-    messages: Vec<WireMessage<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    system: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    temperature: Option<f32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    top_p: Option<f32>,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    stop_sequences: &'a [String],
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    stream: bool,
-}
-
-#[derive(Serialize)]
-struct WireMessage<'a> {
-    role: &'static str,
-    content: &'a str,
-}
-
-fn request_body(
-    model: &str,
-    request: &ChatRequest,
-    provider_config: &LlmConfig,
-    stream: bool,
-) -> Result<Vec<u8>, ProviderError> {
-    let config = request.config.over(provider_config);
-    let system: Vec<&str> = request
-        .messages
-        .iter()
-        .filter(|m| m.role == Role::System)
-        .map(|m| m.content.as_str())
-        .collect();
-    let body = RequestBody {
-        model,
-        max_tokens: config.max_tokens.unwrap_or(LlmConfig::DEFAULT_MAX_TOKENS),
-        messages: request
-            .messages
-            .iter()
-            .filter(|m| m.role != Role::System)
-            .map(|m| WireMessage {
-                role: m.role.as_str(),
-                content: &m.content,
-            })
-            .collect(),
-        system: (!system.is_empty()).then(|| system.join("\n\n")),
-        temperature: config.temperature,
-        top_p: config.top_p,
-        stop_sequences: &config.stop,
-        stream,
-    };
-    serde_json::to_vec(&body).map_err(|e| {
-        ProviderError::new(
-            ErrorKind::InvalidRequest,
-            format!("cannot encode request: {e}"),
-        )
-    })
-}
 
 // ---------------------------------------------------------------------------------------------
 // Responses
@@ -169,6 +117,17 @@ struct ContentBlock {
     kind: String,
     #[serde(default)]
     text: Option<String>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    input: Option<Value>,
+}
+
+/// True when the request's JSON mode is carried by the forced [`JSON_TOOL`].
+fn json_mode(request: &ChatRequest) -> bool {
+    request.response_format == Some(ResponseFormat::JsonObject) && request.tools.is_empty()
 }
 
 /// Anthropic `usage`. `input_tokens` counts only the prompt tokens after the last cache
@@ -228,9 +187,11 @@ fn finish_reason(s: &str) -> FinishReason {
     }
 }
 
+/// Reads a message; with `json_mode`, the [`JSON_TOOL`] call's input is the answer's text.
 pub(super) fn parse_message(
     body: &[u8],
     fallback_model: &str,
+    json_mode: bool,
 ) -> Result<Completion, ProviderError> {
     let parsed: WireMessageResponse = serde_json::from_slice(body)
         .map_err(|e| ProviderError::protocol(format!("malformed message: {e}")))?;
@@ -244,17 +205,39 @@ pub(super) fn parse_message(
     let content = parsed
         .content
         .ok_or_else(|| ProviderError::protocol("message has no content"))?;
-    let text: String = content
-        .iter()
-        .filter(|b| b.kind == "text")
-        .filter_map(|b| b.text.as_deref())
-        .collect();
+    let mut text = String::new();
+    let mut tool_calls = Vec::new();
+    let mut json_answered = false;
+    for b in content {
+        match b.kind.as_str() {
+            "text" => text.push_str(b.text.as_deref().unwrap_or_default()),
+            "tool_use" => {
+                let input = b.input.unwrap_or_else(|| json!({})).to_string();
+                if json_mode && b.name.as_deref() == Some(JSON_TOOL) {
+                    text.push_str(&input);
+                    json_answered = true;
+                } else {
+                    tool_calls.push(ToolCall::new(
+                        b.id.unwrap_or_default(),
+                        b.name.unwrap_or_default(),
+                        input,
+                    ));
+                }
+            }
+            _ => {} // thinking, server tool blocks
+        }
+    }
+    let mut finish = parsed.stop_reason.as_deref().map(finish_reason);
+    if json_answered && finish == Some(FinishReason::ToolCalls) {
+        finish = Some(FinishReason::Stop);
+    }
     Ok(Completion {
         text,
         model: parsed.model.unwrap_or_else(|| fallback_model.to_owned()),
         usage: parsed.usage.and_then(WireUsage::to_usage),
-        finish_reason: parsed.stop_reason.as_deref().map(finish_reason),
+        finish_reason: finish,
         refusal: None,
+        tool_calls,
     })
 }
 
@@ -340,6 +323,8 @@ struct WireEvent {
     #[serde(rename = "type")]
     kind: String,
     #[serde(default)]
+    index: Option<u32>,
+    #[serde(default)]
     message: Option<StartMessage>,
     #[serde(default)]
     content_block: Option<ContentBlock>,
@@ -366,7 +351,18 @@ struct WireDelta {
     #[serde(default)]
     text: Option<String>,
     #[serde(default)]
+    partial_json: Option<String>,
+    #[serde(default)]
     stop_reason: Option<String>,
+}
+
+/// What an open content block of the stream is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Block {
+    /// A tool call: its number among the answer's calls.
+    Tool(u32),
+    /// The JSON-mode tool: its input is answer text.
+    JsonText,
 }
 
 /// Anthropic stream state: ends at `message_stop`; input tokens come from `message_start`,
@@ -376,9 +372,43 @@ pub(super) struct AnthropicStream {
     model: Option<String>,
     model_sent: bool,
     start_usage: WireUsage,
+    json_mode: bool,
+    /// Open tool blocks by content-block index.
+    blocks: Vec<(u32, Block)>,
+    /// Tool calls started so far.
+    tools: u32,
+    /// Tool blocks started and not yet stopped.
+    open_tools: u32,
+    /// The JSON-mode tool answered.
+    json_answered: bool,
 }
 
 impl AnthropicStream {
+    pub(super) fn for_request(request: &ChatRequest) -> Self {
+        Self {
+            json_mode: json_mode(request),
+            ..Self::default()
+        }
+    }
+
+    fn block(&self, index: Option<u32>) -> Option<Block> {
+        let index = index?;
+        self.blocks
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, b)| *b)
+    }
+
+    fn tool_chunk(&mut self, delta: ToolCallDelta) -> Step {
+        match self.chunk(String::new(), None, None) {
+            Step::Chunk(mut c) => {
+                c.tool_calls.push(delta);
+                Step::Chunk(c)
+            }
+            other => other,
+        }
+    }
+
     fn chunk(&mut self, text: String, usage: Option<Usage>, finish: Option<FinishReason>) -> Step {
         let model = if self.model_sent {
             None
@@ -414,7 +444,25 @@ impl StreamParser for AnthropicStream {
                 Some(ContentBlock {
                     kind,
                     text: Some(text),
+                    ..
                 }) if kind == "text" && !text.is_empty() => self.chunk(text, None, None),
+                Some(b) if b.kind == "tool_use" => {
+                    let index = ev.index.unwrap_or(u32::MAX);
+                    if self.json_mode && b.name.as_deref() == Some(JSON_TOOL) {
+                        self.blocks.push((index, Block::JsonText));
+                        self.json_answered = true;
+                        return Step::Skip;
+                    }
+                    let n = self.tools;
+                    self.tools += 1;
+                    self.open_tools += 1;
+                    self.blocks.push((index, Block::Tool(n)));
+                    self.tool_chunk(ToolCallDelta::start(
+                        n,
+                        b.id.unwrap_or_default(),
+                        b.name.unwrap_or_default(),
+                    ))
+                }
                 _ => Step::Skip,
             },
             "content_block_delta" => match ev.delta {
@@ -423,14 +471,45 @@ impl StreamParser for AnthropicStream {
                     text: Some(text),
                     ..
                 }) if kind == "text_delta" && !text.is_empty() => self.chunk(text, None, None),
-                _ => Step::Skip, // tool input, thinking, signatures
+                Some(WireDelta {
+                    kind: Some(kind),
+                    partial_json: Some(json),
+                    ..
+                }) if kind == "input_json_delta" && !json.is_empty() => {
+                    match self.block(ev.index) {
+                        Some(Block::Tool(n)) => self.tool_chunk(ToolCallDelta::arguments(n, json)),
+                        Some(Block::JsonText) => self.chunk(json, None, None),
+                        None => Step::Unreadable(ProviderError::protocol(
+                            "input_json_delta for no open tool_use block",
+                        )),
+                    }
+                }
+                _ => Step::Skip, // thinking, signatures, empty deltas
             },
+            "content_block_stop" => {
+                if let Some(Block::Tool(_)) = self.block(ev.index) {
+                    self.open_tools = self.open_tools.saturating_sub(1);
+                }
+                if let Some(index) = ev.index {
+                    self.blocks.retain(|(i, _)| *i != index);
+                }
+                Step::Skip
+            }
             "message_delta" => {
-                let finish = ev
+                let mut finish = ev
                     .delta
                     .and_then(|d| d.stop_reason)
                     .as_deref()
                     .map(finish_reason);
+                if finish.is_some() && self.open_tools > 0 {
+                    // A call whose arguments never closed is no call: never a truncated one.
+                    return Step::Fail(ProviderError::protocol(
+                        "the stream finished inside a tool call's arguments",
+                    ));
+                }
+                if self.json_answered && finish == Some(FinishReason::ToolCalls) {
+                    finish = Some(FinishReason::Stop);
+                }
                 let usage = ev.usage.and_then(|u| u.or(self.start_usage).to_usage());
                 if finish.is_none() && usage.is_none() {
                     Step::Skip
@@ -440,7 +519,7 @@ impl StreamParser for AnthropicStream {
             }
             "message_stop" => Step::Done,
             "error" => Step::Fail(in_band_error(&ev.error.unwrap_or_default())),
-            // ping, content_block_stop, and event types added after we were written
+            // ping, and event types added after we were written
             _ => Step::Skip,
         }
     }
@@ -469,7 +548,7 @@ mod tests {
     #[test]
     fn documented_message_parses() {
         let body = include_bytes!("../../tests/fixtures/anthropic/message.json");
-        let c = parse_message(body, "x").unwrap();
+        let c = parse_message(body, "x", false).unwrap();
         assert_eq!(c.text, "Hi! My name is Claude.");
         assert_eq!(c.model, "claude-3-5-sonnet-20241022");
         assert_eq!(c.usage, Some(Usage::new(2095, 503)));
@@ -491,13 +570,13 @@ mod tests {
     #[test]
     fn cache_tokens_count_in_the_prompt_and_as_cached_and_written() {
         let body = br#"{"type":"message","model":"c","content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn","usage":{"input_tokens":10,"cache_creation_input_tokens":200,"cache_read_input_tokens":3000,"output_tokens":7}}"#;
-        let u = parse_message(body, "c").unwrap().usage.unwrap();
+        let u = parse_message(body, "c", false).unwrap().usage.unwrap();
         assert_eq!((u.input_tokens, u.output_tokens), (3210, 7));
         assert_eq!(u.cached_input_tokens, Some(3000));
         assert_eq!(u.cache_write_input_tokens, Some(200));
         // No usage reported: none invented.
         let body = br#"{"type":"message","content":[{"type":"text","text":"hi"}]}"#;
-        assert_eq!(parse_message(body, "c").unwrap().usage, None);
+        assert_eq!(parse_message(body, "c", false).unwrap().usage, None);
         // Streamed: cache counts from message_start, output from message_delta.
         let steps = run_stream(concat!(
             "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"c\",\"usage\":{\"input_tokens\":5,\"cache_read_input_tokens\":100,\"output_tokens\":1}}}\n\n",
@@ -520,11 +599,13 @@ mod tests {
     #[test]
     fn malformed_message_is_protocol() {
         assert_eq!(
-            parse_message(b"{\"content\": 3}", "m").unwrap_err().kind,
+            parse_message(b"{\"content\": 3}", "m", false)
+                .unwrap_err()
+                .kind,
             ErrorKind::Protocol
         );
         assert_eq!(
-            parse_message(b"{}", "m").unwrap_err().kind,
+            parse_message(b"{}", "m", false).unwrap_err().kind,
             ErrorKind::Protocol
         );
     }

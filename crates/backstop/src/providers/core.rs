@@ -6,12 +6,19 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use super::http::{self, Endpoint, StreamParser};
-use crate::{BoxFuture, ChatRequest, ChunkStream, Completion, LlmConfig, ProviderError};
+use crate::{
+    BoxFuture, ChatRequest, ChunkStream, Completion, LlmConfig, ProviderError, Unsupported,
+};
 
 /// A provider API's wire format: how a request is encoded and answers and errors are read.
 pub(crate) trait WireFormat: Send + Sync + 'static {
-    /// The streaming state machine.
-    type Stream: StreamParser + Default;
+    /// The streaming state machine, made for one request.
+    type Stream: StreamParser;
+    /// What of `request` the wire format cannot carry, plus the provider kind's own `refused`
+    /// features (names as in [`ChatRequest::features`]).
+    fn check(request: &ChatRequest, refused: &[&str]) -> Result<(), Unsupported>;
+    /// The stream parser for `request`.
+    fn stream_parser(request: &ChatRequest) -> Self::Stream;
     /// Encodes a request (`config` is the provider's defaults, the request's own settings win).
     fn request_body(
         model: &str,
@@ -19,8 +26,12 @@ pub(crate) trait WireFormat: Send + Sync + 'static {
         config: &LlmConfig,
         stream: bool,
     ) -> Result<Vec<u8>, ProviderError>;
-    /// Reads a 2xx body.
-    fn parse_completion(body: &[u8], model: &str) -> Result<Completion, ProviderError>;
+    /// Reads a 2xx body answering `request`.
+    fn parse_completion(
+        request: &ChatRequest,
+        body: &[u8],
+        model: &str,
+    ) -> Result<Completion, ProviderError>;
     /// Classifies an error status with its body.
     fn classify_status(status: u16, retry_after: Option<Duration>, body: &[u8]) -> ProviderError;
 }
@@ -30,6 +41,8 @@ pub(crate) struct HttpCore<W> {
     pub(crate) endpoint: Endpoint,
     pub(crate) model: String,
     pub(crate) config: LlmConfig,
+    /// Features this provider kind refuses beyond what its wire format cannot carry.
+    pub(crate) refused: &'static [&'static str],
     wire: PhantomData<fn() -> W>,
 }
 
@@ -39,6 +52,7 @@ impl<W: WireFormat> HttpCore<W> {
             endpoint,
             model: model.into(),
             config: LlmConfig::default(),
+            refused: &[],
             wire: PhantomData,
         }
     }
@@ -52,7 +66,8 @@ impl<W: WireFormat> HttpCore<W> {
             let response = self.endpoint.post(body, W::classify_status).await?;
             let bytes = http::read_body(response).await?;
             // A 2xx body can still carry an in-band error or unreadable text: scrub it too.
-            W::parse_completion(&bytes, &self.model).map_err(|e| self.endpoint.redactor().error(e))
+            W::parse_completion(request, &bytes, &self.model)
+                .map_err(|e| self.endpoint.redactor().error(e))
         })
     }
 
@@ -65,10 +80,15 @@ impl<W: WireFormat> HttpCore<W> {
             let response = self.endpoint.post(body, W::classify_status).await?;
             Ok(http::chunk_stream(
                 response,
-                W::Stream::default(),
+                W::stream_parser(request),
                 self.endpoint.redactor().clone(),
             ))
         })
+    }
+
+    /// What of `request` this provider cannot honour.
+    pub(crate) fn check(&self, request: &ChatRequest) -> Result<(), Unsupported> {
+        W::check(request, self.refused)
     }
 
     /// Redacted `Debug` for the public wrappers.

@@ -20,23 +20,27 @@ impl GroqLlm {
     /// Where a base URL override is read from.
     pub const BASE_URL_ENV: &'static str = "GROQ_BASE_URL";
 
+    /// What Groq's OpenAI-compatible API answers with a 400 (its documented list; `n > 1` and
+    /// log probabilities are refused by every OpenAI-wire provider here).
+    pub const REFUSED: &'static [&'static str] = &["logit_bias", "messages[].name"];
+
     /// A provider for `model`, configured from the environment.
     pub fn new(model: impl Into<String>) -> Self {
         let base =
             env_nonempty(Self::BASE_URL_ENV).unwrap_or_else(|| Self::DEFAULT_BASE_URL.into());
-        GroqLlm {
-            core: OpenAiCore::new(
-                Endpoint::new(
-                    "groq",
-                    base,
-                    "/openai/v1/chat/completions",
-                    ApiKey::from_env(Self::API_KEY_ENV),
-                    AuthScheme::Bearer,
-                    &[],
-                ),
-                model,
+        let mut core = OpenAiCore::new(
+            Endpoint::new(
+                "groq",
+                base,
+                "/openai/v1/chat/completions",
+                ApiKey::from_env(Self::API_KEY_ENV),
+                AuthScheme::Bearer,
+                &[],
             ),
-        }
+            model,
+        );
+        core.refused = Self::REFUSED;
+        GroqLlm { core }
     }
 }
 

@@ -21,10 +21,14 @@ mod redact;
 mod sse;
 
 #[cfg(any(feature = "openai", feature = "groq"))]
+mod openai_request;
+#[cfg(any(feature = "openai", feature = "groq"))]
 mod openai_wire;
 
 #[cfg(feature = "anthropic")]
 mod anthropic;
+#[cfg(feature = "anthropic")]
+mod anthropic_request;
 #[cfg(feature = "groq")]
 mod groq;
 #[cfg(feature = "openai")]
@@ -155,6 +159,10 @@ macro_rules! http_provider_common {
             ) -> $crate::BoxFuture<'a, Result<$crate::ChunkStream, $crate::ProviderError>> {
                 self.core.stream(request)
             }
+
+            fn check(&self, request: &$crate::ChatRequest) -> Result<(), $crate::Unsupported> {
+                self.core.check(request)
+            }
         }
     };
 }
@@ -278,7 +286,7 @@ pub mod fuzzing {
     /// Anthropic: a 2xx message body.
     #[cfg(feature = "anthropic")]
     pub fn parse_anthropic_message(body: &[u8]) -> Result<Completion, ProviderError> {
-        super::anthropic::parse_message(body, "fuzz-model")
+        super::anthropic::parse_message(body, "fuzz-model", false)
     }
 
     /// Anthropic: an error status with this body.

@@ -3,81 +3,17 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::core::{HttpCore, WireFormat};
 use super::http::{self, Step, StreamParser};
+use super::openai_request::check;
+pub(crate) use super::openai_request::request_body;
 use super::sse::SseEvent;
 use crate::{
-    ChatRequest, Chunk, Completion, ErrorKind, FinishReason, LlmConfig, ProviderError, Usage,
+    ChatRequest, Chunk, Completion, ErrorKind, FinishReason, LlmConfig, ProviderError, ToolCall,
+    ToolCallDelta, Unsupported, Usage,
 };
-
-// ---------------------------------------------------------------------------------------------
-// Requests
-
-#[derive(Serialize)]
-struct RequestBody<'a> {
-    model: &'a str,
-    messages: Vec<WireMessage<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    temperature: Option<f32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_tokens: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    top_p: Option<f32>,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    stop: &'a [String],
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    stream: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    stream_options: Option<StreamOptions>,
-}
-
-#[derive(Serialize)]
-struct WireMessage<'a> {
-    role: &'static str,
-    content: &'a str,
-}
-
-#[derive(Serialize)]
-struct StreamOptions {
-    include_usage: bool,
-}
-
-/// The JSON body for `POST …/chat/completions`.
-pub(crate) fn request_body(
-    model: &str,
-    request: &ChatRequest,
-    provider_config: &LlmConfig,
-    stream: bool,
-) -> Result<Vec<u8>, ProviderError> {
-    let config = request.config.over(provider_config);
-    let body = RequestBody {
-        model,
-        messages: request
-            .messages
-            .iter()
-            .map(|m| WireMessage {
-                role: m.role.as_str(),
-                content: &m.content,
-            })
-            .collect(),
-        temperature: config.temperature,
-        max_tokens: config.max_tokens,
-        top_p: config.top_p,
-        stop: &config.stop,
-        stream,
-        stream_options: stream.then_some(StreamOptions {
-            include_usage: true,
-        }),
-    };
-    serde_json::to_vec(&body).map_err(|e| {
-        ProviderError::new(
-            ErrorKind::InvalidRequest,
-            format!("cannot encode request: {e}"),
-        )
-    })
-}
 
 // ---------------------------------------------------------------------------------------------
 // Responses
@@ -108,6 +44,35 @@ struct ChoiceMessage {
     content: Option<String>,
     #[serde(default)]
     refusal: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<WireToolCall>>,
+}
+
+#[derive(Deserialize)]
+struct WireToolCall {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    function: Option<WireFunction>,
+}
+
+#[derive(Deserialize)]
+struct WireFunction {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    arguments: Option<String>,
+}
+
+/// A streamed `delta.tool_calls[i]` fragment.
+#[derive(Deserialize)]
+struct WireToolCallDelta {
+    #[serde(default)]
+    index: Option<u32>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    function: Option<WireFunction>,
 }
 
 /// OpenAI `usage`; a count that is absent is unknown, not zero.
@@ -184,16 +149,35 @@ pub(crate) fn parse_completion(
         .into_iter()
         .next()
         .ok_or_else(|| ProviderError::protocol("chat completion has no choices"))?;
-    let (text, refusal) = match choice.message {
-        Some(m) => (m.content.unwrap_or_default(), m.refusal),
-        None => (String::new(), None),
+    let (text, refusal, calls) = match choice.message {
+        Some(m) => (
+            m.content.unwrap_or_default(),
+            m.refusal,
+            m.tool_calls.unwrap_or_default(),
+        ),
+        None => (String::new(), None, Vec::new()),
     };
+    let tool_calls = calls
+        .into_iter()
+        .map(|c| {
+            let f = c.function.unwrap_or(WireFunction {
+                name: None,
+                arguments: None,
+            });
+            ToolCall::new(
+                c.id.unwrap_or_default(),
+                f.name.unwrap_or_default(),
+                f.arguments.unwrap_or_default(),
+            )
+        })
+        .collect();
     Ok(Completion {
         text,
         model: parsed.model.unwrap_or_else(|| fallback_model.to_owned()),
         usage: parsed.usage.and_then(WireUsage::to_usage),
         finish_reason: choice.finish_reason.as_deref().map(finish_reason),
         refusal: refusal.filter(|r| !r.is_empty()),
+        tool_calls,
     })
 }
 
@@ -395,6 +379,8 @@ struct Delta {
     content: Option<String>,
     #[serde(default)]
     refusal: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<WireToolCallDelta>>,
 }
 
 /// OpenAI stream state: ends at `data: [DONE]`; the model goes on the first chunk we yield.
@@ -442,15 +428,35 @@ impl StreamParser for OpenAiStream {
             Some(c) => (c.delta, c.finish_reason),
             None => (None, None),
         };
-        let (text, refusal) = match delta {
+        let (text, refusal, calls) = match delta {
             Some(d) => (
                 d.content.unwrap_or_default(),
                 d.refusal.filter(|r| !r.is_empty()),
+                d.tool_calls.unwrap_or_default(),
             ),
-            None => (String::new(), None),
+            None => (String::new(), None, Vec::new()),
         };
+        let tool_calls: Vec<ToolCallDelta> = calls
+            .into_iter()
+            .enumerate()
+            .map(|(k, c)| {
+                let (name, arguments) = match c.function {
+                    Some(f) => (f.name, f.arguments.unwrap_or_default()),
+                    None => (None, String::new()),
+                };
+                let mut d = ToolCallDelta::arguments(c.index.unwrap_or(k as u32), arguments);
+                d.id = c.id;
+                d.name = name;
+                d
+            })
+            .collect();
         let usage = chunk.usage.and_then(WireUsage::to_usage);
-        if text.is_empty() && refusal.is_none() && finish.is_none() && usage.is_none() {
+        if text.is_empty()
+            && refusal.is_none()
+            && tool_calls.is_empty()
+            && finish.is_none()
+            && usage.is_none()
+        {
             return Step::Skip; // role-only or empty delta
         }
         let model = if self.model_sent {
@@ -465,6 +471,7 @@ impl StreamParser for OpenAiStream {
             finish_reason: finish.as_deref().map(finish_reason),
             model,
             refusal,
+            tool_calls,
             ..Chunk::default()
         })
     }
@@ -482,6 +489,9 @@ pub(crate) struct OpenAiWire;
 
 impl WireFormat for OpenAiWire {
     type Stream = OpenAiStream;
+    fn check(request: &ChatRequest, refused: &[&str]) -> Result<(), Unsupported> {
+        check(request, refused)
+    }
     fn request_body(
         model: &str,
         request: &ChatRequest,
@@ -490,7 +500,14 @@ impl WireFormat for OpenAiWire {
     ) -> Result<Vec<u8>, ProviderError> {
         request_body(model, request, config, stream)
     }
-    fn parse_completion(body: &[u8], model: &str) -> Result<Completion, ProviderError> {
+    fn stream_parser(_request: &ChatRequest) -> OpenAiStream {
+        OpenAiStream::default()
+    }
+    fn parse_completion(
+        _request: &ChatRequest,
+        body: &[u8],
+        model: &str,
+    ) -> Result<Completion, ProviderError> {
         parse_completion(body, model)
     }
     fn classify_status(status: u16, retry_after: Option<Duration>, body: &[u8]) -> ProviderError {
