@@ -20,7 +20,7 @@ use crate::runtime::runtime;
 
 enum State {
     /// Not opened yet: the first `anext` opens it.
-    Unopened(FallbackChain, ChatRequest),
+    Unopened(FallbackChain, Box<ChatRequest>),
     Open(Box<FallbackStream>),
     /// An `anext` is running (it holds the stream).
     InUse,
@@ -75,7 +75,7 @@ impl NativeStream {
     pub(crate) fn new(chain: FallbackChain, request: ChatRequest) -> Self {
         NativeStream {
             shared: Arc::new(Shared {
-                state: Mutex::new(State::Unopened(chain, request)),
+                state: Mutex::new(State::Unopened(chain, Box::new(request))),
                 info: Mutex::new(Info::default()),
             }),
         }

@@ -120,6 +120,12 @@ impl SimHandle {
         self.shared.set_chunk_delay(d);
     }
 
+    /// The size of the vectors `/v1/embeddings` answers when a request names no `dimensions`
+    /// (default [`crate::DEFAULT_EMBEDDING_DIMENSIONS`]).
+    pub fn set_embedding_dimensions(&self, n: usize) {
+        self.shared.set_embedding_dimensions(n);
+    }
+
     /// Sets the number of content chunks per reply (at least 1).
     pub fn set_chunks(&self, n: usize) {
         self.shared.set_chunks(n);

@@ -49,6 +49,7 @@
 mod body;
 mod config;
 mod control;
+mod embeddings;
 mod fault;
 mod handle;
 mod record;
@@ -57,8 +58,9 @@ mod state;
 mod wire;
 
 pub use config::SimConfig;
+pub use embeddings::embedding_vector;
 pub use fault::{Fault, Scope};
 pub use handle::{SimHandle, Simulator};
 pub use record::RecordedRequest;
-pub use state::MAX_RECORDED;
+pub use state::{DEFAULT_EMBEDDING_DIMENSIONS, MAX_RECORDED};
 pub use wire::reply_text;

@@ -21,7 +21,7 @@ use crate::{Fault, RecordedRequest};
 /// Largest request body accepted (bigger gets the provider's 413).
 const MAX_BODY: usize = 32 * 1024 * 1024;
 
-const JSON: HeaderValue = HeaderValue::from_static("application/json");
+pub(crate) const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const EVENT_STREAM: HeaderValue = HeaderValue::from_static("text/event-stream");
 
 /// Routes for the three providers plus the `/_sim/` control API.
@@ -30,6 +30,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/chat/completions", post(openai_route))
         .route("/openai/v1/chat/completions", post(groq_route))
         .route("/v1/messages", post(anthropic_route))
+        .route("/v1/embeddings", post(crate::embeddings::route))
         .merge(crate::control::routes())
         .with_state(shared)
 }
@@ -106,7 +107,7 @@ async fn handle(shared: Arc<Shared>, flavor: Flavor, req: Request) -> Response {
     respond(&shared, flavor, n, &request_id, &wire_req, fault).await
 }
 
-fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+pub(crate) fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
         .map(|(k, v)| {
@@ -421,7 +422,7 @@ fn ok_response(
     resp
 }
 
-fn error_response(flavor: Flavor, err: &ErrorSpec, request_id: &str) -> Response {
+pub(crate) fn error_response(flavor: Flavor, err: &ErrorSpec, request_id: &str) -> Response {
     let mut resp = Response::new(Body::from(wire::error_body(flavor, err, request_id)));
     *resp.status_mut() =
         StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -437,7 +438,7 @@ fn error_response(flavor: Flavor, err: &ErrorSpec, request_id: &str) -> Response
     resp
 }
 
-fn plain(status: StatusCode, msg: &'static str) -> Response {
+pub(crate) fn plain(status: StatusCode, msg: &'static str) -> Response {
     let mut resp = Response::new(Body::from(msg));
     *resp.status_mut() = status;
     resp

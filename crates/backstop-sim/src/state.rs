@@ -17,6 +17,9 @@ pub const MAX_RECORDED: usize = 10_000;
 
 const RELAXED: Ordering = Ordering::Relaxed;
 
+/// Size of the vectors `/v1/embeddings` answers when the request names no `dimensions`.
+pub const DEFAULT_EMBEDDING_DIMENSIONS: usize = 8;
+
 pub(crate) struct Shared {
     latency_ns: AtomicU64,
     ttft_ns: AtomicU64,
@@ -25,6 +28,7 @@ pub(crate) struct Shared {
     record: bool,
     reject_prefill: AtomicBool,
     continuation_overlap: AtomicUsize,
+    embedding_dimensions: AtomicUsize,
     faults_active: AtomicBool,
     plan: Mutex<FaultPlan>,
     requests: AtomicU64,
@@ -51,6 +55,7 @@ impl Shared {
             record: config.record,
             reject_prefill: AtomicBool::new(config.reject_prefill),
             continuation_overlap: AtomicUsize::new(config.continuation_overlap),
+            embedding_dimensions: AtomicUsize::new(DEFAULT_EMBEDDING_DIMENSIONS),
             faults_active: AtomicBool::new(false),
             plan: Mutex::new(FaultPlan::new(config.seed)),
             requests: AtomicU64::new(0),
@@ -92,6 +97,12 @@ impl Shared {
     }
     pub(crate) fn set_reject_prefill(&self, yes: bool) {
         self.reject_prefill.store(yes, RELAXED);
+    }
+    pub(crate) fn embedding_dimensions(&self) -> usize {
+        self.embedding_dimensions.load(RELAXED)
+    }
+    pub(crate) fn set_embedding_dimensions(&self, n: usize) {
+        self.embedding_dimensions.store(n, RELAXED);
     }
     pub(crate) fn continuation_overlap(&self) -> usize {
         self.continuation_overlap.load(RELAXED)

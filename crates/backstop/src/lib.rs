@@ -230,6 +230,7 @@ mod breaker;
 mod budget;
 mod chain;
 mod content;
+mod embeddings;
 mod error;
 mod hold;
 mod observer;
@@ -261,6 +262,7 @@ pub use chain::{
     Priority, ProviderOptions, Weighted, WhenAllOpen, fallback_chain, weighted_fallback_chain,
 };
 pub use content::{ContentPart, Image};
+pub use embeddings::{EmbeddingRequest, EmbeddingResult, EmbeddingUsage, Embeddings};
 pub use error::{
     AllProvidersFailed, BreakerEffect, ErrorKind, FallThrough, MAX_MESSAGE_LEN, ProviderError,
     ProviderFailure,

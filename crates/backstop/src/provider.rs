@@ -5,7 +5,7 @@ use std::pin::Pin;
 
 use futures_core::Stream;
 
-use crate::{ChatRequest, Chunk, Completion, ProviderError};
+use crate::{ChatRequest, Chunk, Completion, EmbeddingRequest, Embeddings, ProviderError};
 
 /// A boxed, sendable future; keeps [`Provider`] object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -44,6 +44,33 @@ pub trait Provider: Send + Sync {
         let _ = request;
         Ok(())
     }
+
+    /// Embeds the request's texts, one vector each. The default serves no embeddings.
+    fn embed<'a>(
+        &'a self,
+        request: &'a EmbeddingRequest,
+    ) -> BoxFuture<'a, Result<Embeddings, ProviderError>> {
+        let refusal = self
+            .check_embeddings(request)
+            .err()
+            .unwrap_or_else(no_embeddings);
+        Box::pin(std::future::ready(Err(refusal.to_error())))
+    }
+
+    /// What of an embedding request this provider cannot honour; a chain skips it (neutral,
+    /// no call) as for [`check`](Self::check). The default: `unsupported: embeddings`.
+    /// Override it together with [`embed`](Self::embed).
+    fn check_embeddings(&self, request: &EmbeddingRequest) -> Result<(), Unsupported> {
+        let _ = request;
+        Err(no_embeddings())
+    }
+}
+
+/// The refusal of a provider that serves no embeddings.
+fn no_embeddings() -> Unsupported {
+    let mut u = Unsupported::new();
+    u.add("embeddings");
+    u
 }
 
 /// The parameters of a request that a provider cannot honour (OpenAI names: `logit_bias`,
@@ -118,5 +145,14 @@ impl<P: Provider + ?Sized> Provider for std::sync::Arc<P> {
     }
     fn check(&self, request: &ChatRequest) -> Result<(), Unsupported> {
         (**self).check(request)
+    }
+    fn embed<'a>(
+        &'a self,
+        request: &'a EmbeddingRequest,
+    ) -> BoxFuture<'a, Result<Embeddings, ProviderError>> {
+        (**self).embed(request)
+    }
+    fn check_embeddings(&self, request: &EmbeddingRequest) -> Result<(), Unsupported> {
+        (**self).check_embeddings(request)
     }
 }

@@ -32,8 +32,8 @@ use std::time::Duration;
 use futures_util::stream;
 
 use crate::{
-    BoxFuture, ChatRequest, Chunk, ChunkStream, Completion, ErrorKind, FinishReason, Provider,
-    ProviderError, ToolCall, ToolCallDelta, Unsupported, Usage,
+    BoxFuture, ChatRequest, Chunk, ChunkStream, Completion, EmbeddingRequest, Embeddings,
+    ErrorKind, FinishReason, Provider, ProviderError, ToolCall, ToolCallDelta, Unsupported, Usage,
 };
 
 /// What a scripted provider does on one call.
@@ -276,6 +276,11 @@ impl ScriptedProvider {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(request.clone());
+        self.step()
+    }
+
+    /// The script's next step (counts a call).
+    fn step(&self) -> Step {
         let n = self.inner.calls.fetch_add(1, Ordering::SeqCst);
         match &self.inner.script {
             Script::Func(f) => f(n),
@@ -311,6 +316,24 @@ impl ScriptedProvider {
     }
 }
 
+/// The vector a scripted provider named `provider` gives `text`: `size` numbers in [0, 1)
+/// that differ between providers and texts, so a test can tell who answered.
+pub fn scripted_vector(provider: &str, text: &str, size: u32) -> Vec<f32> {
+    // FNV-1a over provider and text, then one step of an LCG per dimension.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in provider.bytes().chain([0]).chain(text.bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (0..size)
+        .map(|_| {
+            h = h
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (h >> 40) as f32 / (1u64 << 24) as f32
+        })
+        .collect()
+}
+
 /// Follows `Delay`s, sleeping for each.
 async fn settle(mut step: Step) -> Step {
     while let Step::Delay(d, inner) = step {
@@ -323,6 +346,45 @@ async fn settle(mut step: Step) -> Step {
 impl Provider for ScriptedProvider {
     fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// Embeddings follow the same script: an answering step gives each text the vector
+    /// [`scripted_vector`] (of `dimensions`, default 4), a failing one fails.
+    fn embed<'a>(
+        &'a self,
+        request: &'a EmbeddingRequest,
+    ) -> BoxFuture<'a, Result<Embeddings, ProviderError>> {
+        let step = self.step();
+        Box::pin(async move {
+            match settle(step).await {
+                Step::Hang | Step::ChunksThenHang(_) | Step::Delay(..) => {
+                    std::future::pending().await
+                }
+                Step::Fail(kind)
+                | Step::ChunksThenFail(_, kind)
+                | Step::ToolCallThenFail(_, kind) => Err(self.error(kind)),
+                Step::ChunksThenEnd(_) => Err(self.error(ErrorKind::Protocol)),
+                Step::Reply(_) | Step::Chunks { .. } | Step::Finish(_) | Step::ToolCalls(_) => {
+                    let size = request.dimensions.unwrap_or(4);
+                    let vectors = request
+                        .input
+                        .iter()
+                        .map(|t| scripted_vector(&self.inner.name, t, size))
+                        .collect();
+                    Ok(Embeddings::new(vectors, self.inner.model.clone()))
+                }
+            }
+        })
+    }
+
+    /// Serves embeddings unless declared otherwise with `.cannot(&["embeddings"])`.
+    fn check_embeddings(&self, _request: &EmbeddingRequest) -> Result<(), Unsupported> {
+        let mut u = Unsupported::new();
+        u.add_if(
+            self.inner.cannot.iter().any(|c| c == "embeddings"),
+            "embeddings",
+        );
+        u.into_result()
     }
 
     fn check(&self, request: &ChatRequest) -> Result<(), Unsupported> {

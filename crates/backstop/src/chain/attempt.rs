@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::routed::Routed;
 use super::{Mode, deadline};
-use crate::{ChatRequest, ErrorKind, Permit, Provider, ProviderError, time};
+use crate::{ErrorKind, Permit, Provider, ProviderError, time};
 
 /// How an attempt ended.
 pub(super) enum Outcome<T> {
@@ -31,16 +32,16 @@ pub(super) struct Limits {
 }
 
 /// Calls `provider` once under `limits`, with `permit` from its breaker.
-pub(super) async fn run<'s, T, F, Fut>(
+pub(super) async fn run<'s, R: Routed, T, F, Fut>(
     provider: &'s dyn Provider,
     mut permit: Permit,
-    request: &'s ChatRequest,
+    request: &'s R,
     call: &F,
     mode: Mode,
     limits: Limits,
 ) -> (Outcome<T>, Duration)
 where
-    F: Fn(&'s dyn Provider, &'s ChatRequest) -> Fut,
+    F: Fn(&'s dyn Provider, &'s R) -> Fut,
     Fut: Future<Output = Result<T, ProviderError>>,
 {
     let begun = Instant::now();
@@ -55,7 +56,7 @@ where
         (None, r) => (r, r.is_some()),
     };
     let end = budget.map(|b| time::after(begun, b));
-    if request.drop_counts_as_timeout {
+    if request.drop_counts_as_timeout() {
         permit.fail_on_drop(true);
     }
     let fut = deadline::scope(end, call(provider, request));

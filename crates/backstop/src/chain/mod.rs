@@ -14,6 +14,7 @@ mod ledger;
 mod plan;
 mod policy;
 mod resume;
+mod routed;
 mod stream;
 
 use std::future::Future;
@@ -33,13 +34,14 @@ pub use stream::FallbackStream;
 use crate::budget::Budget;
 use crate::{
     AllProvidersFailed, AttemptOutcome, BoxFuture, ChatRequest, ChunkStream, CircuitBreaker,
-    Completion, ErrorKind, FallThrough, FallbackResult, Observer, Permit, Provider, ProviderError,
-    RetryPolicy, Unsupported, time,
+    Completion, EmbeddingRequest, EmbeddingResult, Embeddings, ErrorKind, FallThrough,
+    FallbackResult, Observer, Permit, Provider, ProviderError, RetryPolicy, Unsupported, time,
 };
 use attempt::{Limits, Outcome};
 use ledger::Ledger;
 use plan::Plan;
 use policy::{Facts, Step};
+use routed::Routed;
 
 /// A sequence of providers, each guarded by its own circuit breaker. Cheap to clone (shared).
 #[derive(Clone)]
@@ -217,6 +219,22 @@ impl FallbackChain {
         ))
     }
 
+    /// Embeds the request's texts with the first provider that answers: the same breakers,
+    /// holds, retries and deadline as a chat request. Providers that serve no embeddings
+    /// are skipped without a call (`unsupported: embeddings`).
+    pub async fn embed(
+        &self,
+        request: &EmbeddingRequest,
+    ) -> Result<EmbeddingResult, AllProvidersFailed> {
+        let answer = self.run(request, Mode::Complete, |p, r| p.embed(r)).await?;
+        answer.permit.success();
+        Ok(EmbeddingResult::new(
+            answer.value,
+            self.inner.entries[answer.entry].breaker.name(),
+            answer.attempts,
+        ))
+    }
+
     /// Streams the answer from the first provider that produces content (or a finish reason).
     /// Resolves at that commit point: until then failures fall through to the next provider;
     /// after it, a failure is a terminal `Err` item on the stream.
@@ -269,25 +287,37 @@ impl FallbackChain {
         }))
     }
 
+    /// `Ok` when one provider can serve `request`; otherwise the union of what each cannot.
+    fn served_by_one(&self, request: &impl Routed) -> Result<(), Unsupported> {
+        let mut all = Unsupported::new();
+        for entry in &self.inner.entries {
+            match request.check(&*entry.provider) {
+                Ok(()) => return Ok(()),
+                Err(u) => u.params.into_iter().for_each(|p| all.add(p)),
+            }
+        }
+        all.into_result()
+    }
+
     /// The request's absolute deadline: its own timeout (else the chain's) from `started`, and
     /// never later than the deadline of a chain this one is nested in.
-    fn deadline(&self, request: &ChatRequest, started: Instant) -> Option<Instant> {
+    fn deadline(&self, request: &impl Routed, started: Instant) -> Option<Instant> {
         let own = request
-            .timeout
+            .timeout()
             .or(self.inner.timeout)
             .map(|t| time::after(started, t));
         deadline::earliest(own, deadline::inherited())
     }
 
     /// Tries providers until one answers. `call` makes one attempt.
-    async fn run<'s, T, F, Fut>(
+    async fn run<'s, R: Routed, T, F, Fut>(
         &'s self,
-        request: &'s ChatRequest,
+        request: &'s R,
         mode: Mode,
         call: F,
     ) -> Result<Answer<T>, AllProvidersFailed>
     where
-        F: Fn(&'s dyn Provider, &'s ChatRequest) -> Fut,
+        F: Fn(&'s dyn Provider, &'s R) -> Fut,
         Fut: Future<Output = Result<T, ProviderError>>,
     {
         let inner = &*self.inner;
@@ -302,7 +332,7 @@ impl FallbackChain {
         let mut plan = Plan::new(&inner.entries, inner.strategy);
         let mut ledger = Ledger::new(inner, started, mode);
         for (i, entry) in inner.entries.iter().enumerate() {
-            if let Err(why) = entry.provider.check(request) {
+            if let Err(why) = request.check(&*entry.provider) {
                 plan.exclude(i);
                 ledger.unsupported(entry.breaker.name(), &why);
             }
@@ -515,9 +545,9 @@ impl FallbackChain {
 
     /// `when_all_open = probe`: every provider was skipped for an open breaker, so the one
     /// whose breaker opened longest ago gets one extra probe (Envoy's panic routing).
-    async fn last_resort<'s, T, F, Fut>(
+    async fn last_resort<'s, R: Routed, T, F, Fut>(
         &'s self,
-        request: &'s ChatRequest,
+        request: &'s R,
         call: &F,
         mode: Mode,
         deadline: Option<Instant>,
@@ -525,7 +555,7 @@ impl FallbackChain {
         ledger: &mut Ledger<'_>,
     ) -> Option<Answer<T>>
     where
-        F: Fn(&'s dyn Provider, &'s ChatRequest) -> Fut,
+        F: Fn(&'s dyn Provider, &'s R) -> Fut,
         Fut: Future<Output = Result<T, ProviderError>>,
     {
         let inner = &*self.inner;
@@ -533,7 +563,7 @@ impl FallbackChain {
             .entries
             .iter()
             .enumerate()
-            .filter(|(_, e)| e.provider.check(request).is_ok())
+            .filter(|(_, e)| request.check(&*e.provider).is_ok())
             .max_by_key(|(_, e)| e.breaker.open_since().unwrap_or_default())?;
         let name = entry.breaker.name();
         tracing::info!(chain = %inner.name, provider = name, "every breaker open: probing the one open longest");
@@ -608,16 +638,26 @@ impl Provider for FallbackChain {
         })
     }
 
+    fn embed<'a>(
+        &'a self,
+        request: &'a EmbeddingRequest,
+    ) -> BoxFuture<'a, Result<Embeddings, ProviderError>> {
+        Box::pin(async move {
+            self.embed(request)
+                .await
+                .map(|r| r.embeddings)
+                .map_err(|e| e.to_provider_error())
+        })
+    }
+
+    /// A chain embeds when one of its providers does.
+    fn check_embeddings(&self, request: &EmbeddingRequest) -> Result<(), Unsupported> {
+        self.served_by_one(request)
+    }
+
     /// A chain serves a request when one of its providers does; otherwise it cannot honour
     /// the union of what each of them cannot.
     fn check(&self, request: &ChatRequest) -> Result<(), Unsupported> {
-        let mut all = Unsupported::new();
-        for entry in &self.inner.entries {
-            match entry.provider.check(request) {
-                Ok(()) => return Ok(()),
-                Err(u) => u.params.into_iter().for_each(|p| all.add(p)),
-            }
-        }
-        all.into_result()
+        self.served_by_one(request)
     }
 }

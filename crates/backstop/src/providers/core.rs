@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use super::http::{self, Endpoint, StreamParser};
 use crate::{
-    BoxFuture, ChatRequest, ChunkStream, Completion, LlmConfig, ProviderError, Unsupported,
+    BoxFuture, ChatRequest, ChunkStream, Completion, EmbeddingRequest, Embeddings, LlmConfig,
+    ProviderError, Unsupported,
 };
 
 /// A provider API's wire format: how a request is encoded and answers and errors are read.
@@ -89,6 +90,42 @@ impl<W: WireFormat> HttpCore<W> {
     /// What of `request` this provider cannot honour.
     pub(crate) fn check(&self, request: &ChatRequest) -> Result<(), Unsupported> {
         W::check(request, self.refused)
+    }
+
+    /// Embeds `request`'s texts, where this provider's API has an embeddings path (the
+    /// OpenAI wire); elsewhere `unsupported: embeddings`.
+    pub(crate) fn embed<'a>(
+        &'a self,
+        request: &'a EmbeddingRequest,
+    ) -> BoxFuture<'a, Result<Embeddings, ProviderError>> {
+        Box::pin(async move {
+            self.check_embeddings(request).map_err(|u| u.to_error())?;
+            #[cfg(any(feature = "openai", feature = "groq"))]
+            {
+                use super::embeddings_wire;
+                let body = embeddings_wire::request_body(&self.model, request);
+                let response = self
+                    .endpoint
+                    .post_embeddings(body, W::classify_status)
+                    .await?;
+                let bytes = http::read_body(response).await?;
+                embeddings_wire::parse(&bytes, request, &self.model)
+                    .map_err(|e| self.endpoint.redactor().error(e))
+            }
+            #[cfg(not(any(feature = "openai", feature = "groq")))]
+            Err(ProviderError::new(
+                crate::ErrorKind::Unsupported,
+                "unsupported: embeddings",
+            ))
+        })
+    }
+
+    /// Whether this provider serves embeddings.
+    pub(crate) fn check_embeddings(&self, request: &EmbeddingRequest) -> Result<(), Unsupported> {
+        let _ = request;
+        let mut u = Unsupported::new();
+        u.add_if(!self.endpoint.embeds(), "embeddings");
+        u.into_result()
     }
 
     /// Redacted `Debug` for the public wrappers.

@@ -102,6 +102,10 @@ pub(crate) struct Endpoint {
     caller_client: Option<HttpClient>,
     client: Result<ClientChoice, ProviderError>,
     prepared: Result<(reqwest::Url, HeaderMap), ProviderError>,
+    /// The embeddings path beside `path` (same base, key and client), for APIs that have one.
+    embeddings_path: Option<&'static str>,
+    /// `{base}{embeddings_path}`, computed with `prepared`.
+    embeddings_url: Result<reqwest::Url, ProviderError>,
     redactor: Redactor,
 }
 
@@ -131,6 +135,8 @@ impl Endpoint {
                 ErrorKind::InvalidRequest,
                 "not prepared",
             )),
+            embeddings_path: None,
+            embeddings_url: Err(no_embeddings_endpoint()),
             redactor: Redactor::default(),
         };
         e.base_url = trim_base(base_url.into());
@@ -200,20 +206,41 @@ impl Endpoint {
         };
     }
 
+    /// Serves embeddings at `{base}{path}` too.
+    #[allow(dead_code)] // only the OpenAI-wire providers have one; which are built depends on features
+    pub(crate) fn with_embeddings(mut self, path: &'static str) -> Self {
+        self.embeddings_path = Some(path);
+        self.prepare();
+        self
+    }
+
+    /// Whether this endpoint's API has an embeddings path.
+    pub(crate) fn embeds(&self) -> bool {
+        self.embeddings_path.is_some()
+    }
+
     /// Recomputes the URL and headers (construction time only, never per call).
     fn prepare(&mut self) {
+        self.embeddings_url = match self.embeddings_path {
+            Some(path) => self.url(path),
+            None => Err(no_embeddings_endpoint()),
+        };
         self.prepared = self.compute();
         self.redactor = Redactor::new(self.key.resolve().ok().flatten());
     }
 
-    fn compute(&self) -> Result<(reqwest::Url, HeaderMap), ProviderError> {
-        let full = format!("{}{}", self.base_url, self.path);
-        let url = reqwest::Url::parse(&full).map_err(|e| {
+    fn url(&self, path: &str) -> Result<reqwest::Url, ProviderError> {
+        let full = format!("{}{}", self.base_url, path);
+        reqwest::Url::parse(&full).map_err(|e| {
             ProviderError::new(
                 ErrorKind::InvalidRequest,
                 format!("invalid base URL {:?}: {e}", self.base_url),
             )
-        })?;
+        })
+    }
+
+    fn compute(&self) -> Result<(reqwest::Url, HeaderMap), ProviderError> {
+        let url = self.url(self.path)?;
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         for (name, value) in self.extra_headers {
@@ -253,7 +280,28 @@ impl Endpoint {
         body: Vec<u8>,
         classify: ClassifyFn,
     ) -> Result<reqwest::Response, ProviderError> {
-        let (url, headers) = self.prepared.as_ref().map_err(Clone::clone)?;
+        let (url, _) = self.prepared.as_ref().map_err(Clone::clone)?;
+        self.post_to(url, body, classify).await
+    }
+
+    /// Like [`post`](Self::post), to the embeddings path.
+    #[allow(dead_code)] // see `with_embeddings`
+    pub(crate) async fn post_embeddings(
+        &self,
+        body: Vec<u8>,
+        classify: ClassifyFn,
+    ) -> Result<reqwest::Response, ProviderError> {
+        let url = self.embeddings_url.as_ref().map_err(Clone::clone)?;
+        self.post_to(url, body, classify).await
+    }
+
+    async fn post_to(
+        &self,
+        url: &reqwest::Url,
+        body: Vec<u8>,
+        classify: ClassifyFn,
+    ) -> Result<reqwest::Response, ProviderError> {
+        let (_, headers) = self.prepared.as_ref().map_err(Clone::clone)?;
         let client = match self.client.as_ref().map_err(Clone::clone)? {
             ClientChoice::Caller(client) => client.clone(),
             ClientChoice::Shared(shared) => shared.get()?,
@@ -298,6 +346,11 @@ impl fmt::Debug for Endpoint {
             .field("connect_timeout", &self.connect_timeout)
             .finish()
     }
+}
+
+/// The error of an embeddings call to an API without an embeddings path.
+fn no_embeddings_endpoint() -> ProviderError {
+    ProviderError::new(ErrorKind::Unsupported, "unsupported: embeddings")
 }
 
 /// Drops trailing slashes so `{base}{path}` never doubles them.

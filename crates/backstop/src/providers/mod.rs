@@ -21,6 +21,8 @@ mod redact;
 mod sse;
 
 #[cfg(any(feature = "openai", feature = "groq"))]
+mod embeddings_wire;
+#[cfg(any(feature = "openai", feature = "groq"))]
 mod openai_request;
 #[cfg(any(feature = "openai", feature = "groq"))]
 mod openai_wire;
@@ -162,6 +164,20 @@ macro_rules! http_provider_common {
 
             fn check(&self, request: &$crate::ChatRequest) -> Result<(), $crate::Unsupported> {
                 self.core.check(request)
+            }
+
+            fn embed<'a>(
+                &'a self,
+                request: &'a $crate::EmbeddingRequest,
+            ) -> $crate::BoxFuture<'a, Result<$crate::Embeddings, $crate::ProviderError>> {
+                self.core.embed(request)
+            }
+
+            fn check_embeddings(
+                &self,
+                request: &$crate::EmbeddingRequest,
+            ) -> Result<(), $crate::Unsupported> {
+                self.core.check_embeddings(request)
             }
         }
     };

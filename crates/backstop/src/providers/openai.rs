@@ -5,7 +5,7 @@ use super::http::{ApiKey, AuthScheme, Endpoint};
 use super::openai_wire::OpenAiCore;
 use super::{env_nonempty, http_provider_common};
 
-/// OpenAI: `POST {base}/chat/completions` with `Authorization: Bearer $OPENAI_API_KEY`.
+/// OpenAI: `POST {base}/chat/completions` (and `{base}/embeddings`) with `Authorization: Bearer $OPENAI_API_KEY`.
 ///
 /// The key comes from `OPENAI_API_KEY` and the base URL from `OPENAI_BASE_URL` (default
 /// `https://api.openai.com/v1`), both read once here; `.api_key(..)` / `.base_url(..)` win.
@@ -36,7 +36,8 @@ impl OpenAiLlm {
                     ApiKey::from_env(Self::API_KEY_ENV),
                     AuthScheme::Bearer,
                     &[],
-                ),
+                )
+                .with_embeddings("/embeddings"),
                 model,
             ),
         }
@@ -45,7 +46,7 @@ impl OpenAiLlm {
 
 http_provider_common!(OpenAiLlm);
 
-/// Any OpenAI-compatible server: `POST {base}/chat/completions`, with a Bearer key only if
+/// Any OpenAI-compatible server: `POST {base}/chat/completions` (and `{base}/embeddings`), with a Bearer key only if
 /// one is configured (`.api_key(..)` or `.api_key_env(..)`); local servers need none.
 pub struct OpenAiCompatible {
     core: OpenAiCore,
@@ -64,7 +65,8 @@ impl OpenAiCompatible {
                     ApiKey::None,
                     AuthScheme::Bearer,
                     &[],
-                ),
+                )
+                .with_embeddings("/embeddings"),
                 model,
             ),
         }

@@ -222,13 +222,13 @@ impl ErrorEnvelope {
 /// `error` is an object on OpenAI; some compatible servers send a bare string.
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum ErrorValue {
+pub(crate) enum ErrorValue {
     Object(WireError),
     Text(String),
 }
 
 #[derive(Deserialize, Default)]
-struct WireError {
+pub(crate) struct WireError {
     #[serde(default)]
     message: Option<String>,
     #[serde(default, rename = "type")]
@@ -311,7 +311,7 @@ fn is_quota(code: Option<&str>, kind: Option<&str>) -> bool {
 }
 
 /// Classifies an error delivered inside a 2xx body or stream (no HTTP status of its own).
-fn in_band_error(error: &ErrorValue) -> ProviderError {
+pub(crate) fn in_band_error(error: &ErrorValue) -> ProviderError {
     let (message, kind, code) = error.parts();
     let message = message.unwrap_or("provider reported an error");
     let code_str = code.and_then(serde_json::Value::as_str);
