@@ -101,7 +101,7 @@ def bad_key():
 
 def models_list():
     ids = sorted(m.id for m in client.models.list())
-    assert ids == ["balanced", "default"], ids
+    assert ids == ["balanced", "default", "embed"], ids
 
 
 def unsupported_field():
@@ -109,6 +109,32 @@ def unsupported_field():
         client.chat.completions.create(model="default", messages=messages, n=2)
     except openai.BadRequestError as e:
         assert e.body["param"] == "n", e.body
+        return
+    raise AssertionError("expected BadRequestError")
+
+
+def embeddings_create():
+    # The SDK asks for base64 unless told otherwise and decodes it: both encodings must agree.
+    texts = ["first text", "second text"]
+    raw = client.embeddings.with_raw_response.create(model="embed", input=texts)
+    r = raw.parse()
+    assert [d.index for d in r.data] == [0, 1], r.data
+    assert all(len(d.embedding) == 8 for d in r.data), r.data
+    assert r.model == "text-embedding-3-small", r.model
+    assert raw.headers["x-backstop-provider"] == "openai_embed", raw.headers
+    floats = client.embeddings.create(model="embed", input=texts, encoding_format="float")
+    for a, b in zip(r.data, floats.data):
+        assert all(abs(x - y) < 1e-6 for x, y in zip(a.embedding, b.embedding)), (a, b)
+    shorter = client.embeddings.create(model="embed", input="one", dimensions=4)
+    assert len(shorter.data[0].embedding) == 4, shorter
+    assert shorter.usage.prompt_tokens > 0, shorter.usage
+
+
+def embeddings_from_a_chat_chain():
+    try:
+        client.embeddings.create(model="default", input="x")
+    except openai.BadRequestError as e:
+        assert e.body["code"] == "model_not_embeddings", e.body
         return
     raise AssertionError("expected BadRequestError")
 
@@ -121,5 +147,7 @@ check("unknown model -> NotFoundError", unknown_model)
 check("bad key -> AuthenticationError", bad_key)
 check("models.list() lists the chains", models_list)
 check("n=2 -> BadRequestError naming the field", unsupported_field)
+check("embeddings.create(): base64 (the SDK's default) and float agree, dimensions", embeddings_create)
+check("embeddings from a chat chain -> BadRequestError", embeddings_from_a_chat_chain)
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -13,6 +13,7 @@ use crate::browser_guard::BrowserGuard;
 use crate::config::{ChainConfig, Config, ProviderConfig, ProviderKind, Strategy};
 use crate::limits::{InFlight, Limits};
 use crate::metrics::Metrics;
+use crate::role::Role;
 
 /// The shared state every request handler sees.
 pub struct App {
@@ -164,7 +165,11 @@ fn provider(
                 },
                 None => llm.no_api_key(),
             };
-            Arc::new(llm) as Arc<dyn Provider>
+            let llm = Arc::new(llm) as Arc<dyn Provider>;
+            match p.dimensions {
+                Some(_) => Role::embeddings(llm),
+                None => Role::chat(llm),
+            }
         }};
     }
     match p.kind {

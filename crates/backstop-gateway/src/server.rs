@@ -31,6 +31,7 @@ pub(crate) type Shared = Arc<App>;
 pub fn router(app: Shared) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/embeddings", post(crate::embeddings::embeddings))
         .route("/v1/models", get(models))
         .route("/v1/models/{id}", get(model))
         .route("/v1/breakers", get(admin::breakers))
@@ -201,7 +202,7 @@ async fn model(State(app): State<Shared>, headers: HeaderMap, Path(id): Path<Str
     }
 }
 
-fn unknown_model(app: &App, name: &str) -> Response {
+pub(crate) fn unknown_model(app: &App, name: &str) -> Response {
     let known = app.chain_names.join(", ");
     error(
         StatusCode::NOT_FOUND,
@@ -216,7 +217,7 @@ fn unknown_model(app: &App, name: &str) -> Response {
 }
 
 /// Reads the body up to the configured limit and time.
-async fn read_body(app: &App, body: Body) -> Result<Bytes, Response> {
+pub(crate) async fn read_body(app: &App, body: Body) -> Result<Bytes, Response> {
     let limit = app.max_body_bytes;
     let too_large = || {
         error(
@@ -273,7 +274,7 @@ fn bad_request(e: &BadRequest) -> Response {
 
 /// JSON endpoints take `application/json` (any parameters, any case) and nothing else: a
 /// browser's "simple" cross-site POST (`text/plain`, forms) never reaches a chain.
-fn json_content_type(headers: &HeaderMap) -> Result<(), Response> {
+pub(crate) fn json_content_type(headers: &HeaderMap) -> Result<(), Response> {
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -343,6 +344,13 @@ fn failure_status(f: &AllProvidersFailed) -> (StatusCode, &'static str, &'static
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
             "invalid_request",
+        ),
+        // No provider of the chain can serve what was asked (a parameter, or chat from an
+        // embeddings chain): retrying will not help.
+        ErrorKind::Unsupported => (
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "unsupported",
         ),
         _ => (
             StatusCode::BAD_GATEWAY,
@@ -417,18 +425,25 @@ async fn chat_completions(State(app): State<Shared>, request: Request) -> Respon
 /// Sheds the request when `max_in_flight` are already running; the slot is held until the
 /// answer is done (for a stream, until it ends).
 async fn admit(app: &Shared, req: GatewayRequest, started: Instant) -> Response {
-    let Some(slot) = app.in_flight.try_admit() else {
+    match in_flight_slot(app) {
+        Ok(slot) => answer(app, req, started, slot).await,
+        Err(r) => r,
+    }
+}
+
+/// A slot under `max_in_flight`, or the 503 that sheds the request.
+pub(crate) fn in_flight_slot(app: &App) -> Result<tokio::sync::OwnedSemaphorePermit, Response> {
+    app.in_flight.try_admit().ok_or_else(|| {
         app.metrics.shed("in_flight");
-        return overloaded(
+        overloaded(
             &format!(
                 "the gateway is at its limit of {} requests in flight (server.max_in_flight); \
                  retry shortly",
                 app.limits.max_in_flight
             ),
             "gateway_overloaded",
-        );
-    };
-    answer(app, req, started, slot).await
+        )
+    })
 }
 
 async fn answer(
@@ -496,7 +511,7 @@ async fn answer(
 }
 
 /// The answer to a request still waiting on a provider when the shutdown grace period ends.
-fn shutting_down(chain: &str, started: Instant, stream: bool) -> Response {
+pub(crate) fn shutting_down(chain: &str, started: Instant, stream: bool) -> Response {
     let r = error(
         StatusCode::SERVICE_UNAVAILABLE,
         "server_error",
@@ -509,7 +524,12 @@ fn shutting_down(chain: &str, started: Instant, stream: bool) -> Response {
 }
 
 /// The response, and the request's log line, when every provider failed.
-fn failed(chain: &str, f: &AllProvidersFailed, started: Instant, stream: bool) -> Response {
+pub(crate) fn failed(
+    chain: &str,
+    f: &AllProvidersFailed,
+    started: Instant,
+    stream: bool,
+) -> Response {
     let r = failure_response(f);
     RequestLog {
         attempts: &f.attempts,

@@ -57,7 +57,11 @@ fn example_backstop_toml_loads() {
     assert_eq!(config.server.max_body_bytes, 8 * 1024 * 1024);
 
     let names: Vec<&str> = config.providers.keys().map(String::as_str).collect();
-    assert_eq!(names, ["anthropic", "groq", "openai"]);
+    assert_eq!(names, ["anthropic", "groq", "openai", "openai_embed"]);
+    assert_eq!(config.providers["openai_embed"].dimensions, Some(1536));
+    assert_eq!(config.providers["openai"].dimensions, None);
+    assert_eq!(config.chains["embed"].dimensions, Some(1536));
+    assert_eq!(config.chains["default"].dimensions, None);
 
     let openai = &config.providers["openai"];
     assert_eq!(openai.kind, ProviderKind::OpenAi);
@@ -116,7 +120,9 @@ fn example_demo_toml_loads() {
         ),
         ("groq", ProviderKind::Groq, "http://127.0.0.1:18103"),
     ];
-    assert_eq!(config.providers.len(), 3);
+    // Chat providers, then the two embeddings providers of the `embed` chain.
+    assert_eq!(config.providers.len(), 5);
+    assert_eq!(config.chains["embed"].dimensions, Some(8));
     for (name, kind, url) in expect {
         let p = &config.providers[name];
         assert_eq!(p.kind, kind, "{name}");

@@ -369,6 +369,19 @@ pub(super) fn build_provider(path: &KeyPath, raw: RawProvider) -> Result<Provide
             "stop sequences must not be empty",
         ));
     }
+    let dimensions = match raw.dimensions {
+        None => None,
+        Some(_) if matches!(kind, ProviderKind::Anthropic | ProviderKind::Groq) => {
+            return Err(at_key(
+                path.key("dimensions"),
+                format!(
+                    "kind \"{kind}\" has no embeddings API: `dimensions` (which makes a \
+                     provider an embeddings provider) applies to openai and openai-compatible"
+                ),
+            ));
+        }
+        Some(v) => Some(int_in(path.key("dimensions"), v, 1, 65_536)?),
+    };
     Ok(ProviderConfig {
         kind,
         model,
@@ -381,6 +394,7 @@ pub(super) fn build_provider(path: &KeyPath, raw: RawProvider) -> Result<Provide
         max_tokens,
         top_p,
         stop,
+        dimensions,
     })
 }
 
@@ -618,6 +632,13 @@ pub(super) fn build_chain(
             weight: member.weight,
         });
     }
+    let dimensions = chain_dimensions(&members_path, &out, providers)?;
+    if dimensions.is_some() && raw.stream_resume == Some(true) {
+        return Err(at_key(
+            path.key("stream_resume"),
+            "an embeddings chain has no streams to resume: remove `stream_resume`",
+        ));
+    }
     Ok(ChainConfig {
         strategy,
         providers: out,
@@ -639,7 +660,43 @@ pub(super) fn build_chain(
             None => 2,
         },
         hedge: build_hedge(path, raw.hedge_after, raw.hedge_budget)?,
+        dimensions,
     })
+}
+
+/// A chain is all chat providers (`None`) or all embeddings providers of one vector size:
+/// a fallback must not hand back vectors of another size, or a chat answer to an embedding
+/// request.
+fn chain_dimensions(
+    members_path: &KeyPath,
+    members: &[ChainMember],
+    providers: &BTreeMap<String, ProviderConfig>,
+) -> Result<Option<u32>, Issue> {
+    let dims = |m: &ChainMember| providers.get(&m.name).and_then(|p| p.dimensions);
+    let Some(first) = members.first() else {
+        return Ok(None);
+    };
+    let want = dims(first);
+    for (i, m) in members.iter().enumerate().skip(1) {
+        let got = dims(m);
+        if got == want {
+            continue;
+        }
+        let describe = |name: &str, d: Option<u32>| match d {
+            Some(d) => format!("{name:?} is an embeddings provider of {d} dimensions"),
+            None => format!("{name:?} is a chat provider (no `dimensions`)"),
+        };
+        return Err(at_value(
+            members_path.index(i),
+            format!(
+                "{} but {}: a chain's providers must all be chat providers or all embeddings \
+                 providers of the same dimensions",
+                describe(&m.name, got),
+                describe(&first.name, want)
+            ),
+        ));
+    }
+    Ok(want)
 }
 
 fn build_hedge(

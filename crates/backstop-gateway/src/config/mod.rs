@@ -258,6 +258,9 @@ pub struct ProviderConfig {
     pub top_p: Option<f32>,
     /// Default stop sequences (empty: none).
     pub stop: Vec<String>,
+    /// Set for an embeddings provider: the size of its vectors. It then serves
+    /// `/v1/embeddings` only; without it, chat only.
+    pub dimensions: Option<u32>,
 }
 
 /// How a chain orders its providers.
@@ -322,6 +325,8 @@ pub struct ChainConfig {
     /// Hedging: when to start the next provider beside a slow first one, and the share of
     /// requests that may be hedged (`hedge_after`, `hedge_budget`).
     pub hedge: Option<(backstop::HedgeAfter, f64)>,
+    /// For a chain of embeddings providers, the vector size they all declare.
+    pub dimensions: Option<u32>,
 }
 
 impl Config {

@@ -58,6 +58,7 @@ pub(super) struct RawProvider {
     pub(super) max_tokens: Option<Int>,
     pub(super) top_p: Option<Float>,
     pub(super) stop: Option<Vec<String>>,
+    pub(super) dimensions: Option<Int>,
 }
 
 #[derive(Deserialize)]
