@@ -12,6 +12,7 @@ pub mod duration;
 pub mod limits;
 pub mod logs;
 pub mod metrics;
+pub mod request_id;
 mod request_log;
 pub mod serve;
 pub mod server;

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use crate::admin;
 use crate::app::App;
 use crate::auth::{Access, Denied};
+use crate::request_id::RequestId;
 use crate::request_log::RequestLog;
 use crate::sse::stream_response;
 use crate::wire::{self, Answer, BadRequest, GatewayRequest};
@@ -45,6 +46,8 @@ pub fn router(app: Shared) -> Router {
             app.clone(),
             crate::browser_guard::guard,
         ))
+        // Outermost: every answer, the guard's refusals included, carries the request id.
+        .layer(axum::middleware::from_fn(crate::request_id::layer))
         .with_state(app)
 }
 
@@ -398,13 +401,21 @@ fn failure_response(f: &AllProvidersFailed) -> Response {
 async fn chat_completions(State(app): State<Shared>, request: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
+    let id = parts
+        .extensions
+        .get::<RequestId>()
+        .cloned()
+        .unwrap_or_else(RequestId::generate);
     let response = match authorize(&app, &parts.headers, Access::Client)
         .and_then(|()| json_content_type(&parts.headers))
     {
         Err(r) => r,
         Ok(()) => match read_body(&app, body).await {
             Ok(bytes) => match wire::parse_request(&bytes) {
-                Ok(req) => admit(&app, req, started).await,
+                Ok(mut req) => {
+                    req.request.request_id = Some(id.as_str().to_owned());
+                    admit(&app, req, started).await
+                }
                 Err(e) => bad_request(&e),
             },
             Err(r) => r,
@@ -444,16 +455,16 @@ async fn answer(
     if req.stream {
         let opened = tokio::select! {
             opened = chain.stream_request(&req.request) => opened,
-            _ = stopping.wait_for(|s| *s) => return shutting_down(&req.chain, started, true),
+            _ = stopping.wait_for(|s| *s) => return shutting_down(&req, started),
         };
         return match opened {
             Ok(stream) => stream_response(app.clone(), req, stream, started, slot),
-            Err(f) => failed(&req.chain, &f, started, true),
+            Err(f) => failed(&req, &f, started),
         };
     }
     let result = tokio::select! {
         r = chain.generate_request(&req.request) => r,
-        _ = stopping.wait_for(|s| *s) => return shutting_down(&req.chain, started, false),
+        _ = stopping.wait_for(|s| *s) => return shutting_down(&req, started),
     };
     match result {
         Ok(result) => {
@@ -479,6 +490,7 @@ async fn answer(
             );
             attempt_headers(&mut r, Some(&result.provider_used), &result.attempts);
             RequestLog {
+                request_id: req.request_id(),
                 chain: &req.chain,
                 provider: Some(&result.provider_used),
                 attempts: &result.attempts,
@@ -491,12 +503,12 @@ async fn answer(
             .emit();
             r
         }
-        Err(f) => failed(&req.chain, &f, started, false),
+        Err(f) => failed(&req, &f, started),
     }
 }
 
 /// The answer to a request still waiting on a provider when the shutdown grace period ends.
-fn shutting_down(chain: &str, started: Instant, stream: bool) -> Response {
+fn shutting_down(req: &GatewayRequest, started: Instant) -> Response {
     let r = error(
         StatusCode::SERVICE_UNAVAILABLE,
         "server_error",
@@ -504,16 +516,22 @@ fn shutting_down(chain: &str, started: Instant, stream: bool) -> Response {
         None,
         Some("server_shutting_down"),
     );
-    RequestLog::unanswered(chain, started, 503, stream).emit();
+    RequestLog::unanswered(req.request_id(), &req.chain, started, 503, req.stream).emit();
     r
 }
 
 /// The response, and the request's log line, when every provider failed.
-fn failed(chain: &str, f: &AllProvidersFailed, started: Instant, stream: bool) -> Response {
+fn failed(req: &GatewayRequest, f: &AllProvidersFailed, started: Instant) -> Response {
     let r = failure_response(f);
     RequestLog {
         attempts: &f.attempts,
-        ..RequestLog::unanswered(chain, started, r.status().as_u16(), stream)
+        ..RequestLog::unanswered(
+            req.request_id(),
+            &req.chain,
+            started,
+            r.status().as_u16(),
+            req.stream,
+        )
     }
     .emit();
     r

@@ -132,6 +132,10 @@ pub struct ChatRequest {
     /// called (a caller-side timeout such as Python's `asyncio.wait_for`, which the tutorial says
     /// counts as a failure) instead of the default neutral cancellation.
     pub drop_counts_as_timeout: bool,
+    /// This request's id, for correlating logs and traces across services: HTTP providers send
+    /// it upstream as `x-request-id` on every attempt (skipped if it is not a valid header
+    /// value), and it is recorded on the chain's request span.
+    pub request_id: Option<String>,
 }
 
 impl ChatRequest {
@@ -164,6 +168,11 @@ impl ChatRequest {
     /// Whether dropping this request mid-attempt counts as a Timeout on the provider called.
     pub fn drop_counts_as_timeout(mut self, yes: bool) -> Self {
         self.drop_counts_as_timeout = yes;
+        self
+    }
+    /// Sets this request's id (sent upstream as `x-request-id`).
+    pub fn request_id(mut self, id: impl Into<String>) -> Self {
+        self.request_id = Some(id.into());
         self
     }
     /// The text of the last user message, if any (handy for logs and simulators).

@@ -130,6 +130,8 @@ pub struct Completion {
     pub finish_reason: Option<FinishReason>,
     /// The model's refusal message, when it declined to answer (OpenAI `message.refusal`).
     pub refusal: Option<String>,
+    /// The provider's own id for the request (`x-request-id`, Anthropic's `request-id`).
+    pub upstream_request_id: Option<String>,
 }
 
 impl Completion {
@@ -141,6 +143,7 @@ impl Completion {
             usage: None,
             finish_reason: Some(FinishReason::Stop),
             refusal: None,
+            upstream_request_id: None,
         }
     }
 }
@@ -162,6 +165,9 @@ pub struct Chunk {
     pub skipped_events: u32,
     /// A piece of the model's refusal message (OpenAI `delta.refusal`).
     pub refusal: Option<String>,
+    /// The provider's own id for the request, on the first chunk of its stream (HTTP
+    /// providers read it from the response headers).
+    pub upstream_request_id: Option<String>,
 }
 
 impl Chunk {
@@ -216,14 +222,21 @@ impl FallbackResult {
         }
     }
 
-    /// The answer without the attempt record.
+    /// The answer without the attempt record (the answering attempt's upstream id kept).
     pub fn into_completion(self) -> Completion {
+        let upstream_request_id = self
+            .attempts
+            .iter()
+            .rev()
+            .find(|a| a.outcome == crate::AttemptOutcome::Success)
+            .and_then(|a| a.upstream_request_id.clone());
         Completion {
             text: self.text,
             model: self.model,
             usage: self.usage,
             finish_reason: self.finish_reason,
             refusal: self.refusal,
+            upstream_request_id,
         }
     }
 }

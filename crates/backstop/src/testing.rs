@@ -251,6 +251,7 @@ impl ScriptedProvider {
             usage: Some(Usage::new(1, output)),
             finish_reason: Some(FinishReason::Stop),
             refusal: None,
+            upstream_request_id: None,
         }
     }
 }

@@ -7,7 +7,28 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{Mode, deadline};
-use crate::{ChatRequest, ErrorKind, Permit, Provider, ProviderError, time};
+use crate::{
+    ChatRequest, Chunk, ChunkStream, Completion, ErrorKind, Permit, Provider, ProviderError, time,
+};
+
+/// What the chain reads off an answer for its records: a whole completion, or a stream opened
+/// up to its first content.
+pub(super) trait Reply {
+    /// The provider's id for the call, when it sent one.
+    fn upstream_request_id(&self) -> Option<&str>;
+}
+
+impl Reply for Completion {
+    fn upstream_request_id(&self) -> Option<&str> {
+        self.upstream_request_id.as_deref()
+    }
+}
+
+impl Reply for (ChunkStream, Vec<Chunk>) {
+    fn upstream_request_id(&self) -> Option<&str> {
+        self.1.iter().find_map(|c| c.upstream_request_id.as_deref())
+    }
+}
 
 /// How an attempt ended.
 pub(super) enum Outcome<T> {

@@ -36,13 +36,15 @@ impl<'c> Ledger<'c> {
         }
     }
 
-    /// Records one attempt (and tells the observer).
+    /// Records one attempt (and tells the observer). The provider's id for the call comes from
+    /// the error, else `upstream_id` (read off the answer).
     pub(super) fn attempt(
         &mut self,
         provider: &str,
         outcome: AttemptOutcome,
         error: Option<ProviderError>,
         latency: Duration,
+        upstream_id: Option<&str>,
     ) {
         tracing::debug!(
             chain = %self.chain.name,
@@ -52,7 +54,12 @@ impl<'c> Ledger<'c> {
             latency_us = latency.as_micros() as u64,
             "attempt"
         );
-        let attempt = Attempt::new(provider, outcome, error, latency);
+        let upstream_id = error
+            .as_ref()
+            .and_then(|e| e.upstream_request_id.clone())
+            .or_else(|| upstream_id.map(str::to_owned));
+        let mut attempt = Attempt::new(provider, outcome, error, latency);
+        attempt.upstream_request_id = upstream_id;
         if let Some(o) = &self.chain.observer {
             o.on_attempt(&self.chain.name, &attempt);
         }
@@ -85,6 +92,7 @@ impl<'c> Ledger<'c> {
             AttemptOutcome::Skipped,
             Some(error.clone()),
             Duration::ZERO,
+            None,
         );
         self.settle(match last {
             Some(e) => ProviderFailure::attempted(provider, e),

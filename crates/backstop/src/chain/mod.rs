@@ -36,7 +36,7 @@ use crate::{
     Completion, ErrorKind, FallThrough, FallbackResult, Observer, Permit, Provider, ProviderError,
     RetryPolicy, time,
 };
-use attempt::{Limits, Outcome};
+use attempt::{Limits, Outcome, Reply};
 use ledger::Ledger;
 use plan::Plan;
 use policy::{Facts, Step};
@@ -265,6 +265,7 @@ impl FallbackChain {
         call: F,
     ) -> Result<Answer<T>, AllProvidersFailed>
     where
+        T: Reply,
         F: Fn(&'s dyn Provider, &'s ChatRequest) -> Fut,
         Fut: Future<Output = Result<T, ProviderError>>,
     {
@@ -346,7 +347,8 @@ impl FallbackChain {
                 };
                 let error = match outcome {
                     Outcome::Answered(value, permit) => {
-                        ledger.attempt(name, AttemptOutcome::Success, None, latency);
+                        let id = value.upstream_request_id();
+                        ledger.attempt(name, AttemptOutcome::Success, None, latency, id);
                         if inner.hedging.is_some() {
                             entry.latencies.record(latency);
                         }
@@ -369,7 +371,13 @@ impl FallbackChain {
                     }
                     Outcome::Failed(error) => error,
                 };
-                ledger.attempt(name, AttemptOutcome::Failed, Some(error.clone()), latency);
+                ledger.attempt(
+                    name,
+                    AttemptOutcome::Failed,
+                    Some(error.clone()),
+                    latency,
+                    None,
+                );
                 inner.note_rate_limit(entry, error.kind);
                 let now = Instant::now();
                 if deadline.is_some_and(|d| now >= d) {
@@ -428,7 +436,7 @@ impl FallbackChain {
     }
 
     /// Records both legs of a hedged race and finds the winner.
-    fn settle_race<T>(
+    fn settle_race<T: Reply>(
         &self,
         legs: hedge::Legs<T>,
         ledger: &mut Ledger<'_>,
@@ -443,12 +451,19 @@ impl FallbackChain {
             let name = entry.breaker.name();
             match leg {
                 hedge::Leg::Answered(value, permit) => {
-                    ledger.attempt(name, AttemptOutcome::Success, None, latency);
+                    let id = value.upstream_request_id();
+                    ledger.attempt(name, AttemptOutcome::Success, None, latency, id);
                     entry.latencies.record(latency);
                     winner = Some((value, permit, index));
                 }
                 hedge::Leg::Failed(error) => {
-                    ledger.attempt(name, AttemptOutcome::Failed, Some(error.clone()), latency);
+                    ledger.attempt(
+                        name,
+                        AttemptOutcome::Failed,
+                        Some(error.clone()),
+                        latency,
+                        None,
+                    );
                     inner.note_rate_limit(entry, error.kind);
                     if !error.kind.falls_through(inner.fall_through) {
                         ledger.stopped(name, error.kind);
@@ -461,7 +476,7 @@ impl FallbackChain {
                     end = RaceEnd::Stop;
                 }
                 hedge::Leg::Cancelled => {
-                    ledger.attempt(name, AttemptOutcome::Cancelled, None, latency);
+                    ledger.attempt(name, AttemptOutcome::Cancelled, None, latency, None);
                 }
             }
         }
@@ -502,6 +517,7 @@ impl FallbackChain {
         ledger: &mut Ledger<'_>,
     ) -> Option<Answer<T>>
     where
+        T: Reply,
         F: Fn(&'s dyn Provider, &'s ChatRequest) -> Fut,
         Fut: Future<Output = Result<T, ProviderError>>,
     {
@@ -523,7 +539,8 @@ impl FallbackChain {
             attempt::run(&*entry.provider, permit, request, call, mode, limits).await;
         match outcome {
             Outcome::Answered(value, permit) => {
-                ledger.attempt(name, AttemptOutcome::Success, None, latency);
+                let id = value.upstream_request_id();
+                ledger.attempt(name, AttemptOutcome::Success, None, latency, id);
                 ledger.answered(name, true);
                 Some(Answer {
                     value,
@@ -535,7 +552,13 @@ impl FallbackChain {
                 })
             }
             Outcome::Failed(error) => {
-                ledger.attempt(name, AttemptOutcome::Failed, Some(error.clone()), latency);
+                ledger.attempt(
+                    name,
+                    AttemptOutcome::Failed,
+                    Some(error.clone()),
+                    latency,
+                    None,
+                );
                 ledger.failed(name, error);
                 None
             }

@@ -305,17 +305,19 @@ async fn continue_on(
         let error = match result {
             Ok((stream, buffered)) => {
                 entry.resume_form.set(form);
-                attempts.push(Attempt::new(name, AttemptOutcome::Success, None, latency));
+                let mut attempt = Attempt::new(name, AttemptOutcome::Success, None, latency);
+                attempt.upstream_request_id =
+                    buffered.iter().find_map(|c| c.upstream_request_id.clone());
+                attempts.push(attempt);
                 return Continued::Yes(stream, buffered, permit);
             }
             Err(e) => e,
         };
-        attempts.push(Attempt::new(
-            name,
-            AttemptOutcome::Failed,
-            Some(error.clone()),
-            latency,
-        ));
+        let mut attempt = Attempt::new(name, AttemptOutcome::Failed, Some(error.clone()), latency);
+        attempt
+            .upstream_request_id
+            .clone_from(&error.upstream_request_id);
+        attempts.push(attempt);
         if form == Form::Prefill && error.kind == ErrorKind::InvalidRequest {
             // The model does not take prefill: ask in words instead, and remember. The permit
             // drops with a neutral verdict; this is not a retry.

@@ -255,6 +255,7 @@ pub(super) fn parse_message(
         usage: parsed.usage.and_then(WireUsage::to_usage),
         finish_reason: parsed.stop_reason.as_deref().map(finish_reason),
         refusal: None,
+        upstream_request_id: None,
     })
 }
 

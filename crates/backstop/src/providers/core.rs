@@ -49,10 +49,24 @@ impl<W: WireFormat> HttpCore<W> {
     ) -> BoxFuture<'a, Result<Completion, ProviderError>> {
         Box::pin(async move {
             let body = W::request_body(&self.model, request, &self.config, false)?;
-            let response = self.endpoint.post(body, W::classify_status).await?;
-            let bytes = http::read_body(response).await?;
+            let response = self
+                .endpoint
+                .post(body, W::classify_status, request.request_id.as_deref())
+                .await?;
+            let upstream_id = http::upstream_request_id(response.headers());
+            let with_id = |mut e: ProviderError| {
+                e.upstream_request_id.clone_from(&upstream_id);
+                e
+            };
+            let bytes = http::read_body(response).await.map_err(with_id)?;
             // A 2xx body can still carry an in-band error or unreadable text: scrub it too.
-            W::parse_completion(&bytes, &self.model).map_err(|e| self.endpoint.redactor().error(e))
+            match W::parse_completion(&bytes, &self.model) {
+                Ok(mut completion) => {
+                    completion.upstream_request_id = upstream_id;
+                    Ok(completion)
+                }
+                Err(e) => Err(with_id(self.endpoint.redactor().error(e))),
+            }
         })
     }
 
@@ -62,7 +76,10 @@ impl<W: WireFormat> HttpCore<W> {
     ) -> BoxFuture<'a, Result<ChunkStream, ProviderError>> {
         Box::pin(async move {
             let body = W::request_body(&self.model, request, &self.config, true)?;
-            let response = self.endpoint.post(body, W::classify_status).await?;
+            let response = self
+                .endpoint
+                .post(body, W::classify_status, request.request_id.as_deref())
+                .await?;
             Ok(http::chunk_stream(
                 response,
                 W::Stream::default(),

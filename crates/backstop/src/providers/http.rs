@@ -248,26 +248,35 @@ impl Endpoint {
 
     /// POSTs `body` and returns the response if it is 2xx; otherwise the classified error
     /// (`classify` refines the status map from the provider's error body).
+    /// `request_id` (the caller's, when set) goes along as `x-request-id`; the error carries the
+    /// provider's own id for the request when it sent one.
     pub(crate) async fn post(
         &self,
         body: Vec<u8>,
         classify: ClassifyFn,
+        request_id: Option<&str>,
     ) -> Result<reqwest::Response, ProviderError> {
         let (url, headers) = self.prepared.as_ref().map_err(Clone::clone)?;
         let client = match self.client.as_ref().map_err(Clone::clone)? {
             ClientChoice::Caller(client) => client.clone(),
             ClientChoice::Shared(shared) => shared.get()?,
         };
+        let mut headers = headers.clone();
+        if let Some(value) = request_id.and_then(|id| HeaderValue::from_str(id).ok()) {
+            headers.insert(X_REQUEST_ID, value);
+        }
         let response = client
-            .post(url.clone(), headers.clone(), body)
+            .post(url.clone(), headers, body)
             .await
             .map_err(|e| self.redactor.error(e))?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
         }
+        let upstream_id = upstream_request_id(response.headers());
         let (error, body) = error_from_response(response, classify).await;
-        let error = self.redactor.error(error);
+        let mut error = self.redactor.error(error);
+        error.upstream_request_id = upstream_id;
         // The raw body stays out of the error (callers and clients see it); operators get a
         // scrubbed prefix at debug level.
         tracing::debug!(
@@ -298,6 +307,27 @@ impl fmt::Debug for Endpoint {
             .field("connect_timeout", &self.connect_timeout)
             .finish()
     }
+}
+
+/// The header a request's id travels in, both ways.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Longest upstream request id kept; a longer value is not an id we would want in a log line.
+const MAX_UPSTREAM_ID: usize = 200;
+
+/// The provider's id for a request: `x-request-id` (OpenAI, Groq and most compatible servers)
+/// or `request-id` (Anthropic). Kept only when it is printable ASCII without spaces and short,
+/// since it goes into log lines and response records.
+pub(crate) fn upstream_request_id(headers: &HeaderMap) -> Option<String> {
+    let value = headers
+        .get(X_REQUEST_ID)
+        .or_else(|| headers.get("request-id"))?
+        .as_bytes();
+    let fits = !value.is_empty()
+        && value.len() <= MAX_UPSTREAM_ID
+        && value.iter().all(|b| b.is_ascii_graphic());
+    // Only ASCII bytes are left, so this never replaces anything.
+    fits.then(|| String::from_utf8_lossy(value).into_owned())
 }
 
 /// Drops trailing slashes so `{base}{path}` never doubles them.
@@ -616,17 +646,20 @@ struct StreamState<P> {
     body: futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>,
     chunks: SseChunks<P>,
     redactor: Redactor,
+    /// The provider's id for the request, until it rides out on the first item.
+    upstream_id: Option<String>,
 }
 
 /// Turns a 2xx SSE response into a [`ChunkStream`] that ends only after the terminal marker;
 /// any failure is one `Err` item (its message scrubbed by `redactor`), after which the
-/// stream ends.
+/// stream ends. The first item (chunk or error) carries the provider's id for the request.
 pub(crate) fn chunk_stream<P: StreamParser>(
     response: reqwest::Response,
     parser: P,
     redactor: Redactor,
 ) -> ChunkStream {
     let state = StreamState {
+        upstream_id: upstream_request_id(response.headers()),
         body: response.bytes_stream().boxed(),
         chunks: SseChunks::new(parser),
         redactor,
@@ -652,10 +685,18 @@ pub(crate) fn chunk_stream<P: StreamParser>(
             };
             return match next {
                 Next::Item(Err(e)) => {
-                    let e = st.redactor.error(e);
+                    let mut e = st.redactor.error(e);
+                    if let Some(id) = st.upstream_id.take() {
+                        e.upstream_request_id = Some(id);
+                    }
                     Some((Err(e), st))
                 }
-                Next::Item(item) => Some((item, st)),
+                Next::Item(Ok(mut chunk)) => {
+                    if let Some(id) = st.upstream_id.take() {
+                        chunk.upstream_request_id = Some(id);
+                    }
+                    Some((Ok(chunk), st))
+                }
                 Next::End | Next::NeedBytes => None,
             };
         }

@@ -194,6 +194,7 @@ pub(crate) fn parse_completion(
         usage: parsed.usage.and_then(WireUsage::to_usage),
         finish_reason: choice.finish_reason.as_deref().map(finish_reason),
         refusal: refusal.filter(|r| !r.is_empty()),
+        upstream_request_id: None,
     })
 }
 
