@@ -238,6 +238,7 @@ mod request;
 mod response;
 mod retry;
 mod time;
+pub mod trace_context;
 mod window;
 
 #[cfg(feature = "testing")]

@@ -136,6 +136,9 @@ pub struct ChatRequest {
     /// it upstream as `x-request-id` on every attempt (skipped if it is not a valid header
     /// value), and it is recorded on the chain's request span.
     pub request_id: Option<String>,
+    /// The caller's W3C `traceparent`, sent upstream unchanged when no
+    /// [trace source](crate::trace_context) renders one for the attempt's own span.
+    pub traceparent: Option<String>,
 }
 
 impl ChatRequest {
@@ -168,6 +171,11 @@ impl ChatRequest {
     /// Whether dropping this request mid-attempt counts as a Timeout on the provider called.
     pub fn drop_counts_as_timeout(mut self, yes: bool) -> Self {
         self.drop_counts_as_timeout = yes;
+        self
+    }
+    /// Sets the caller's W3C `traceparent` (see [`ChatRequest::traceparent`]).
+    pub fn traceparent(mut self, value: impl Into<String>) -> Self {
+        self.traceparent = Some(value.into());
         self
     }
     /// Sets this request's id (sent upstream as `x-request-id`).

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{ChainInner, Mode};
+use tracing::Span;
+
+use super::{ChainInner, Mode, trace};
 use crate::{
     AllProvidersFailed, Attempt, AttemptOutcome, ErrorKind, ProviderError, ProviderFailure,
     RequestSummary,
@@ -14,6 +16,8 @@ use crate::{
 
 pub(super) struct Ledger<'c> {
     chain: &'c ChainInner,
+    /// The request's span: how the request ended is recorded on it.
+    span: Span,
     started: Instant,
     mode: Mode,
     pub(super) attempts: Vec<Attempt>,
@@ -24,9 +28,10 @@ pub(super) struct Ledger<'c> {
 }
 
 impl<'c> Ledger<'c> {
-    pub(super) fn new(chain: &'c ChainInner, started: Instant, mode: Mode) -> Self {
+    pub(super) fn new(chain: &'c ChainInner, started: Instant, mode: Mode, span: &Span) -> Self {
         Self {
             chain,
+            span: span.clone(),
             started,
             mode,
             attempts: Vec::new(),
@@ -100,6 +105,13 @@ impl<'c> Ledger<'c> {
         });
     }
 
+    /// A hedge was started beside the first attempt.
+    pub(super) fn hedged(&self) {
+        if !self.span.is_disabled() {
+            self.span.record("backstop.hedged", true);
+        }
+    }
+
     pub(super) fn deadline_passed(&mut self) {
         self.deadline_exceeded = true;
     }
@@ -117,6 +129,7 @@ impl<'c> Ledger<'c> {
 
     /// An answer came from `provider`: logs a fallback and tells the observer.
     pub(super) fn answered(&self, provider: &str, fell_back: bool) {
+        trace::answered(&self.span, provider, fell_back, self.attempts.len());
         if fell_back {
             tracing::info!(
                 chain = %self.chain.name,
@@ -182,6 +195,7 @@ impl<'c> Ledger<'c> {
         let mut failure = AllProvidersFailed::new(failures, attempts, self.deadline_exceeded);
         failure.retry_after = retry_after;
         tracing::warn!(chain = %chain.name, error = %failure, "all providers failed");
+        trace::all_failed(&self.span, &failure);
         self.report(None, &failure.attempts, false);
         failure
     }

@@ -15,12 +15,14 @@ mod plan;
 mod policy;
 mod resume;
 mod stream;
+mod trace;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tracing::{Instrument, Span};
 
 pub use builder::{
     ChainBuildError, FallbackChainBuilder, Priority, ProviderOptions, Weighted, WhenAllOpen,
@@ -40,6 +42,7 @@ use attempt::{Limits, Outcome, Reply};
 use ledger::Ledger;
 use plan::Plan;
 use policy::{Facts, Step};
+use trace::{AttemptMeta, Role};
 
 /// A sequence of providers, each guarded by its own circuit breaker. Cheap to clone (shared).
 #[derive(Clone)]
@@ -177,9 +180,12 @@ impl FallbackChain {
         &self,
         request: &ChatRequest,
     ) -> Result<FallbackResult, AllProvidersFailed> {
+        let span = trace::request(&self.inner.name, Mode::Complete, request);
         let answer = self
-            .run(request, Mode::Complete, |p, r| p.complete(r))
+            .run(request, Mode::Complete, |p, r| p.complete(r), &span)
+            .instrument(span.clone())
             .await?;
+        trace::completion(&span, &answer.value);
         let Answer {
             value: c,
             permit,
@@ -211,9 +217,14 @@ impl FallbackChain {
         &self,
         request: &ChatRequest,
     ) -> Result<FallbackStream, AllProvidersFailed> {
+        let span = trace::request(&self.inner.name, Mode::Stream, request);
         let answer = self
-            .run(request, Mode::Stream, stream::open_until_content)
+            .run(request, Mode::Stream, stream::open_until_content, &span)
+            .instrument(span.clone())
             .await?;
+        for chunk in &answer.value.1 {
+            trace::chunk(&span, chunk);
+        }
         let provider = self.inner.entries[answer.entry].breaker.name().to_owned();
         let ttft = answer
             .attempts
@@ -229,6 +240,7 @@ impl FallbackChain {
             request: Arc::new(request.clone()),
             candidates: answer.remaining,
             left: self.inner.max_resumes,
+            span: span.clone(),
         });
         Ok(FallbackStream::new(stream::Committed {
             stream,
@@ -244,6 +256,7 @@ impl FallbackChain {
                 .clone()
                 .map(|o| (self.inner.name.clone(), o)),
             resumer,
+            span,
         }))
     }
 
@@ -263,6 +276,7 @@ impl FallbackChain {
         request: &'s ChatRequest,
         mode: Mode,
         call: F,
+        span: &Span,
     ) -> Result<Answer<T>, AllProvidersFailed>
     where
         T: Reply,
@@ -279,7 +293,7 @@ impl FallbackChain {
             h.budget.deposit();
         }
         let mut plan = Plan::new(&inner.entries, inner.strategy);
-        let mut ledger = Ledger::new(inner, started, mode);
+        let mut ledger = Ledger::new(inner, started, mode, span);
 
         'providers: while let Some(index) = plan.next(&inner.entries) {
             let entry = &inner.entries[index];
@@ -297,11 +311,31 @@ impl FallbackChain {
             // opened meanwhile), it is still the provider's real last error.
             let mut last_error: Option<ProviderError> = None;
             loop {
+                let meta = AttemptMeta {
+                    chain: &inner.name,
+                    breaker: &entry.breaker,
+                    role: if plan.fell_back() {
+                        Role::Fallback
+                    } else {
+                        Role::Primary
+                    },
+                    retry: retries_done,
+                };
                 let Ok(permit) = entry.breaker.try_acquire() else {
+                    trace::skipped(&meta, span);
                     ledger.skipped(name, last_error.take());
                     continue 'providers;
                 };
-                let first = attempt::run(&*entry.provider, permit, request, &call, mode, limits);
+                let first = attempt::run(
+                    &*entry.provider,
+                    permit,
+                    request,
+                    &call,
+                    mode,
+                    limits,
+                    meta,
+                    span,
+                );
                 let hedge_delay = match &inner.hedging {
                     Some(h) if retries_done == 0 && !plan.fell_back() => {
                         h.after.delay(&entry.latencies).map(|d| (h, d))
@@ -317,8 +351,22 @@ impl FallbackChain {
                                 timeout: self.attempt_timeout(e, mode),
                                 ..limits
                             };
-                            let leg =
-                                attempt::run(&*e.provider, permit, request, &call, mode, limits);
+                            let meta = AttemptMeta {
+                                chain: &inner.name,
+                                breaker: &e.breaker,
+                                role: Role::Hedge,
+                                retry: 0,
+                            };
+                            let leg = attempt::run(
+                                &*e.provider,
+                                permit,
+                                request,
+                                &call,
+                                mode,
+                                limits,
+                                meta,
+                                span,
+                            );
                             Some((j, leg))
                         };
                         match hedge::race((index, first), delay, hedge).await {
@@ -412,7 +460,7 @@ impl FallbackChain {
         if inner.when_all_open == WhenAllOpen::Probe
             && ledger.all_skipped()
             && let Some(answer) = self
-                .last_resort(request, &call, mode, deadline, started, &mut ledger)
+                .last_resort(request, &call, mode, (deadline, started), &mut ledger, span)
                 .await
         {
             return Ok(answer);
@@ -443,6 +491,7 @@ impl FallbackChain {
         primary: usize,
     ) -> Result<(T, Permit, usize), RaceEnd> {
         let inner = &*self.inner;
+        ledger.hedged();
         let mut winner = None;
         let mut end = RaceEnd::Continue;
         let hedge = legs.iter().map(|l| l.0).find(|i| *i != primary);
@@ -512,9 +561,9 @@ impl FallbackChain {
         request: &'s ChatRequest,
         call: &F,
         mode: Mode,
-        deadline: Option<Instant>,
-        started: Instant,
+        (deadline, started): (Option<Instant>, Instant),
         ledger: &mut Ledger<'_>,
+        span: &Span,
     ) -> Option<Answer<T>>
     where
         T: Reply,
@@ -535,8 +584,23 @@ impl FallbackChain {
             started,
         };
         let permit = entry.breaker.force_probe();
-        let (outcome, latency) =
-            attempt::run(&*entry.provider, permit, request, call, mode, limits).await;
+        let meta = AttemptMeta {
+            chain: &inner.name,
+            breaker: &entry.breaker,
+            role: Role::LastResort,
+            retry: 0,
+        };
+        let (outcome, latency) = attempt::run(
+            &*entry.provider,
+            permit,
+            request,
+            call,
+            mode,
+            limits,
+            meta,
+            span,
+        )
+        .await;
         match outcome {
             Outcome::Answered(value, permit) => {
                 let id = value.upstream_request_id();

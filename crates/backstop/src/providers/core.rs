@@ -51,7 +51,7 @@ impl<W: WireFormat> HttpCore<W> {
             let body = W::request_body(&self.model, request, &self.config, false)?;
             let response = self
                 .endpoint
-                .post(body, W::classify_status, request.request_id.as_deref())
+                .post(body, W::classify_status, request, &self.model)
                 .await?;
             let upstream_id = http::upstream_request_id(response.headers());
             let with_id = |mut e: ProviderError| {
@@ -78,7 +78,7 @@ impl<W: WireFormat> HttpCore<W> {
             let body = W::request_body(&self.model, request, &self.config, true)?;
             let response = self
                 .endpoint
-                .post(body, W::classify_status, request.request_id.as_deref())
+                .post(body, W::classify_status, request, &self.model)
                 .await?;
             Ok(http::chunk_stream(
                 response,

@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::client::{HttpClient, SharedClient};
 use super::redact::Redactor;
 use super::sse::{SseDecoder, SseEvent};
-use crate::{Chunk, ChunkStream, ErrorKind, ProviderError};
+use crate::{ChatRequest, Chunk, ChunkStream, ErrorKind, ProviderError};
 
 /// Default time allowed to establish a TCP (and TLS) connection.
 pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -90,6 +90,8 @@ pub(crate) enum AuthScheme {
 /// unbuildable client) decided up front.
 pub(crate) struct Endpoint {
     pub(crate) name: String,
+    /// `gen_ai.provider.name` on the attempt span (`openai`, `anthropic`, `groq`, ...).
+    system: &'static str,
     base_url: String,
     path: &'static str,
     key: ApiKey,
@@ -114,8 +116,10 @@ impl Endpoint {
         scheme: AuthScheme,
         extra_headers: &'static [(&'static str, &'static str)],
     ) -> Self {
+        let name = name.into();
         let mut e = Endpoint {
-            name: name.into(),
+            system: system_of(&name),
+            name,
             base_url: String::new(),
             path,
             key,
@@ -246,24 +250,53 @@ impl Endpoint {
         Ok((url, headers))
     }
 
+    /// What the attempt span (the current span, in a chain) says about this call: the GenAI
+    /// provider and model, the server. Nothing is done when no subscriber wants the span.
+    fn record_call(&self, url: &reqwest::Url, model: &str) {
+        let span = tracing::Span::current();
+        if span.is_disabled() {
+            return;
+        }
+        span.record("gen_ai.provider.name", self.system);
+        span.record("gen_ai.request.model", model);
+        span.record(
+            "otel.name",
+            tracing::field::display(format_args!("chat {model}")),
+        );
+        if let Some(host) = url.host_str() {
+            span.record("server.address", host);
+        }
+        if let Some(port) = url.port_or_known_default() {
+            span.record("server.port", i64::from(port));
+        }
+    }
+
     /// POSTs `body` and returns the response if it is 2xx; otherwise the classified error
     /// (`classify` refines the status map from the provider's error body).
-    /// `request_id` (the caller's, when set) goes along as `x-request-id`; the error carries the
-    /// provider's own id for the request when it sent one.
+    /// The request's id goes along as `x-request-id` and its trace context as `traceparent`
+    /// (see [`trace_context`](crate::trace_context)); the error carries the provider's own id
+    /// for the request when it sent one. `model` is recorded on the attempt span.
     pub(crate) async fn post(
         &self,
         body: Vec<u8>,
         classify: ClassifyFn,
-        request_id: Option<&str>,
+        request: &ChatRequest,
+        model: &str,
     ) -> Result<reqwest::Response, ProviderError> {
         let (url, headers) = self.prepared.as_ref().map_err(Clone::clone)?;
+        self.record_call(url, model);
         let client = match self.client.as_ref().map_err(Clone::clone)? {
             ClientChoice::Caller(client) => client.clone(),
             ClientChoice::Shared(shared) => shared.get()?,
         };
         let mut headers = headers.clone();
-        if let Some(value) = request_id.and_then(|id| HeaderValue::from_str(id).ok()) {
+        let id = request.request_id.as_deref();
+        if let Some(value) = id.and_then(|id| HeaderValue::from_str(id).ok()) {
             headers.insert(X_REQUEST_ID, value);
+        }
+        let traceparent = crate::trace_context::outgoing(request.traceparent.as_deref());
+        if let Some(value) = traceparent.and_then(|t| HeaderValue::from_str(&t).ok()) {
+            headers.insert(TRACEPARENT, value);
         }
         let response = client
             .post(url.clone(), headers, body)
@@ -311,6 +344,17 @@ impl fmt::Debug for Endpoint {
 
 /// The header a request's id travels in, both ways.
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// The GenAI `gen_ai.provider.name` for an endpoint of this built-in name.
+fn system_of(name: &str) -> &'static str {
+    match name {
+        "anthropic" => "anthropic",
+        "groq" => "groq",
+        "openai" => "openai",
+        _ => "openai_compatible",
+    }
+}
 
 /// Longest upstream request id kept; a longer value is not an id we would want in a log line.
 const MAX_UPSTREAM_ID: usize = 200;
