@@ -173,7 +173,7 @@ impl ChatRequest {
         self.drop_counts_as_timeout = yes;
         self
     }
-    /// Sets the caller's W3C `traceparent` (see [`ChatRequest::traceparent`]).
+    /// Sets the caller's W3C `traceparent` (sent upstream; see [`crate::trace_context`]).
     pub fn traceparent(mut self, value: impl Into<String>) -> Self {
         self.traceparent = Some(value.into());
         self

@@ -1,8 +1,8 @@
 //! W3C trace context for provider calls. The library emits `tracing` spans and knows nothing
 //! of OpenTelemetry; an application that exports them (the gateway does, over OTLP) installs a
 //! [`TraceparentSource`] that renders the current span's context, and every HTTP provider call
-//! then carries a `traceparent` naming its attempt span. Without one, a request's own
-//! [`ChatRequest::traceparent`](crate::ChatRequest::traceparent) (the caller's) is passed on.
+//! then carries a `traceparent` naming its attempt span. Without one, the request's own
+//! `traceparent` field (the caller's, see [`ChatRequest`](crate::ChatRequest)) is passed on.
 
 use std::sync::OnceLock;
 

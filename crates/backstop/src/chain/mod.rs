@@ -314,6 +314,7 @@ impl FallbackChain {
                 let meta = AttemptMeta {
                     chain: &inner.name,
                     breaker: &entry.breaker,
+                    model: entry.provider.model(),
                     role: if plan.fell_back() {
                         Role::Fallback
                     } else {
@@ -354,6 +355,7 @@ impl FallbackChain {
                             let meta = AttemptMeta {
                                 chain: &inner.name,
                                 breaker: &e.breaker,
+                                model: e.provider.model(),
                                 role: Role::Hedge,
                                 retry: 0,
                             };
@@ -587,6 +589,7 @@ impl FallbackChain {
         let meta = AttemptMeta {
             chain: &inner.name,
             breaker: &entry.breaker,
+            model: entry.provider.model(),
             role: Role::LastResort,
             retry: 0,
         };

@@ -294,6 +294,7 @@ async fn continue_on(
         let meta = AttemptMeta {
             chain: &chain.name,
             breaker: &entry.breaker,
+            model: entry.provider.model(),
             role: Role::Resume,
             retry: retries_done,
         };

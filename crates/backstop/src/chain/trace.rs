@@ -88,11 +88,25 @@ impl Role {
     }
 }
 
+/// An attempt span's name: `chat {model}` when the provider says its model, else `chat`.
+struct AttemptName<'a>(Option<&'a str>);
+
+impl fmt::Display for AttemptName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(model) => write!(f, "chat {model}"),
+            None => f.write_str("chat"),
+        }
+    }
+}
+
 /// What the chain knows about an attempt before it starts.
 #[derive(Clone, Copy)]
 pub(super) struct AttemptMeta<'a> {
     pub(super) chain: &'a str,
     pub(super) breaker: &'a CircuitBreaker,
+    /// The provider's model, if it names one.
+    pub(super) model: Option<&'a str>,
     pub(super) role: Role,
     /// Retries on this provider before this attempt.
     pub(super) retry: u32,
@@ -106,7 +120,7 @@ pub(super) fn attempt(meta: &AttemptMeta<'_>, breaker_state: &str, parent: Optio
             tracing::info_span!(
                 $($parent)*
                 "backstop.attempt",
-                otel.name = "chat",
+                otel.name = %AttemptName(meta.model),
                 otel.kind = "client",
                 otel.status_code = Empty,
                 otel.status_description = Empty,

@@ -259,10 +259,6 @@ impl Endpoint {
         }
         span.record("gen_ai.provider.name", self.system);
         span.record("gen_ai.request.model", model);
-        span.record(
-            "otel.name",
-            tracing::field::display(format_args!("chat {model}")),
-        );
         if let Some(host) = url.host_str() {
             span.record("server.address", host);
         }
