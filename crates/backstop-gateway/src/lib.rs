@@ -18,6 +18,8 @@ pub mod serve;
 pub mod server;
 pub mod sims;
 mod sse;
+pub mod telemetry;
+pub mod traceparent;
 pub mod wire;
 pub mod write_timeout;
 

@@ -17,6 +17,7 @@ use axum::routing::{get, post};
 use backstop::{AllProvidersFailed, Attempt, ErrorKind};
 use http_body_util::BodyExt;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::admin;
 use crate::app::App;
@@ -406,7 +407,8 @@ async fn chat_completions(State(app): State<Shared>, request: Request) -> Respon
         .get::<RequestId>()
         .cloned()
         .unwrap_or_else(RequestId::generate);
-    let response = match authorize(&app, &parts.headers, Access::Client)
+    let (span, caller_trace) = crate::telemetry::http_span(&parts.headers, id.as_str());
+    let mut response = match authorize(&app, &parts.headers, Access::Client)
         .and_then(|()| json_content_type(&parts.headers))
     {
         Err(r) => r,
@@ -414,13 +416,15 @@ async fn chat_completions(State(app): State<Shared>, request: Request) -> Respon
             Ok(bytes) => match wire::parse_request(&bytes) {
                 Ok(mut req) => {
                     req.request.request_id = Some(id.as_str().to_owned());
-                    admit(&app, req, started).await
+                    req.request.traceparent = caller_trace.map(|t| t.to_string());
+                    admit(&app, req, started).instrument(span.clone()).await
                 }
                 Err(e) => bad_request(&e),
             },
             Err(r) => r,
         },
     };
+    crate::telemetry::finish_http_span(&span, &mut response);
     app.metrics.http_status(response.status().as_u16());
     response
 }
