@@ -181,6 +181,9 @@ async fn run_serve(
     let (config, sims) = load(if demo { None } else { config }).await?;
     let telemetry = Telemetry::start(&config.telemetry)?;
     init_logs_with(log_format, "info", telemetry.as_ref());
+    if let Some(t) = &telemetry {
+        tracing::info!(endpoint = t.url(), "exporting traces over OTLP/HTTP");
+    }
     let stopped = serve_loaded(config, sims, listen, allow_unauthenticated).await;
     if let Some(t) = telemetry {
         t.shutdown().await;

@@ -32,6 +32,7 @@ pub struct TelemetryError {
 #[derive(Debug)]
 pub struct Telemetry {
     provider: SdkTracerProvider,
+    url: String,
 }
 
 impl Telemetry {
@@ -63,8 +64,12 @@ impl Telemetry {
             .build();
         // Provider calls name their attempt span as the parent (`traceparent` upstream).
         backstop::trace_context::set_traceparent_source(current_traceparent);
-        tracing::info!(endpoint = %url, "exporting traces over OTLP/HTTP");
-        Ok(Some(Self { provider }))
+        Ok(Some(Self { provider, url }))
+    }
+
+    /// The traces URL spans are sent to.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// The layer turning backstop's spans into OpenTelemetry spans (other crates' spans and
