@@ -64,7 +64,7 @@ async fn sim() -> SimHandle {
 fn config(primary: &SimHandle, secondary: &SimHandle, collector: &str) -> String {
     format!(
         "[telemetry]\notlp_endpoint = \"{collector}\"\n\
-         [providers.primary]\nkind = \"openai\"\nmodel = \"gpt-x\"\napi_key_env = \"K\"\nbase_url = \"{}\"\nretries = 0\n\
+         [providers.primary]\nkind = \"openai\"\nmodel = \"gpt-x\"\napi_key_env = \"K\"\nbase_url = \"{}\"\nretries = 0\nmax_tokens = 100\n\
          [providers.secondary]\nkind = \"anthropic\"\nmodel = \"claude-y\"\napi_key_env = \"K\"\nbase_url = \"{}\"\n\
          [chains.assistant]\nproviders = [\"primary\", \"secondary\"]\n",
         primary.openai_base_url(),
@@ -115,7 +115,8 @@ async fn a_failover_is_exported_as_one_trace_continuing_the_callers() {
         .header("traceparent", &caller)
         .json(&serde_json::json!({
             "model": "assistant",
-            "messages": [{"role": "user", "content": "hi"}]
+            "messages": [{"role": "user", "content": "hi"}],
+            "temperature": 0.5
         }))
         .send()
         .await
@@ -166,6 +167,7 @@ async fn a_failover_is_exported_as_one_trace_continuing_the_callers() {
     assert_eq!(ra["backstop.provider_used"], "secondary");
     assert_eq!(ra["backstop.fell_back"], "true");
     assert_eq!(ra["backstop.attempts"], "2");
+    assert_eq!(ra["gen_ai.request.temperature"], "0.5");
 
     let mut attempts: Vec<&Span> = spans
         .iter()
@@ -185,6 +187,9 @@ async fn a_failover_is_exported_as_one_trace_continuing_the_callers() {
     assert_eq!(failed["gen_ai.provider.name"], "openai");
     assert_eq!(failed["gen_ai.request.model"], "gpt-x");
     assert_eq!(failed["error.type"], "server");
+    // What each call sent: the request's temperature, the provider's own max_tokens.
+    assert_eq!(failed["gen_ai.request.temperature"], "0.5");
+    assert_eq!(failed["gen_ai.request.max_tokens"], "100");
     assert_eq!(failed["http.response.status_code"], "500");
     assert_eq!(failed["backstop.outcome"], "failed");
     assert_eq!(

@@ -25,6 +25,24 @@ pub(crate) trait WireFormat: Send + Sync + 'static {
     fn classify_status(status: u16, retry_after: Option<Duration>, body: &[u8]) -> ProviderError;
 }
 
+/// The sampling settings this call sends (the request's, else the provider's defaults), on
+/// the attempt span; nothing when no subscriber wants it.
+fn record_sampling(request: &LlmConfig, defaults: &LlmConfig) {
+    let span = tracing::Span::current();
+    if span.is_disabled() {
+        return;
+    }
+    if let Some(t) = request.max_tokens.or(defaults.max_tokens) {
+        span.record("gen_ai.request.max_tokens", i64::from(t));
+    }
+    if let Some(t) = request.temperature.or(defaults.temperature) {
+        span.record("gen_ai.request.temperature", f64::from(t));
+    }
+    if let Some(p) = request.top_p.or(defaults.top_p) {
+        span.record("gen_ai.request.top_p", f64::from(p));
+    }
+}
+
 /// An HTTP provider speaking wire format `W`.
 pub(crate) struct HttpCore<W> {
     pub(crate) endpoint: Endpoint,
@@ -49,6 +67,7 @@ impl<W: WireFormat> HttpCore<W> {
     ) -> BoxFuture<'a, Result<Completion, ProviderError>> {
         Box::pin(async move {
             let body = W::request_body(&self.model, request, &self.config, false)?;
+            record_sampling(&request.config, &self.config);
             let response = self
                 .endpoint
                 .post(body, W::classify_status, request, &self.model)
@@ -76,6 +95,7 @@ impl<W: WireFormat> HttpCore<W> {
     ) -> BoxFuture<'a, Result<ChunkStream, ProviderError>> {
         Box::pin(async move {
             let body = W::request_body(&self.model, request, &self.config, true)?;
+            record_sampling(&request.config, &self.config);
             let response = self
                 .endpoint
                 .post(body, W::classify_status, request, &self.model)
