@@ -39,6 +39,8 @@ def plain_answer():
     assert r.usage.total_tokens > 0, r.usage
     assert raw.headers["x-backstop-provider"] == "openai", raw.headers
     assert raw.headers["x-backstop-attempts"] == "1", raw.headers
+    # The SDK's `_request_id` is the gateway's `x-request-id`.
+    assert r._request_id and r._request_id == raw.headers["x-request-id"], raw.headers
     answer["text"] = text
     answer["model"] = r.model
 

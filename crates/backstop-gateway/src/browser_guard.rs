@@ -25,7 +25,7 @@ use crate::config::ServerConfig;
 use crate::server::error;
 
 /// Headers a browser page may read from our answers.
-const EXPOSED: &str = "x-backstop-provider, x-backstop-attempts, retry-after";
+const EXPOSED: &str = "x-backstop-provider, x-backstop-attempts, retry-after, x-request-id";
 /// How long a browser may cache a preflight answer, in seconds.
 const PREFLIGHT_MAX_AGE: &str = "600";
 

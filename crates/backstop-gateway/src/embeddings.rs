@@ -11,11 +11,13 @@ use axum::response::Response;
 use base64::Engine as _;
 use serde::Deserialize;
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use backstop::{EmbeddingRequest, EmbeddingResult, Provider as _};
 
 use crate::app::App;
 use crate::auth::Access;
+use crate::request_id::RequestId;
 use crate::request_log::RequestLog;
 use crate::server::{
     Shared, attempt_headers, authorize, error, failed, in_flight_slot, json_content_type,
@@ -108,7 +110,13 @@ fn parse(bytes: &[u8]) -> Result<(String, EmbeddingRequest, Encoding), Invalid> 
 pub(crate) async fn embeddings(State(app): State<Shared>, request: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let response = match authorize(&app, &parts.headers, Access::Client)
+    let id = parts
+        .extensions
+        .get::<RequestId>()
+        .cloned()
+        .unwrap_or_else(RequestId::generate);
+    let (span, caller_trace) = crate::telemetry::http_span(&parts.headers, id.as_str());
+    let mut response = match authorize(&app, &parts.headers, Access::Client)
         .and_then(|()| json_content_type(&parts.headers))
     {
         Err(r) => r,
@@ -122,13 +130,20 @@ pub(crate) async fn embeddings(State(app): State<Shared>, request: Request) -> R
                     param,
                     None,
                 ),
-                Ok((chain, req, encoding)) => match in_flight_slot(&app) {
+                Ok((chain, mut req, encoding)) => match in_flight_slot(&app) {
                     Err(r) => r,
-                    Ok(_slot) => answer(&app, &chain, &req, encoding, started).await,
+                    Ok(_slot) => {
+                        req.request_id = Some(id.as_str().to_owned());
+                        req.traceparent = caller_trace.map(|t| t.to_string());
+                        answer(&app, &chain, &req, encoding, started)
+                            .instrument(span.clone())
+                            .await
+                    }
                 },
             },
         },
     };
+    crate::telemetry::finish_http_span(&span, &mut response);
     app.metrics.http_status(response.status().as_u16());
     response
 }
@@ -155,13 +170,14 @@ async fn answer(
             Some("model_not_embeddings"),
         );
     }
+    let id = req.request_id.as_deref().unwrap_or("-");
     let mut stopping = app.stopping.subscribe();
     let result = tokio::select! {
         r = chain.embed(req) => r,
-        _ = stopping.wait_for(|s| *s) => return shutting_down(name, started, false),
+        _ = stopping.wait_for(|s| *s) => return shutting_down(id, name, started, false),
     };
     match result {
-        Err(f) => failed(name, &f, started, false),
+        Err(f) => failed(id, name, &f, started, false),
         Ok(result) => {
             if let Some(u) = result.embeddings.usage {
                 app.metrics
@@ -174,6 +190,7 @@ async fn answer(
             );
             attempt_headers(&mut r, Some(&result.provider_used), &result.attempts);
             RequestLog {
+                request_id: id,
                 chain: name,
                 provider: Some(&result.provider_used),
                 attempts: &result.attempts,

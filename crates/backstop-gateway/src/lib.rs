@@ -13,12 +13,15 @@ mod embeddings;
 pub mod limits;
 pub mod logs;
 pub mod metrics;
+pub mod request_id;
 mod request_log;
 mod role;
 pub mod serve;
 pub mod server;
 pub mod sims;
 mod sse;
+pub mod telemetry;
+pub mod traceparent;
 pub mod wire;
 pub mod write_timeout;
 

@@ -6,8 +6,14 @@
 use std::io::IsTerminal;
 
 use backstop::providers::escape_controls;
+use tracing_subscriber::Layer;
 use tracing_subscriber::field::MakeExt;
+use tracing_subscriber::filter::{FilterExt, filter_fn};
 use tracing_subscriber::fmt::format::{Writer, debug_fn};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::telemetry::Telemetry;
 
 /// Log format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,25 +26,39 @@ pub enum LogFormat {
 
 /// Installs the global subscriber writing to stderr; `RUST_LOG` overrides `default_filter`.
 pub fn init(format: LogFormat, default_filter: &str) {
-    init_with_writer(format, default_filter, std::io::stderr);
+    init_with_writer(format, default_filter, std::io::stderr, None);
 }
 
-/// Like [`init`], writing through `writer` (tests capture the output this way).
-pub fn init_with_writer<W>(format: LogFormat, default_filter: &str, writer: W)
-where
+/// Like [`init`], writing through `writer` (tests capture the output this way), and sending
+/// spans to `telemetry` when it is given. Log lines are events only: spans never decorate
+/// them (they go to the trace exporter, if any).
+pub fn init_with_writer<W>(
+    format: LogFormat,
+    default_filter: &str,
+    writer: W,
+    telemetry: Option<&Telemetry>,
+) where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let events_only = filter.and(filter_fn(|meta| meta.is_event()));
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(writer);
-    // `try_init`: a second call (tests) keeps the first subscriber.
-    let _ = match format {
-        LogFormat::Text => builder.fmt_fields(escaping_fields()).try_init(),
-        LogFormat::Json => builder.json().try_init(),
+    let fmt = match format {
+        LogFormat::Text => fmt
+            .fmt_fields(escaping_fields())
+            .with_filter(events_only)
+            .boxed(),
+        LogFormat::Json => fmt.json().with_filter(events_only).boxed(),
     };
+    let traces = telemetry.map(Telemetry::layer);
+    // `try_init`: a second call (tests) keeps the first subscriber.
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(traces)
+        .try_init();
 }
 
 /// `name=value` fields (the message bare), every value with control characters escaped.

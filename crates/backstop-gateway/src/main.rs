@@ -11,6 +11,7 @@ use backstop_gateway::app::App;
 use backstop_gateway::config::Config;
 use backstop_gateway::logs;
 use backstop_gateway::serve::{ServeOptions, Stopped, os_signals, serve};
+use backstop_gateway::telemetry::Telemetry;
 use backstop_gateway::{demo, sims};
 use clap::{Parser, Subcommand, ValueEnum};
 use futures_util::StreamExt;
@@ -85,11 +86,16 @@ enum ConfigAction {
 }
 
 fn init_logs(format: LogFormat, default: &str) {
+    init_logs_with(format, default, None);
+}
+
+/// The logs, and the trace exporter's layer when `[telemetry]` set one up.
+fn init_logs_with(format: LogFormat, default: &str, telemetry: Option<&Telemetry>) {
     let format = match format {
         LogFormat::Text => logs::LogFormat::Text,
         LogFormat::Json => logs::LogFormat::Json,
     };
-    logs::init(format, default);
+    logs::init_with_writer(format, default, std::io::stderr, telemetry);
 }
 
 fn main() -> ExitCode {
@@ -129,12 +135,9 @@ fn run() -> anyhow::Result<u8> {
                 demo,
                 listen,
                 allow_unauthenticated,
-            } => {
-                init_logs(cli.log_format, "info");
-                run_serve(config, demo, listen, allow_unauthenticated)
-                    .await
-                    .map(Stopped::exit_code)
-            }
+            } => run_serve(cli.log_format, config, demo, listen, allow_unauthenticated)
+                .await
+                .map(Stopped::exit_code),
             Command::Ask {
                 prompt,
                 config,
@@ -168,8 +171,29 @@ async fn load(config: Option<PathBuf>) -> anyhow::Result<(Config, Option<sims::D
 }
 
 async fn run_serve(
+    log_format: LogFormat,
     config: Option<PathBuf>,
     demo: bool,
+    listen: Option<SocketAddr>,
+    allow_unauthenticated: bool,
+) -> anyhow::Result<Stopped> {
+    // The config first: it says whether spans are exported, which the logging set-up needs.
+    let (config, sims) = load(if demo { None } else { config }).await?;
+    let telemetry = Telemetry::start(&config.telemetry)?;
+    init_logs_with(log_format, "info", telemetry.as_ref());
+    if let Some(t) = &telemetry {
+        tracing::info!(endpoint = t.url(), "exporting traces over OTLP/HTTP");
+    }
+    let stopped = serve_loaded(config, sims, listen, allow_unauthenticated).await;
+    if let Some(t) = telemetry {
+        t.shutdown().await;
+    }
+    stopped
+}
+
+async fn serve_loaded(
+    config: Config,
+    sims: Option<sims::DemoSims>,
     listen: Option<SocketAddr>,
     allow_unauthenticated: bool,
 ) -> anyhow::Result<Stopped> {
@@ -182,7 +206,6 @@ async fn run_serve(
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
     }
-    let (config, sims) = load(if demo { None } else { config }).await?;
     let env = sims.as_ref().map(sims::DemoSims::env);
     let app = App::build_with_env(&config, &|var| match &env {
         Some(demo_env) => demo_env(var),

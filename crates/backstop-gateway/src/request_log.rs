@@ -1,5 +1,6 @@
-//! The one log line per request (target `backstop::request`): who answered, after how many
-//! attempts, whether a hedge raced and who continued a broken stream.
+//! The one log line per request (target `backstop::request`): its id, who answered, after how
+//! many attempts, whether a hedge raced, who continued a broken stream, and each provider's own
+//! id for its call.
 
 use tokio::time::Instant;
 
@@ -7,6 +8,8 @@ use backstop::{Attempt, AttemptOutcome, Contribution, FinishReason};
 
 /// The facts of a finished request.
 pub(crate) struct RequestLog<'a> {
+    /// The request's id (the caller's `x-request-id`, or ours).
+    pub(crate) request_id: &'a str,
     pub(crate) chain: &'a str,
     pub(crate) provider: Option<&'a str>,
     pub(crate) attempts: &'a [Attempt],
@@ -21,13 +24,15 @@ pub(crate) struct RequestLog<'a> {
 
 impl RequestLog<'_> {
     /// A request that ended before any provider was asked.
-    pub(crate) fn unanswered(
-        chain: &str,
+    pub(crate) fn unanswered<'a>(
+        request_id: &'a str,
+        chain: &'a str,
         started: Instant,
         status: u16,
         stream: bool,
-    ) -> RequestLog<'_> {
+    ) -> RequestLog<'a> {
         RequestLog {
+            request_id,
             chain,
             provider: None,
             attempts: &[],
@@ -40,8 +45,19 @@ impl RequestLog<'_> {
     }
 
     /// Writes the line. `hedged` is true when two attempts raced (the loser is `cancelled`);
-    /// `resumed` lists `provider@offset`, `-` when no one did.
+    /// `resumed` lists `provider@offset`, `-` when no one did; `upstream_ids` lists each
+    /// attempt's `provider:id` (the provider's own request id), `-` when none sent one.
     pub(crate) fn emit(&self) {
+        let upstream_ids = self
+            .attempts
+            .iter()
+            .filter_map(|a| {
+                a.upstream_request_id
+                    .as_deref()
+                    .map(|id| format!("{}:{id}", a.provider))
+            })
+            .collect::<Vec<_>>()
+            .join(",");
         let resumed = if self.resumed.is_empty() {
             "-".to_owned()
         } else {
@@ -57,6 +73,7 @@ impl RequestLog<'_> {
             .any(|a| a.outcome == AttemptOutcome::Cancelled);
         tracing::info!(
             target: "backstop::request",
+            request_id = self.request_id,
             chain = self.chain,
             provider_used = self.provider.unwrap_or("-"),
             attempts = self.attempts.len(),
@@ -66,6 +83,7 @@ impl RequestLog<'_> {
             finish_reason = self.finish_reason.map_or("-", FinishReason::as_str),
             hedged,
             resumed = resumed.as_str(),
+            upstream_ids = if upstream_ids.is_empty() { "-" } else { upstream_ids.as_str() },
             "request"
         );
     }
@@ -119,10 +137,12 @@ mod tests {
                 AttemptOutcome::Success,
                 None,
                 Duration::from_millis(90),
-            ),
+            )
+            .with_upstream_request_id("req_011CX"),
         ];
         let resumed = [Contribution::new("groq", 412)];
         let l = line(&RequestLog {
+            request_id: "client-7",
             chain: "default",
             provider: Some("anthropic"),
             attempts: &attempts,
@@ -141,6 +161,8 @@ mod tests {
             "finish_reason=\"stop\"",
             "hedged=true",
             "resumed=\"groq@412\"",
+            "request_id=\"client-7\"",
+            "upstream_ids=\"anthropic:req_011CX\"",
         ] {
             assert!(l.contains(field), "{field} missing from {l}");
         }
@@ -156,9 +178,11 @@ mod tests {
         )];
         let l = line(&RequestLog {
             attempts: &attempts,
-            ..RequestLog::unanswered("default", Instant::now(), 502, false)
+            ..RequestLog::unanswered("id-1", "default", Instant::now(), 502, false)
         });
         for field in [
+            "request_id=\"id-1\"",
+            "upstream_ids=\"-\"",
             "provider_used=\"-\"",
             "attempts=1",
             "status=502",

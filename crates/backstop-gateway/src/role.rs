@@ -44,6 +44,10 @@ impl Provider for Role {
         self.inner.name()
     }
 
+    fn model(&self) -> Option<&str> {
+        self.inner.model()
+    }
+
     fn complete<'a>(
         &'a self,
         request: &'a ChatRequest,

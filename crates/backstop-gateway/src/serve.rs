@@ -169,12 +169,14 @@ pub async fn serve(
     mut signals: Signals,
 ) -> std::io::Result<Stopped> {
     let router = crate::server::router(app.clone());
-    let shed_router = Router::new().fallback(|| async {
-        crate::server::overloaded(
-            "the gateway is at its connection limit (server.max_connections); retry shortly",
-            "gateway_overloaded",
-        )
-    });
+    let shed_router = Router::new()
+        .fallback(|| async {
+            crate::server::overloaded(
+                "the gateway is at its connection limit (server.max_connections); retry shortly",
+                "gateway_overloaded",
+            )
+        })
+        .layer(axum::middleware::from_fn(crate::request_id::layer));
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     let mut shedding = JoinSet::new();

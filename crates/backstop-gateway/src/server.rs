@@ -17,10 +17,12 @@ use axum::routing::{get, post};
 use backstop::{AllProvidersFailed, Attempt, ErrorKind};
 use http_body_util::BodyExt;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::admin;
 use crate::app::App;
 use crate::auth::{Access, Denied};
+use crate::request_id::RequestId;
 use crate::request_log::RequestLog;
 use crate::sse::stream_response;
 use crate::wire::{self, Answer, BadRequest, GatewayRequest};
@@ -46,6 +48,8 @@ pub fn router(app: Shared) -> Router {
             app.clone(),
             crate::browser_guard::guard,
         ))
+        // Outermost: every answer, the guard's refusals included, carries the request id.
+        .layer(axum::middleware::from_fn(crate::request_id::layer))
         .with_state(app)
 }
 
@@ -406,18 +410,29 @@ fn failure_response(f: &AllProvidersFailed) -> Response {
 async fn chat_completions(State(app): State<Shared>, request: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let response = match authorize(&app, &parts.headers, Access::Client)
+    let id = parts
+        .extensions
+        .get::<RequestId>()
+        .cloned()
+        .unwrap_or_else(RequestId::generate);
+    let (span, caller_trace) = crate::telemetry::http_span(&parts.headers, id.as_str());
+    let mut response = match authorize(&app, &parts.headers, Access::Client)
         .and_then(|()| json_content_type(&parts.headers))
     {
         Err(r) => r,
         Ok(()) => match read_body(&app, body).await {
             Ok(bytes) => match wire::parse_request(&bytes) {
-                Ok(req) => admit(&app, req, started).await,
+                Ok(mut req) => {
+                    req.request.request_id = Some(id.as_str().to_owned());
+                    req.request.traceparent = caller_trace.map(|t| t.to_string());
+                    admit(&app, req, started).instrument(span.clone()).await
+                }
                 Err(e) => bad_request(&e),
             },
             Err(r) => r,
         },
     };
+    crate::telemetry::finish_http_span(&span, &mut response);
     app.metrics.http_status(response.status().as_u16());
     response
 }
@@ -459,16 +474,16 @@ async fn answer(
     if req.stream {
         let opened = tokio::select! {
             opened = chain.stream_request(&req.request) => opened,
-            _ = stopping.wait_for(|s| *s) => return shutting_down(&req.chain, started, true),
+            _ = stopping.wait_for(|s| *s) => return shutting_down(req.request_id(), &req.chain, started, req.stream),
         };
         return match opened {
             Ok(stream) => stream_response(app.clone(), req, stream, started, slot),
-            Err(f) => failed(&req.chain, &f, started, true),
+            Err(f) => failed(req.request_id(), &req.chain, &f, started, req.stream),
         };
     }
     let result = tokio::select! {
         r = chain.generate_request(&req.request) => r,
-        _ = stopping.wait_for(|s| *s) => return shutting_down(&req.chain, started, false),
+        _ = stopping.wait_for(|s| *s) => return shutting_down(req.request_id(), &req.chain, started, req.stream),
     };
     match result {
         Ok(result) => {
@@ -494,6 +509,7 @@ async fn answer(
             );
             attempt_headers(&mut r, Some(&result.provider_used), &result.attempts);
             RequestLog {
+                request_id: req.request_id(),
                 chain: &req.chain,
                 provider: Some(&result.provider_used),
                 attempts: &result.attempts,
@@ -506,12 +522,17 @@ async fn answer(
             .emit();
             r
         }
-        Err(f) => failed(&req.chain, &f, started, false),
+        Err(f) => failed(req.request_id(), &req.chain, &f, started, req.stream),
     }
 }
 
 /// The answer to a request still waiting on a provider when the shutdown grace period ends.
-pub(crate) fn shutting_down(chain: &str, started: Instant, stream: bool) -> Response {
+pub(crate) fn shutting_down(
+    request_id: &str,
+    chain: &str,
+    started: Instant,
+    stream: bool,
+) -> Response {
     let r = error(
         StatusCode::SERVICE_UNAVAILABLE,
         "server_error",
@@ -519,12 +540,13 @@ pub(crate) fn shutting_down(chain: &str, started: Instant, stream: bool) -> Resp
         None,
         Some("server_shutting_down"),
     );
-    RequestLog::unanswered(chain, started, 503, stream).emit();
+    RequestLog::unanswered(request_id, chain, started, 503, stream).emit();
     r
 }
 
 /// The response, and the request's log line, when every provider failed.
 pub(crate) fn failed(
+    request_id: &str,
     chain: &str,
     f: &AllProvidersFailed,
     started: Instant,
@@ -533,7 +555,7 @@ pub(crate) fn failed(
     let r = failure_response(f);
     RequestLog {
         attempts: &f.attempts,
-        ..RequestLog::unanswered(chain, started, r.status().as_u16(), stream)
+        ..RequestLog::unanswered(request_id, chain, started, r.status().as_u16(), stream)
     }
     .emit();
     r

@@ -22,6 +22,7 @@ struct StreamState {
     encoder: ChunkEncoder,
     first: Option<Bytes>,
     app: Shared,
+    request_id: String,
     chain: String,
     provider: String,
     /// The attempts so far, for the log line once the stream is gone.
@@ -112,6 +113,7 @@ impl StreamState {
 
     fn log(&self, status: u16) {
         RequestLog {
+            request_id: &self.request_id,
             chain: &self.chain,
             provider: Some(&self.provider),
             attempts: self
@@ -157,6 +159,7 @@ pub(crate) fn stream_response(
         resumes: 0,
         resumed: Vec::new(),
         app,
+        request_id: req.request_id().to_owned(),
         chain: req.chain,
         provider,
         started,

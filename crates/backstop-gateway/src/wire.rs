@@ -110,6 +110,13 @@ pub struct GatewayRequest {
     pub include_usage: bool,
 }
 
+impl GatewayRequest {
+    /// The request's id (set from `x-request-id` before the chain runs), `-` before that.
+    pub fn request_id(&self) -> &str {
+        self.request.request_id.as_deref().unwrap_or("-")
+    }
+}
+
 /// Parses and validates a chat-completions body. Errors name the field at fault.
 pub fn parse_request(body: &[u8]) -> Result<GatewayRequest, BadRequest> {
     // Fast path: a plain parse (which also rejects trailing characters). Only a body that

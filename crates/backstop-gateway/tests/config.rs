@@ -885,6 +885,29 @@ fn broken_cases() -> Vec<Case> {
             "server",
             "invalid type: integer `3`, expected a table",
         ),
+        case(
+            "unknown key in telemetry",
+            &format!(
+                "[telemetry]\notlp_endpoint = \"http://127.0.0.1:4318\"\notlp_endpont = \"x\"\n{OK_TAIL}"
+            ),
+            3,
+            "telemetry.otlp_endpont",
+            "unknown key `otlp_endpont`",
+        ),
+        case(
+            "otlp endpoint not an http URL",
+            &format!("[telemetry]\notlp_endpoint = \"127.0.0.1:4318\"\n{OK_TAIL}"),
+            2,
+            "telemetry.otlp_endpoint",
+            "\"127.0.0.1:4318\" is not an OTLP/HTTP endpoint",
+        ),
+        case(
+            "otlp endpoint without a host",
+            &format!("[telemetry]\notlp_endpoint = \"http:///v1/traces\"\n{OK_TAIL}"),
+            2,
+            "telemetry.otlp_endpoint",
+            "is not an OTLP/HTTP endpoint",
+        ),
         Case {
             name: "TOML syntax error",
             text: "[providers.a]\nkind = \"openai\"\nmodel = \"m\ntimeout = \"1s\"\n".to_owned(),
@@ -900,6 +923,21 @@ fn broken_cases() -> Vec<Case> {
             message: "duplicate key `model`",
         },
     ]
+}
+
+#[test]
+fn telemetry_is_off_unless_an_endpoint_is_set() {
+    let off = Config::parse(OK_TAIL, "test.toml").unwrap();
+    assert_eq!(off.telemetry.otlp_endpoint, None);
+    let on = Config::parse(
+        &format!("[telemetry]\notlp_endpoint = \"http://127.0.0.1:4318\"\n{OK_TAIL}"),
+        "test.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        on.telemetry.otlp_endpoint.as_deref(),
+        Some("http://127.0.0.1:4318")
+    );
 }
 
 #[test]

@@ -69,6 +69,7 @@ pub(crate) async fn route(State(shared): State<Arc<Shared>>, req: Request) -> Re
     if shared.records() {
         shared.push_record(RecordedRequest {
             path: parts.uri.path().to_owned(),
+            request_id: request_id.clone(),
             headers: crate::server::header_pairs(&parts.headers),
             body: value,
             stream: false,

@@ -19,6 +19,9 @@ pub struct RecordedRequest {
     pub model: Option<String>,
     /// The fault applied to this request, if any.
     pub fault: Option<Fault>,
+    /// The id the simulator answered with (`x-request-id` on the OpenAI and Groq routes,
+    /// `request-id` on Anthropic's), for tests of the round trip.
+    pub request_id: String,
 }
 
 impl RecordedRequest {

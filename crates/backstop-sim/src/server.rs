@@ -88,6 +88,7 @@ async fn handle(shared: Arc<Shared>, flavor: Flavor, req: Request) -> Response {
             stream,
             model,
             fault: fault.clone(),
+            request_id: request_id.clone(),
         });
     }
     let wire_req = match parsed {

@@ -42,6 +42,9 @@ pub struct Attempt {
     pub error: Option<ProviderError>,
     /// Time spent on the attempt (for streams: until the first content chunk).
     pub latency: Duration,
+    /// The provider's own id for this call (`x-request-id`, Anthropic's `request-id`), when
+    /// it sent one — on answers and on errors alike.
+    pub upstream_request_id: Option<String>,
 }
 
 impl Attempt {
@@ -57,6 +60,14 @@ impl Attempt {
             outcome,
             error,
             latency,
+            upstream_request_id: None,
         }
+    }
+
+    /// With the provider's id for the call.
+    #[must_use]
+    pub fn with_upstream_request_id(mut self, id: impl Into<String>) -> Self {
+        self.upstream_request_id = Some(id.into());
+        self
     }
 }

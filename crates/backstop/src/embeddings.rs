@@ -21,6 +21,10 @@ pub struct EmbeddingRequest {
     /// A dropped call counts as a timeout on the provider being tried (see
     /// [`crate::ChatRequest::drop_counts_as_timeout`]).
     pub drop_counts_as_timeout: bool,
+    /// The caller's request id, sent upstream as `x-request-id`.
+    pub request_id: Option<String>,
+    /// The caller's W3C `traceparent` (see [`crate::trace_context`]).
+    pub traceparent: Option<String>,
 }
 
 impl EmbeddingRequest {
@@ -43,6 +47,20 @@ impl EmbeddingRequest {
     #[must_use]
     pub fn user(mut self, user: impl Into<String>) -> Self {
         self.user = Some(user.into());
+        self
+    }
+
+    /// Sets the request id sent upstream.
+    #[must_use]
+    pub fn request_id(mut self, id: impl Into<String>) -> Self {
+        self.request_id = Some(id.into());
+        self
+    }
+
+    /// Sets the caller's `traceparent`.
+    #[must_use]
+    pub fn traceparent(mut self, value: impl Into<String>) -> Self {
+        self.traceparent = Some(value.into());
         self
     }
 

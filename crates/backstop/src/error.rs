@@ -206,6 +206,9 @@ pub struct ProviderError {
     pub message: String,
     /// The HTTP status, when there was one.
     pub status: Option<u16>,
+    /// The provider's own id for the failed request (`x-request-id`, Anthropic's
+    /// `request-id`), when it answered with one: what its support asks for.
+    pub upstream_request_id: Option<String>,
 }
 
 impl ProviderError {
@@ -217,11 +220,18 @@ impl ProviderError {
             kind,
             message,
             status: None,
+            upstream_request_id: None,
         }
     }
     /// Attaches the HTTP status.
     pub fn with_status(mut self, status: u16) -> Self {
         self.status = Some(status);
+        self
+    }
+    /// Attaches the provider's id for the request.
+    #[must_use]
+    pub fn with_upstream_request_id(mut self, id: impl Into<String>) -> Self {
+        self.upstream_request_id = Some(id.into());
         self
     }
     /// A timeout with this detail.

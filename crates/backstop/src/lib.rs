@@ -242,6 +242,7 @@ mod response;
 mod retry;
 mod time;
 mod tool;
+pub mod trace_context;
 mod window;
 
 #[cfg(feature = "testing")]

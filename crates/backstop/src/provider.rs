@@ -24,6 +24,12 @@ pub trait Provider: Send + Sync {
     /// A name for logs when the provider is used without a breaker name.
     fn name(&self) -> &str;
 
+    /// The model this provider asks for, when it is fixed: it names the chain's attempt span
+    /// (`chat {model}`, the OpenTelemetry GenAI convention). `None` by default.
+    fn model(&self) -> Option<&str> {
+        None
+    }
+
     /// Sends the request and waits for the whole answer.
     fn complete<'a>(
         &'a self,
@@ -130,6 +136,9 @@ impl std::fmt::Display for Unsupported {
 impl<P: Provider + ?Sized> Provider for std::sync::Arc<P> {
     fn name(&self) -> &str {
         (**self).name()
+    }
+    fn model(&self) -> Option<&str> {
+        (**self).model()
     }
     fn complete<'a>(
         &'a self,

@@ -215,6 +215,13 @@ pub struct ChatRequest {
     pub response_format: Option<ResponseFormat>,
     /// Every other parameter.
     pub params: Params,
+    /// This request's id, for correlating logs and traces across services: HTTP providers send
+    /// it upstream as `x-request-id` on every attempt (skipped if it is not a valid header
+    /// value), and it is recorded on the chain's request span.
+    pub request_id: Option<String>,
+    /// The caller's W3C `traceparent`, sent upstream unchanged when no
+    /// [trace source](crate::trace_context) renders one for the attempt's own span.
+    pub traceparent: Option<String>,
 }
 
 impl ChatRequest {
@@ -291,6 +298,16 @@ impl ChatRequest {
         .collect();
         out.extend(self.params.names());
         out
+    }
+    /// Sets the caller's W3C `traceparent` (sent upstream; see [`crate::trace_context`]).
+    pub fn traceparent(mut self, value: impl Into<String>) -> Self {
+        self.traceparent = Some(value.into());
+        self
+    }
+    /// Sets this request's id (sent upstream as `x-request-id`).
+    pub fn request_id(mut self, id: impl Into<String>) -> Self {
+        self.request_id = Some(id.into());
+        self
     }
     /// The text of the last user message, if any (handy for logs and simulators).
     pub fn last_user_text(&self) -> Option<&str> {

@@ -134,6 +134,8 @@ pub struct Completion {
     pub refusal: Option<String>,
     /// The tool calls the model made (finish reason `ToolCalls`).
     pub tool_calls: Vec<ToolCall>,
+    /// The provider's own id for the request (`x-request-id`, Anthropic's `request-id`).
+    pub upstream_request_id: Option<String>,
 }
 
 impl Completion {
@@ -146,6 +148,7 @@ impl Completion {
             finish_reason: Some(FinishReason::Stop),
             refusal: None,
             tool_calls: Vec::new(),
+            upstream_request_id: None,
         }
     }
 }
@@ -169,6 +172,9 @@ pub struct Chunk {
     pub refusal: Option<String>,
     /// Fragments of tool calls.
     pub tool_calls: Vec<ToolCallDelta>,
+    /// The provider's own id for the request, on the first chunk of its stream (HTTP
+    /// providers read it from the response headers).
+    pub upstream_request_id: Option<String>,
 }
 
 impl Chunk {
@@ -236,8 +242,14 @@ impl FallbackResult {
         }
     }
 
-    /// The answer without the attempt record.
+    /// The answer without the attempt record (the answering attempt's upstream id kept).
     pub fn into_completion(self) -> Completion {
+        let upstream_request_id = self
+            .attempts
+            .iter()
+            .rev()
+            .find(|a| a.outcome == crate::AttemptOutcome::Success)
+            .and_then(|a| a.upstream_request_id.clone());
         Completion {
             text: self.text,
             model: self.model,
@@ -245,6 +257,7 @@ impl FallbackResult {
             finish_reason: self.finish_reason,
             refusal: self.refusal,
             tool_calls: self.tool_calls,
+            upstream_request_id,
         }
     }
 }

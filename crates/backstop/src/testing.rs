@@ -312,6 +312,7 @@ impl ScriptedProvider {
             finish_reason: Some(FinishReason::Stop),
             refusal: None,
             tool_calls: Vec::new(),
+            upstream_request_id: None,
         }
     }
 }

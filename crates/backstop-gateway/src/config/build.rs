@@ -153,11 +153,37 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, Issue> {
         chains.insert(name, built);
     }
 
+    let telemetry = build_telemetry(&root.key("telemetry"), raw.telemetry.unwrap_or_default())?;
     Ok(Config {
         server,
         providers,
         chains,
+        telemetry,
     })
+}
+
+/// `[telemetry]`: the OTLP endpoint must be an absolute http(s) URL with a host.
+fn build_telemetry(path: &KeyPath, raw: RawTelemetry) -> Result<TelemetryConfig, Issue> {
+    let Some(text) = raw.otlp_endpoint else {
+        return Ok(TelemetryConfig::default());
+    };
+    let path = path.key("otlp_endpoint");
+    let rest = text
+        .strip_prefix("http://")
+        .or_else(|| text.strip_prefix("https://"));
+    let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or_default());
+    match host {
+        Some(h) if !h.is_empty() && !h.contains(char::is_whitespace) => Ok(TelemetryConfig {
+            otlp_endpoint: Some(text),
+        }),
+        _ => Err(at_value(
+            path,
+            format!(
+                "{text:?} is not an OTLP/HTTP endpoint: expected the collector's traces URL, \
+                 such as \"http://127.0.0.1:4318/v1/traces\""
+            ),
+        )),
+    }
 }
 
 pub(super) fn build_server(path: &KeyPath, raw: RawServer) -> Result<ServerConfig, Issue> {

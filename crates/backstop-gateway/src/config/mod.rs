@@ -85,6 +85,16 @@ pub struct Config {
     pub providers: BTreeMap<String, ProviderConfig>,
     /// `[chains.<name>]`, by name. Never empty; every member names a key of `providers`.
     pub chains: BTreeMap<String, ChainConfig>,
+    /// The `[telemetry]` section (no export when absent).
+    pub telemetry: TelemetryConfig,
+}
+
+/// The `[telemetry]` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TelemetryConfig {
+    /// Where traces go, over OTLP HTTP/protobuf: the full traces URL
+    /// (`http://127.0.0.1:4318/v1/traces`). `None`: no spans are exported.
+    pub otlp_endpoint: Option<String>,
 }
 
 /// The `[server]` section.

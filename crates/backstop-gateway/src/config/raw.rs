@@ -18,6 +18,14 @@ pub(super) struct RawConfig {
     pub(super) providers: Option<BTreeMap<String, RawProvider>>,
     #[serde(default)]
     pub(super) chains: Option<BTreeMap<String, RawChain>>,
+    #[serde(default)]
+    pub(super) telemetry: Option<RawTelemetry>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawTelemetry {
+    pub(super) otlp_endpoint: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{ChainInner, Mode};
+use tracing::Span;
+
+use super::{ChainInner, Mode, trace};
 use crate::{
     AllProvidersFailed, Attempt, AttemptOutcome, ErrorKind, ProviderError, ProviderFailure,
     RequestSummary,
@@ -14,6 +16,8 @@ use crate::{
 
 pub(super) struct Ledger<'c> {
     chain: &'c ChainInner,
+    /// The request's span: how the request ended is recorded on it.
+    span: Span,
     started: Instant,
     mode: Mode,
     pub(super) attempts: Vec<Attempt>,
@@ -24,9 +28,10 @@ pub(super) struct Ledger<'c> {
 }
 
 impl<'c> Ledger<'c> {
-    pub(super) fn new(chain: &'c ChainInner, started: Instant, mode: Mode) -> Self {
+    pub(super) fn new(chain: &'c ChainInner, started: Instant, mode: Mode, span: &Span) -> Self {
         Self {
             chain,
+            span: span.clone(),
             started,
             mode,
             attempts: Vec::new(),
@@ -36,13 +41,15 @@ impl<'c> Ledger<'c> {
         }
     }
 
-    /// Records one attempt (and tells the observer).
+    /// Records one attempt (and tells the observer). The provider's id for the call comes from
+    /// the error, else `upstream_id` (read off the answer).
     pub(super) fn attempt(
         &mut self,
         provider: &str,
         outcome: AttemptOutcome,
         error: Option<ProviderError>,
         latency: Duration,
+        upstream_id: Option<&str>,
     ) {
         tracing::debug!(
             chain = %self.chain.name,
@@ -52,7 +59,12 @@ impl<'c> Ledger<'c> {
             latency_us = latency.as_micros() as u64,
             "attempt"
         );
-        let attempt = Attempt::new(provider, outcome, error, latency);
+        let upstream_id = error
+            .as_ref()
+            .and_then(|e| e.upstream_request_id.clone())
+            .or_else(|| upstream_id.map(str::to_owned));
+        let mut attempt = Attempt::new(provider, outcome, error, latency);
+        attempt.upstream_request_id = upstream_id;
         if let Some(o) = &self.chain.observer {
             o.on_attempt(&self.chain.name, &attempt);
         }
@@ -85,6 +97,7 @@ impl<'c> Ledger<'c> {
             AttemptOutcome::Skipped,
             Some(error.clone()),
             Duration::ZERO,
+            None,
         );
         self.settle(match last {
             Some(e) => ProviderFailure::attempted(provider, e),
@@ -100,8 +113,16 @@ impl<'c> Ledger<'c> {
             AttemptOutcome::Skipped,
             Some(error.clone()),
             Duration::ZERO,
+            None,
         );
         self.settle(ProviderFailure::not_attempted(provider, error));
+    }
+
+    /// A hedge was started beside the first attempt.
+    pub(super) fn hedged(&self) {
+        if !self.span.is_disabled() {
+            self.span.record("backstop.hedged", true);
+        }
     }
 
     pub(super) fn deadline_passed(&mut self) {
@@ -127,6 +148,7 @@ impl<'c> Ledger<'c> {
 
     /// An answer came from `provider`: logs a fallback and tells the observer.
     pub(super) fn answered(&self, provider: &str, fell_back: bool) {
+        trace::answered(&self.span, provider, fell_back, self.attempts.len());
         if fell_back {
             tracing::info!(
                 chain = %self.chain.name,
@@ -192,6 +214,7 @@ impl<'c> Ledger<'c> {
         let mut failure = AllProvidersFailed::new(failures, attempts, self.deadline_exceeded);
         failure.retry_after = retry_after;
         tracing::warn!(chain = %chain.name, error = %failure, "all providers failed");
+        trace::all_failed(&self.span, &failure);
         self.report(None, &failure.attempts, false);
         failure
     }

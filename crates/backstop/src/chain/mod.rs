@@ -16,12 +16,14 @@ mod policy;
 mod resume;
 mod routed;
 mod stream;
+mod trace;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tracing::{Instrument, Span};
 
 pub use builder::{
     ChainBuildError, FallbackChainBuilder, Priority, ProviderOptions, Weighted, WhenAllOpen,
@@ -37,11 +39,12 @@ use crate::{
     Completion, EmbeddingRequest, EmbeddingResult, Embeddings, ErrorKind, FallThrough,
     FallbackResult, Observer, Permit, Provider, ProviderError, RetryPolicy, Unsupported, time,
 };
-use attempt::{Limits, Outcome};
+use attempt::{Limits, Outcome, Reply};
 use ledger::Ledger;
 use plan::Plan;
 use policy::{Facts, Step};
 use routed::Routed;
+use trace::{AttemptMeta, Role};
 
 /// A sequence of providers, each guarded by its own circuit breaker. Cheap to clone (shared).
 #[derive(Clone)]
@@ -201,9 +204,12 @@ impl FallbackChain {
         &self,
         request: &ChatRequest,
     ) -> Result<FallbackResult, AllProvidersFailed> {
+        let span = trace::request(&self.inner.name, Mode::Complete, request);
         let answer = self
-            .run(request, Mode::Complete, |p, r| p.complete(r))
+            .run(request, Mode::Complete, |p, r| p.complete(r), &span)
+            .instrument(span.clone())
             .await?;
+        trace::completion(&span, &answer.value);
         let Answer {
             value: c,
             permit,
@@ -226,7 +232,12 @@ impl FallbackChain {
         &self,
         request: &EmbeddingRequest,
     ) -> Result<EmbeddingResult, AllProvidersFailed> {
-        let answer = self.run(request, Mode::Complete, |p, r| p.embed(r)).await?;
+        let span = trace::request(&self.inner.name, Mode::Complete, request);
+        let answer = self
+            .run(request, Mode::Complete, |p, r| p.embed(r), &span)
+            .instrument(span.clone())
+            .await?;
+        trace::embeddings(&span, &answer.value);
         answer.permit.success();
         Ok(EmbeddingResult::new(
             answer.value,
@@ -251,9 +262,14 @@ impl FallbackChain {
         &self,
         request: &ChatRequest,
     ) -> Result<FallbackStream, AllProvidersFailed> {
+        let span = trace::request(&self.inner.name, Mode::Stream, request);
         let answer = self
-            .run(request, Mode::Stream, stream::open_until_content)
+            .run(request, Mode::Stream, stream::open_until_content, &span)
+            .instrument(span.clone())
             .await?;
+        for chunk in &answer.value.1 {
+            trace::chunk(&span, chunk);
+        }
         let provider = self.inner.entries[answer.entry].breaker.name().to_owned();
         let ttft = answer
             .attempts
@@ -269,6 +285,7 @@ impl FallbackChain {
             request: Arc::new(request.clone()),
             candidates: answer.remaining,
             left: self.inner.max_resumes,
+            span: span.clone(),
         });
         Ok(FallbackStream::new(stream::Committed {
             stream,
@@ -284,6 +301,7 @@ impl FallbackChain {
                 .clone()
                 .map(|o| (self.inner.name.clone(), o)),
             resumer,
+            span,
         }))
     }
 
@@ -315,8 +333,10 @@ impl FallbackChain {
         request: &'s R,
         mode: Mode,
         call: F,
+        span: &Span,
     ) -> Result<Answer<T>, AllProvidersFailed>
     where
+        T: Reply,
         F: Fn(&'s dyn Provider, &'s R) -> Fut,
         Fut: Future<Output = Result<T, ProviderError>>,
     {
@@ -330,7 +350,7 @@ impl FallbackChain {
             h.budget.deposit();
         }
         let mut plan = Plan::new(&inner.entries, inner.strategy);
-        let mut ledger = Ledger::new(inner, started, mode);
+        let mut ledger = Ledger::new(inner, started, mode, span);
         for (i, entry) in inner.entries.iter().enumerate() {
             if let Err(why) = request.check(&*entry.provider) {
                 plan.exclude(i);
@@ -354,11 +374,33 @@ impl FallbackChain {
             // opened meanwhile), it is still the provider's real last error.
             let mut last_error: Option<ProviderError> = None;
             loop {
+                let meta = AttemptMeta {
+                    chain: &inner.name,
+                    breaker: &entry.breaker,
+                    operation: request.operation(),
+                    model: entry.provider.model(),
+                    role: if plan.fell_back() {
+                        Role::Fallback
+                    } else {
+                        Role::Primary
+                    },
+                    retry: retries_done,
+                };
                 let Ok(permit) = entry.breaker.try_acquire() else {
+                    trace::skipped(&meta, span);
                     ledger.skipped(name, last_error.take());
                     continue 'providers;
                 };
-                let first = attempt::run(&*entry.provider, permit, request, &call, mode, limits);
+                let first = attempt::run(
+                    &*entry.provider,
+                    permit,
+                    request,
+                    &call,
+                    mode,
+                    limits,
+                    meta,
+                    span,
+                );
                 let hedge_delay = match &inner.hedging {
                     Some(h) if retries_done == 0 && !plan.fell_back() => {
                         h.after.delay(&entry.latencies).map(|d| (h, d))
@@ -374,8 +416,24 @@ impl FallbackChain {
                                 timeout: self.attempt_timeout(e, mode),
                                 ..limits
                             };
-                            let leg =
-                                attempt::run(&*e.provider, permit, request, &call, mode, limits);
+                            let meta = AttemptMeta {
+                                chain: &inner.name,
+                                breaker: &e.breaker,
+                                operation: request.operation(),
+                                model: e.provider.model(),
+                                role: Role::Hedge,
+                                retry: 0,
+                            };
+                            let leg = attempt::run(
+                                &*e.provider,
+                                permit,
+                                request,
+                                &call,
+                                mode,
+                                limits,
+                                meta,
+                                span,
+                            );
                             Some((j, leg))
                         };
                         match hedge::race((index, first), delay, hedge).await {
@@ -404,7 +462,8 @@ impl FallbackChain {
                 };
                 let error = match outcome {
                     Outcome::Answered(value, permit) => {
-                        ledger.attempt(name, AttemptOutcome::Success, None, latency);
+                        let id = value.upstream_request_id();
+                        ledger.attempt(name, AttemptOutcome::Success, None, latency, id);
                         if inner.hedging.is_some() {
                             entry.latencies.record(latency);
                         }
@@ -427,7 +486,13 @@ impl FallbackChain {
                     }
                     Outcome::Failed(error) => error,
                 };
-                ledger.attempt(name, AttemptOutcome::Failed, Some(error.clone()), latency);
+                ledger.attempt(
+                    name,
+                    AttemptOutcome::Failed,
+                    Some(error.clone()),
+                    latency,
+                    None,
+                );
                 inner.note_rate_limit(entry, error.kind);
                 let now = Instant::now();
                 if deadline.is_some_and(|d| now >= d) {
@@ -457,7 +522,7 @@ impl FallbackChain {
         if inner.when_all_open == WhenAllOpen::Probe
             && ledger.all_skipped()
             && let Some(answer) = self
-                .last_resort(request, &call, mode, deadline, started, &mut ledger)
+                .last_resort(request, &call, mode, (deadline, started), &mut ledger, span)
                 .await
         {
             return Ok(answer);
@@ -481,13 +546,14 @@ impl FallbackChain {
     }
 
     /// Records both legs of a hedged race and finds the winner.
-    fn settle_race<T>(
+    fn settle_race<T: Reply>(
         &self,
         legs: hedge::Legs<T>,
         ledger: &mut Ledger<'_>,
         primary: usize,
     ) -> Result<(T, Permit, usize), RaceEnd> {
         let inner = &*self.inner;
+        ledger.hedged();
         let mut winner = None;
         let mut end = RaceEnd::Continue;
         let hedge = legs.iter().map(|l| l.0).find(|i| *i != primary);
@@ -496,12 +562,19 @@ impl FallbackChain {
             let name = entry.breaker.name();
             match leg {
                 hedge::Leg::Answered(value, permit) => {
-                    ledger.attempt(name, AttemptOutcome::Success, None, latency);
+                    let id = value.upstream_request_id();
+                    ledger.attempt(name, AttemptOutcome::Success, None, latency, id);
                     entry.latencies.record(latency);
                     winner = Some((value, permit, index));
                 }
                 hedge::Leg::Failed(error) => {
-                    ledger.attempt(name, AttemptOutcome::Failed, Some(error.clone()), latency);
+                    ledger.attempt(
+                        name,
+                        AttemptOutcome::Failed,
+                        Some(error.clone()),
+                        latency,
+                        None,
+                    );
                     inner.note_rate_limit(entry, error.kind);
                     if !error.kind.falls_through(inner.fall_through) {
                         ledger.stopped(name, error.kind);
@@ -514,7 +587,7 @@ impl FallbackChain {
                     end = RaceEnd::Stop;
                 }
                 hedge::Leg::Cancelled => {
-                    ledger.attempt(name, AttemptOutcome::Cancelled, None, latency);
+                    ledger.attempt(name, AttemptOutcome::Cancelled, None, latency, None);
                 }
             }
         }
@@ -550,11 +623,12 @@ impl FallbackChain {
         request: &'s R,
         call: &F,
         mode: Mode,
-        deadline: Option<Instant>,
-        started: Instant,
+        (deadline, started): (Option<Instant>, Instant),
         ledger: &mut Ledger<'_>,
+        span: &Span,
     ) -> Option<Answer<T>>
     where
+        T: Reply,
         F: Fn(&'s dyn Provider, &'s R) -> Fut,
         Fut: Future<Output = Result<T, ProviderError>>,
     {
@@ -573,11 +647,29 @@ impl FallbackChain {
             started,
         };
         let permit = entry.breaker.force_probe();
-        let (outcome, latency) =
-            attempt::run(&*entry.provider, permit, request, call, mode, limits).await;
+        let meta = AttemptMeta {
+            chain: &inner.name,
+            breaker: &entry.breaker,
+            operation: request.operation(),
+            model: entry.provider.model(),
+            role: Role::LastResort,
+            retry: 0,
+        };
+        let (outcome, latency) = attempt::run(
+            &*entry.provider,
+            permit,
+            request,
+            call,
+            mode,
+            limits,
+            meta,
+            span,
+        )
+        .await;
         match outcome {
             Outcome::Answered(value, permit) => {
-                ledger.attempt(name, AttemptOutcome::Success, None, latency);
+                let id = value.upstream_request_id();
+                ledger.attempt(name, AttemptOutcome::Success, None, latency, id);
                 ledger.answered(name, true);
                 Some(Answer {
                     value,
@@ -589,7 +681,13 @@ impl FallbackChain {
                 })
             }
             Outcome::Failed(error) => {
-                ledger.attempt(name, AttemptOutcome::Failed, Some(error.clone()), latency);
+                ledger.attempt(
+                    name,
+                    AttemptOutcome::Failed,
+                    Some(error.clone()),
+                    latency,
+                    None,
+                );
                 ledger.failed(name, error);
                 None
             }

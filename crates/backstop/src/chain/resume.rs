@@ -15,8 +15,11 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tracing::{Instrument, Span};
 
+use super::attempt::Reply;
 use super::policy::Step;
+use super::trace::{self, AttemptMeta, AttemptSpan, Role};
 use super::{ChainInner, stream::open_until_content};
 use crate::{
     Attempt, AttemptOutcome, ChatRequest, Chunk, ChunkStream, ErrorKind, Message, Permit,
@@ -185,6 +188,8 @@ pub(super) struct Resumer {
     /// Entries not yet used by this request, in its order.
     pub(super) candidates: Vec<usize>,
     pub(super) left: u32,
+    /// The request's span, parent of every continuation attempt's.
+    pub(super) span: Span,
 }
 
 pub(super) type TakeoverFuture =
@@ -202,14 +207,19 @@ impl Resumer {
         let chain = self.chain.clone();
         let request = self.request.clone();
         let mut candidates = std::mem::take(&mut self.candidates);
+        let span = self.span.clone();
         Box::pin(async move {
             let mut attempts = Vec::new();
             // Providers not on a rate-limit hold first (a stable sort keeps the order otherwise).
             candidates.sort_by_key(|&i| chain.entries[i].breaker.hold().is_held());
             for (k, &index) in candidates.iter().enumerate() {
-                match continue_on(&chain, index, &request, &delivered, deadline, &mut attempts)
-                    .await
-                {
+                let target = Target {
+                    index,
+                    delivered: &delivered,
+                    deadline,
+                    span: &span,
+                };
+                match continue_on(&chain, &request, target, &mut attempts).await {
                     Continued::Yes(stream, buffered, permit) => {
                         // Next time: those after it, those that failed just now, then itself.
                         let rest = candidates[k + 1..]
@@ -246,16 +256,28 @@ enum Continued {
     Stop,
 }
 
+/// Who continues what: the entry, the text delivered so far, the request's deadline and span.
+struct Target<'a> {
+    index: usize,
+    delivered: &'a str,
+    deadline: Option<Instant>,
+    span: &'a Span,
+}
+
 /// One candidate continues `delivered`: prefill first (or the form it is known to take),
 /// retried like a first attempt (policy, budget, backoff inside the deadline).
 async fn continue_on(
     chain: &ChainInner,
-    index: usize,
     request: &ChatRequest,
-    delivered: &str,
-    deadline: Option<Instant>,
+    target: Target<'_>,
     attempts: &mut Vec<Attempt>,
 ) -> Continued {
+    let Target {
+        index,
+        delivered,
+        deadline,
+        span: parent,
+    } = target;
     let entry = &chain.entries[index];
     let name = entry.breaker.name();
     let policy = chain
@@ -269,7 +291,16 @@ async fn continue_on(
     let mut retries_done = 0;
     let mut last_error = None;
     loop {
+        let meta = AttemptMeta {
+            chain: &chain.name,
+            breaker: &entry.breaker,
+            operation: "chat",
+            model: entry.provider.model(),
+            role: Role::Resume,
+            retry: retries_done,
+        };
         let Ok(permit) = entry.breaker.try_acquire() else {
+            trace::skipped(&meta, parent);
             let error = last_error
                 .take()
                 .unwrap_or_else(ProviderError::circuit_open);
@@ -290,8 +321,13 @@ async fn continue_on(
             (Some(l), Some(r)) => Some(l.min(r)),
             (l, r) => l.or(r),
         };
+        let span = AttemptSpan::new(trace::attempt(
+            &meta,
+            trace::admitted_state(&meta, permit.is_probe()),
+            Some(parent),
+        ));
         let req = continuation(request, delivered, form);
-        let call = open_until_content(&*entry.provider, &req);
+        let call = open_until_content(&*entry.provider, &req).instrument(span.span().clone());
         let result = match budget {
             Some(b) => tokio::time::timeout(b, call).await.unwrap_or_else(|_| {
                 Err(ProviderError::timeout(format!(
@@ -303,19 +339,25 @@ async fn continue_on(
         };
         let latency = begun.elapsed();
         let error = match result {
-            Ok((stream, buffered)) => {
+            Ok(answer) => {
+                let (stream, buffered) = answer.traced(span);
                 entry.resume_form.set(form);
-                attempts.push(Attempt::new(name, AttemptOutcome::Success, None, latency));
+                let mut attempt = Attempt::new(name, AttemptOutcome::Success, None, latency);
+                attempt.upstream_request_id =
+                    buffered.iter().find_map(|c| c.upstream_request_id.clone());
+                attempts.push(attempt);
                 return Continued::Yes(stream, buffered, permit);
             }
-            Err(e) => e,
+            Err(e) => {
+                span.failed(&e);
+                e
+            }
         };
-        attempts.push(Attempt::new(
-            name,
-            AttemptOutcome::Failed,
-            Some(error.clone()),
-            latency,
-        ));
+        let mut attempt = Attempt::new(name, AttemptOutcome::Failed, Some(error.clone()), latency);
+        attempt
+            .upstream_request_id
+            .clone_from(&error.upstream_request_id);
+        attempts.push(attempt);
         if form == Form::Prefill && error.kind == ErrorKind::InvalidRequest {
             // The model does not take prefill: ask in words instead, and remember. The permit
             // drops with a neutral verdict; this is not a retry.

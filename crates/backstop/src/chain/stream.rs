@@ -10,8 +10,10 @@ use std::time::Duration;
 use futures_core::Stream;
 use futures_util::StreamExt;
 use tokio::time::{Instant, Sleep};
+use tracing::{Instrument, Span};
 
 use super::resume::{Contribution, Resumer, Seam, Takeover, TakeoverFuture};
+use super::trace;
 use crate::{Attempt, ChatRequest, Chunk, ChunkStream, Observer, Permit, Provider, ProviderError};
 
 /// One streaming attempt: open the stream and read until the first content chunk (the commit
@@ -73,6 +75,8 @@ pub struct FallbackStream {
     observer: Option<(String, Arc<dyn Observer>)>,
     resume: Option<ResumeState>,
     contributions: Vec<Contribution>,
+    /// The request's span: open until the stream is dropped.
+    span: Span,
 }
 
 /// What a resumable stream keeps: the text delivered so far, the seam of the current
@@ -99,6 +103,7 @@ pub(super) struct Committed {
     pub(super) deadline: Option<Instant>,
     pub(super) observer: Option<(String, Arc<dyn Observer>)>,
     pub(super) resumer: Option<Resumer>,
+    pub(super) span: Span,
 }
 
 impl std::fmt::Debug for FallbackStream {
@@ -144,6 +149,7 @@ impl FallbackStream {
                 takeover: None,
                 broken: None,
             }),
+            span: c.span,
         }
     }
 
@@ -202,7 +208,11 @@ impl FallbackStream {
             && !r.delivered.is_empty()
             && !r.tool_call
         {
-            r.takeover = Some(r.resumer.takeover(r.delivered.clone(), deadline));
+            r.takeover = Some(Box::pin(
+                r.resumer
+                    .takeover(r.delivered.clone(), deadline)
+                    .instrument(self.span.clone()),
+            ));
             r.broken = Some(error);
             r.seam = None;
             return None;
@@ -252,6 +262,7 @@ impl FallbackStream {
         if chunk.finish_reason.is_some() {
             self.finished = true;
         }
+        trace::chunk(&self.span, &chunk);
         self.handed_at = Some(Instant::now());
         Some(chunk)
     }
@@ -280,6 +291,7 @@ impl FallbackStream {
             offset,
         });
         r.resumer.candidates = t.rest;
+        trace::resumed(&self.span, self.contributions.len() - 1);
         self.current = t.provider;
         self.inner = t.stream;
         self.buffered = t.buffered.into();

@@ -238,6 +238,7 @@ pub(super) fn parse_message(
         finish_reason: finish,
         refusal: None,
         tool_calls,
+        upstream_request_id: None,
     })
 }
 

@@ -37,6 +37,24 @@ pub(crate) trait WireFormat: Send + Sync + 'static {
     fn classify_status(status: u16, retry_after: Option<Duration>, body: &[u8]) -> ProviderError;
 }
 
+/// The sampling settings this call sends (the request's, else the provider's defaults), on
+/// the attempt span; nothing when no subscriber wants it.
+fn record_sampling(request: &LlmConfig, defaults: &LlmConfig) {
+    let span = tracing::Span::current();
+    if span.is_disabled() {
+        return;
+    }
+    if let Some(t) = request.max_tokens.or(defaults.max_tokens) {
+        span.record("gen_ai.request.max_tokens", i64::from(t));
+    }
+    if let Some(t) = request.temperature.or(defaults.temperature) {
+        span.record("gen_ai.request.temperature", f64::from(t));
+    }
+    if let Some(p) = request.top_p.or(defaults.top_p) {
+        span.record("gen_ai.request.top_p", f64::from(p));
+    }
+}
+
 /// An HTTP provider speaking wire format `W`.
 pub(crate) struct HttpCore<W> {
     pub(crate) endpoint: Endpoint,
@@ -64,11 +82,25 @@ impl<W: WireFormat> HttpCore<W> {
     ) -> BoxFuture<'a, Result<Completion, ProviderError>> {
         Box::pin(async move {
             let body = W::request_body(&self.model, request, &self.config, false)?;
-            let response = self.endpoint.post(body, W::classify_status).await?;
-            let bytes = http::read_body(response).await?;
+            record_sampling(&request.config, &self.config);
+            let response = self
+                .endpoint
+                .post(body, W::classify_status, request, &self.model)
+                .await?;
+            let upstream_id = http::upstream_request_id(response.headers());
+            let with_id = |mut e: ProviderError| {
+                e.upstream_request_id.clone_from(&upstream_id);
+                e
+            };
+            let bytes = http::read_body(response).await.map_err(with_id)?;
             // A 2xx body can still carry an in-band error or unreadable text: scrub it too.
-            W::parse_completion(request, &bytes, &self.model)
-                .map_err(|e| self.endpoint.redactor().error(e))
+            match W::parse_completion(request, &bytes, &self.model) {
+                Ok(mut completion) => {
+                    completion.upstream_request_id = upstream_id;
+                    Ok(completion)
+                }
+                Err(e) => Err(with_id(self.endpoint.redactor().error(e))),
+            }
         })
     }
 
@@ -78,7 +110,11 @@ impl<W: WireFormat> HttpCore<W> {
     ) -> BoxFuture<'a, Result<ChunkStream, ProviderError>> {
         Box::pin(async move {
             let body = W::request_body(&self.model, request, &self.config, true)?;
-            let response = self.endpoint.post(body, W::classify_status).await?;
+            record_sampling(&request.config, &self.config);
+            let response = self
+                .endpoint
+                .post(body, W::classify_status, request, &self.model)
+                .await?;
             Ok(http::chunk_stream(
                 response,
                 W::stream_parser(request),
@@ -106,7 +142,7 @@ impl<W: WireFormat> HttpCore<W> {
                 let body = embeddings_wire::request_body(&self.model, request);
                 let response = self
                     .endpoint
-                    .post_embeddings(body, W::classify_status)
+                    .post_embeddings(body, W::classify_status, request, &self.model)
                     .await?;
                 let bytes = http::read_body(response).await?;
                 embeddings_wire::parse(&bytes, request, &self.model)

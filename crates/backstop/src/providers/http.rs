@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::client::{HttpClient, SharedClient};
 use super::redact::Redactor;
 use super::sse::{SseDecoder, SseEvent};
-use crate::{Chunk, ChunkStream, ErrorKind, ProviderError};
+use crate::{ChatRequest, Chunk, ChunkStream, EmbeddingRequest, ErrorKind, ProviderError};
 
 /// Default time allowed to establish a TCP (and TLS) connection.
 pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -90,6 +90,8 @@ pub(crate) enum AuthScheme {
 /// unbuildable client) decided up front.
 pub(crate) struct Endpoint {
     pub(crate) name: String,
+    /// `gen_ai.provider.name` on the attempt span (`openai`, `anthropic`, `groq`, ...).
+    system: &'static str,
     base_url: String,
     path: &'static str,
     key: ApiKey,
@@ -118,8 +120,10 @@ impl Endpoint {
         scheme: AuthScheme,
         extra_headers: &'static [(&'static str, &'static str)],
     ) -> Self {
+        let name = name.into();
         let mut e = Endpoint {
-            name: name.into(),
+            system: system_of(&name),
+            name,
             base_url: String::new(),
             path,
             key,
@@ -273,15 +277,41 @@ impl Endpoint {
         Ok((url, headers))
     }
 
+    /// What the attempt span (the current span, in a chain) says about this call: the GenAI
+    /// provider and model, the server. Nothing is done when no subscriber wants the span.
+    fn record_call(&self, url: &reqwest::Url, model: &str) {
+        let span = tracing::Span::current();
+        if span.is_disabled() {
+            return;
+        }
+        span.record("gen_ai.provider.name", self.system);
+        span.record("gen_ai.request.model", model);
+        if let Some(host) = url.host_str() {
+            span.record("server.address", host);
+        }
+        if let Some(port) = url.port_or_known_default() {
+            span.record("server.port", i64::from(port));
+        }
+    }
+
     /// POSTs `body` and returns the response if it is 2xx; otherwise the classified error
     /// (`classify` refines the status map from the provider's error body).
+    /// The request's id goes along as `x-request-id` and its trace context as `traceparent`
+    /// (see [`trace_context`](crate::trace_context)); the error carries the provider's own id
+    /// for the request when it sent one. `model` is recorded on the attempt span.
     pub(crate) async fn post(
         &self,
         body: Vec<u8>,
         classify: ClassifyFn,
+        request: &ChatRequest,
+        model: &str,
     ) -> Result<reqwest::Response, ProviderError> {
         let (url, _) = self.prepared.as_ref().map_err(Clone::clone)?;
-        self.post_to(url, body, classify).await
+        let ids = (
+            request.request_id.as_deref(),
+            request.traceparent.as_deref(),
+        );
+        self.post_to(url, body, classify, ids, model).await
     }
 
     /// Like [`post`](Self::post), to the embeddings path.
@@ -290,32 +320,52 @@ impl Endpoint {
         &self,
         body: Vec<u8>,
         classify: ClassifyFn,
+        request: &EmbeddingRequest,
+        model: &str,
     ) -> Result<reqwest::Response, ProviderError> {
         let url = self.embeddings_url.as_ref().map_err(Clone::clone)?;
-        self.post_to(url, body, classify).await
+        let ids = (
+            request.request_id.as_deref(),
+            request.traceparent.as_deref(),
+        );
+        self.post_to(url, body, classify, ids, model).await
     }
 
+    /// POSTs to `url` with the request's id and trace context `(request_id, traceparent)`.
     async fn post_to(
         &self,
         url: &reqwest::Url,
         body: Vec<u8>,
         classify: ClassifyFn,
+        (request_id, caller_traceparent): (Option<&str>, Option<&str>),
+        model: &str,
     ) -> Result<reqwest::Response, ProviderError> {
         let (_, headers) = self.prepared.as_ref().map_err(Clone::clone)?;
+        self.record_call(url, model);
         let client = match self.client.as_ref().map_err(Clone::clone)? {
             ClientChoice::Caller(client) => client.clone(),
             ClientChoice::Shared(shared) => shared.get()?,
         };
+        let mut headers = headers.clone();
+        if let Some(value) = request_id.and_then(|id| HeaderValue::from_str(id).ok()) {
+            headers.insert(X_REQUEST_ID, value);
+        }
+        let traceparent = crate::trace_context::outgoing(caller_traceparent);
+        if let Some(value) = traceparent.and_then(|t| HeaderValue::from_str(&t).ok()) {
+            headers.insert(TRACEPARENT, value);
+        }
         let response = client
-            .post(url.clone(), headers.clone(), body)
+            .post(url.clone(), headers, body)
             .await
             .map_err(|e| self.redactor.error(e))?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
         }
+        let upstream_id = upstream_request_id(response.headers());
         let (error, body) = error_from_response(response, classify).await;
-        let error = self.redactor.error(error);
+        let mut error = self.redactor.error(error);
+        error.upstream_request_id = upstream_id;
         // The raw body stays out of the error (callers and clients see it); operators get a
         // scrubbed prefix at debug level.
         tracing::debug!(
@@ -351,6 +401,38 @@ impl fmt::Debug for Endpoint {
 /// The error of an embeddings call to an API without an embeddings path.
 fn no_embeddings_endpoint() -> ProviderError {
     ProviderError::new(ErrorKind::Unsupported, "unsupported: embeddings")
+}
+
+/// The header a request's id travels in, both ways.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// The GenAI `gen_ai.provider.name` for an endpoint of this built-in name.
+fn system_of(name: &str) -> &'static str {
+    match name {
+        "anthropic" => "anthropic",
+        "groq" => "groq",
+        "openai" => "openai",
+        _ => "openai_compatible",
+    }
+}
+
+/// Longest upstream request id kept; a longer value is not an id we would want in a log line.
+const MAX_UPSTREAM_ID: usize = 200;
+
+/// The provider's id for a request: `x-request-id` (OpenAI, Groq and most compatible servers)
+/// or `request-id` (Anthropic). Kept only when it is printable ASCII without spaces and short,
+/// since it goes into log lines and response records.
+pub(crate) fn upstream_request_id(headers: &HeaderMap) -> Option<String> {
+    let value = headers
+        .get(X_REQUEST_ID)
+        .or_else(|| headers.get("request-id"))?
+        .as_bytes();
+    let fits = !value.is_empty()
+        && value.len() <= MAX_UPSTREAM_ID
+        && value.iter().all(|b| b.is_ascii_graphic());
+    // Only ASCII bytes are left, so this never replaces anything.
+    fits.then(|| String::from_utf8_lossy(value).into_owned())
 }
 
 /// Drops trailing slashes so `{base}{path}` never doubles them.
@@ -669,17 +751,20 @@ struct StreamState<P> {
     body: futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>,
     chunks: SseChunks<P>,
     redactor: Redactor,
+    /// The provider's id for the request, until it rides out on the first item.
+    upstream_id: Option<String>,
 }
 
 /// Turns a 2xx SSE response into a [`ChunkStream`] that ends only after the terminal marker;
 /// any failure is one `Err` item (its message scrubbed by `redactor`), after which the
-/// stream ends.
+/// stream ends. The first item (chunk or error) carries the provider's id for the request.
 pub(crate) fn chunk_stream<P: StreamParser>(
     response: reqwest::Response,
     parser: P,
     redactor: Redactor,
 ) -> ChunkStream {
     let state = StreamState {
+        upstream_id: upstream_request_id(response.headers()),
         body: response.bytes_stream().boxed(),
         chunks: SseChunks::new(parser),
         redactor,
@@ -705,10 +790,18 @@ pub(crate) fn chunk_stream<P: StreamParser>(
             };
             return match next {
                 Next::Item(Err(e)) => {
-                    let e = st.redactor.error(e);
+                    let mut e = st.redactor.error(e);
+                    if let Some(id) = st.upstream_id.take() {
+                        e.upstream_request_id = Some(id);
+                    }
                     Some((Err(e), st))
                 }
-                Next::Item(item) => Some((item, st)),
+                Next::Item(Ok(mut chunk)) => {
+                    if let Some(id) = st.upstream_id.take() {
+                        chunk.upstream_request_id = Some(id);
+                    }
+                    Some((Ok(chunk), st))
+                }
                 Next::End | Next::NeedBytes => None,
             };
         }

@@ -148,6 +148,10 @@ macro_rules! http_provider_common {
                 &self.core.endpoint.name
             }
 
+            fn model(&self) -> Option<&str> {
+                Some(&self.core.model)
+            }
+
             fn complete<'a>(
                 &'a self,
                 request: &'a $crate::ChatRequest,

@@ -178,6 +178,7 @@ pub(crate) fn parse_completion(
         finish_reason: choice.finish_reason.as_deref().map(finish_reason),
         refusal: refusal.filter(|r| !r.is_empty()),
         tool_calls,
+        upstream_request_id: None,
     })
 }
 

@@ -509,6 +509,67 @@ macro_rules! provider_suite {
         }
 
         #[tokio::test]
+        async fn the_request_id_goes_upstream_and_the_providers_id_comes_back() {
+            let sim = sim().await;
+            let p = provider(WIRE, &sim);
+            let request = req().request_id("req-from-client-1");
+            let c = p.complete(&request).await.expect("complete");
+            let s = collect(p.stream(&request).await.expect("stream")).await;
+            sim.fail_next(1, Fault::Status(503));
+            let e = p.complete(&request).await.expect_err("503");
+            sim.fail_next(
+                1,
+                Fault::InBandError {
+                    after_chunks: 1,
+                    status: 500,
+                },
+            );
+            let broken = collect(p.stream(&request).await.expect("stream")).await;
+            let recorded = sim.requests();
+            assert_eq!(recorded.len(), 4);
+            for r in &recorded {
+                assert_eq!(r.header("x-request-id"), Some("req-from-client-1"));
+            }
+            // Each call's own id, as the simulator sent it: on the answer, the first chunk of a
+            // stream, an error status and a stream that broke.
+            assert_eq!(
+                c.upstream_request_id.as_deref(),
+                Some(&*recorded[0].request_id)
+            );
+            assert_eq!(
+                s.chunks[0].upstream_request_id.as_deref(),
+                Some(&*recorded[1].request_id)
+            );
+            assert!(
+                s.chunks[1..]
+                    .iter()
+                    .all(|c| c.upstream_request_id.is_none())
+            );
+            assert_eq!(
+                e.upstream_request_id.as_deref(),
+                Some(&*recorded[2].request_id)
+            );
+            assert_eq!(
+                broken.chunks[0].upstream_request_id.as_deref(),
+                Some(&*recorded[3].request_id)
+            );
+            assert!(broken.error.is_some());
+            let ids: std::collections::HashSet<_> =
+                recorded.iter().map(|r| &r.request_id).collect();
+            assert_eq!(ids.len(), 4, "the simulator gives every call its own id");
+        }
+
+        #[tokio::test]
+        async fn no_request_id_sends_no_header() {
+            let sim = sim().await;
+            provider(WIRE, &sim)
+                .complete(&req())
+                .await
+                .expect("complete");
+            assert_eq!(sim.requests()[0].header("x-request-id"), None);
+        }
+
+        #[tokio::test]
         async fn stream_stall_is_left_to_the_caller() {
             let sim = sim().await;
             sim.fail_next(1, Fault::Stall { after_chunks: 1 });
