@@ -166,15 +166,28 @@ async fn readyz(State(app): State<Shared>) -> Response {
     }
 }
 
+/// Prometheus text (0.0.4) unless the scraper asks for OpenMetrics.
 async fn metrics(State(app): State<Shared>, headers: HeaderMap) -> Response {
     if let Err(r) = authorize(&app, &headers, Access::Monitor) {
         return r;
     }
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(),
-    )
-        .into_response()
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let (content_type, body) = if openmetrics {
+        (
+            crate::metrics::OPENMETRICS_CONTENT_TYPE,
+            app.metrics.render_openmetrics(),
+        )
+    } else {
+        (
+            crate::metrics::PROMETHEUS_CONTENT_TYPE,
+            app.metrics.render(),
+        )
+    };
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 fn model_json(id: &str) -> serde_json::Value {
@@ -447,7 +460,14 @@ async fn answer(
             _ = stopping.wait_for(|s| *s) => return shutting_down(&req.chain, started, true),
         };
         return match opened {
-            Ok(stream) => stream_response(app.clone(), req, stream, started, slot),
+            Ok(stream) => stream_response(
+                app.clone(),
+                chain.metrics.clone(),
+                req,
+                stream,
+                started,
+                slot,
+            ),
             Err(f) => failed(&req.chain, &f, started, true),
         };
     }
@@ -458,7 +478,8 @@ async fn answer(
     match result {
         Ok(result) => {
             if let Some(u) = &result.usage {
-                app.metrics
+                chain
+                    .metrics
                     .tokens(&result.provider_used, u.input_tokens, u.output_tokens);
             }
             let body = wire::completion_body(

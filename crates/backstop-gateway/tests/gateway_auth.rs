@@ -199,8 +199,7 @@ fn a_named_key_variable_that_yields_no_key_refuses_to_build() {
         other => support::env(other),
     };
     let e = backstop_gateway::app::App::build_with_env(&config, &env)
-        .err()
-        .expect("an empty admin key refuses to build");
+        .expect_err("an empty admin key refuses to build");
     assert!(e.to_string().contains("TEST_ADMIN_KEY"), "{e}");
 }
 
