@@ -1,4 +1,9 @@
 //! What a running gateway holds: chains built from the config, breakers, keys and metrics.
+//!
+//! An [`App`] is one config, built; a reload builds the next one from the previous
+//! ([`App::rebuild`]), reusing every provider (client, breaker, hold) whose settings did not
+//! change and every chain (retry budget, hedging statistics) whose settings and members did
+//! not, and the running server handles it in an `ArcSwap` ([`crate::reload::Live`]).
 
 use std::collections::HashMap;
 use std::ops::Deref;
@@ -25,7 +30,7 @@ pub struct App {
     pub breakers: Vec<CircuitBreaker>,
     /// Client and admin keys.
     pub keys: Keys,
-    /// The metrics registry.
+    /// The metrics registry (the same one across reloads).
     pub metrics: Arc<Metrics>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
@@ -39,9 +44,11 @@ pub struct App {
     pub in_flight: InFlight,
     /// The configured (upstream) model of each provider, by provider name.
     pub provider_models: HashMap<String, String>,
-    /// Set when the shutdown grace period ends: open streams end with `server_shutting_down`.
+    /// Set when the shutdown grace period ends: open streams end with `server_shutting_down`
+    /// (one channel across reloads).
     pub stopping: tokio::sync::watch::Sender<bool>,
-    /// The config in force.
+    /// The config in force: the file's, except the `[server]` settings a reload cannot change,
+    /// which keep their start-up values.
     pub config: Config,
     providers: HashMap<String, Built>,
     ids: Arc<AtomicU64>,
@@ -76,7 +83,7 @@ impl Deref for ServedChain {
     }
 }
 
-/// One provider, built.
+/// One provider, built: kept as is by a reload that leaves its settings alone.
 #[derive(Clone)]
 struct Built {
     llm: Arc<dyn Provider>,
@@ -126,6 +133,28 @@ impl App {
         let app = assemble(config.clone(), env, shared, None)?;
         app.metrics.set_breakers(app.breakers.clone());
         Ok(app)
+    }
+
+    /// The next config's app, sharing what outlives a config (metrics, the in-flight cap, the
+    /// shutdown channel) and reusing unchanged providers and chains. `config.server`'s
+    /// settings that need a restart keep their running values (see
+    /// [`crate::reload::NOT_RELOADABLE`]).
+    pub fn rebuild(
+        &self,
+        config: &Config,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<App, BuildError> {
+        let mut config = config.clone();
+        crate::reload::keep_running_server(&mut config.server, &self.config.server);
+        let shared = Shared {
+            metrics: self.metrics.clone(),
+            stopping: self.stopping.clone(),
+            ids: self.ids.clone(),
+            id_salt: self.id_salt,
+            limits: self.limits,
+            in_flight: self.in_flight.clone(),
+        };
+        assemble(config, env, shared, Some(self))
     }
 
     /// A fresh `chatcmpl-…` id.

@@ -12,6 +12,7 @@ pub mod duration;
 pub mod limits;
 pub mod logs;
 pub mod metrics;
+pub mod reload;
 mod request_log;
 pub mod serve;
 pub mod server;

@@ -10,6 +10,9 @@ use anyhow::{Context, bail};
 use backstop_gateway::app::App;
 use backstop_gateway::config::Config;
 use backstop_gateway::logs;
+use backstop_gateway::reload::Live;
+#[cfg(unix)]
+use backstop_gateway::reload::reload_on_sighup;
 use backstop_gateway::serve::{ServeOptions, Stopped, os_signals, serve};
 use backstop_gateway::{demo, sims};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -182,7 +185,8 @@ async fn run_serve(
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
     }
-    let (config, sims) = load(if demo { None } else { config }).await?;
+    let path = if demo { None } else { config };
+    let (config, sims) = load(path.clone()).await?;
     let env = sims.as_ref().map(sims::DemoSims::env);
     let app = App::build_with_env(&config, &|var| match &env {
         Some(demo_env) => demo_env(var),
@@ -204,9 +208,17 @@ async fn run_serve(
         max_in_flight = app.limits.max_in_flight,
         "limits"
     );
+    let app = Arc::new(app);
+    let live = match &path {
+        Some(path) => Live::from_file(app, path, Arc::new(|var: &str| std::env::var(var).ok())),
+        None => Live::fixed(app),
+    };
+    // Both handlers before the address is announced: a signal sent right after never kills us.
     let signals = os_signals();
+    #[cfg(unix)]
+    reload_on_sighup(live.clone()).context("installing the SIGHUP handler")?;
     println!("backstop listening on http://{local}");
-    let stopped = serve(listener, Arc::new(app), options, signals).await?;
+    let stopped = serve(listener, live, options, signals).await?;
     if let Some(s) = sims {
         s.shutdown().await;
     }

@@ -10,7 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Request, State};
+use axum::extract::{FromRequestParts, Path, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -21,14 +22,28 @@ use tokio::time::Instant;
 use crate::admin;
 use crate::app::App;
 use crate::auth::{Access, Denied};
+use crate::reload::Live;
 use crate::request_log::RequestLog;
 use crate::sse::stream_response;
 use crate::wire::{self, Answer, BadRequest, GatewayRequest};
 
+/// One config's app, as a request sees it.
 pub(crate) type Shared = Arc<App>;
 
+/// The app in force when the request arrived: a reload does not change it under a request
+/// (or a stream) already running.
+pub(crate) struct Current(pub(crate) Shared);
+
+impl FromRequestParts<Arc<Live>> for Current {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(_: &mut Parts, live: &Arc<Live>) -> Result<Self, Self::Rejection> {
+        Ok(Current(live.app()))
+    }
+}
+
 /// The gateway's routes, behind the Host and Origin rules.
-pub fn router(app: Shared) -> Router {
+pub fn router(live: Arc<Live>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/models", get(models))
@@ -36,16 +51,17 @@ pub fn router(app: Shared) -> Router {
         .route("/v1/breakers", get(admin::breakers))
         .route("/v1/breakers/{name}/trip", post(admin::trip))
         .route("/v1/breakers/{name}/reset", post(admin::reset))
+        .route("/v1/admin/reload", post(admin::reload))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
+            live.clone(),
             crate::browser_guard::guard,
         ))
-        .with_state(app)
+        .with_state(live)
 }
 
 /// An OpenAI-shaped error response.
@@ -144,7 +160,7 @@ async fn healthz() -> &'static str {
 }
 
 /// Ready when every chain has at least one provider whose breaker admits calls.
-async fn readyz(State(app): State<Shared>) -> Response {
+async fn readyz(Current(app): Current) -> Response {
     let down: Vec<&str> = app
         .chain_names
         .iter()
@@ -167,7 +183,7 @@ async fn readyz(State(app): State<Shared>) -> Response {
 }
 
 /// Prometheus text (0.0.4) unless the scraper asks for OpenMetrics.
-async fn metrics(State(app): State<Shared>, headers: HeaderMap) -> Response {
+async fn metrics(Current(app): Current, headers: HeaderMap) -> Response {
     if let Err(r) = authorize(&app, &headers, Access::Monitor) {
         return r;
     }
@@ -194,7 +210,7 @@ fn model_json(id: &str) -> serde_json::Value {
     serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": "backstop"})
 }
 
-async fn models(State(app): State<Shared>, headers: HeaderMap) -> Response {
+async fn models(Current(app): Current, headers: HeaderMap) -> Response {
     if let Err(r) = authorize(&app, &headers, Access::Client) {
         return r;
     }
@@ -203,7 +219,7 @@ async fn models(State(app): State<Shared>, headers: HeaderMap) -> Response {
 }
 
 /// `GET /v1/models/{id}`: one chain, as the SDK's `models.retrieve` expects it.
-async fn model(State(app): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn model(Current(app): Current, headers: HeaderMap, Path(id): Path<String>) -> Response {
     if let Err(r) = authorize(&app, &headers, Access::Client) {
         return r;
     }
@@ -408,7 +424,7 @@ fn failure_response(f: &AllProvidersFailed) -> Response {
     r
 }
 
-async fn chat_completions(State(app): State<Shared>, request: Request) -> Response {
+async fn chat_completions(Current(app): Current, request: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let response = match authorize(&app, &parts.headers, Access::Client)

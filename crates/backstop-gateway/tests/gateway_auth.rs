@@ -14,6 +14,7 @@ fn protected() -> Vec<(Method, &'static str)> {
         (Method::GET, "/v1/breakers"),
         (Method::POST, "/v1/breakers/openai/trip"),
         (Method::POST, "/v1/breakers/openai/reset"),
+        (Method::POST, "/v1/admin/reload"),
         (Method::GET, "/metrics"),
     ]
 }

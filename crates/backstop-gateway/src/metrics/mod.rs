@@ -2,7 +2,8 @@
 //! one process, as in tests, stay apart), families registered once at start-up, and the
 //! handles of every label set resolved when a config is built ([`ChainMetrics`],
 //! [`ProviderMetrics`]), so the request path increments atomics without a map lookup or an
-//! allocation.
+//! allocation. The families survive reloads: a chain or provider that stays keeps its series,
+//! one that goes has them removed.
 //!
 //! `/metrics` answers the Prometheus text format (0.0.4), or OpenMetrics when the scraper asks
 //! for it; label values are escaped by the library. Every family is listed in the README.
@@ -11,7 +12,8 @@ mod breakers;
 mod histogram;
 mod observer;
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
 use backstop::{AttemptOutcome, BreakerState, CircuitBreaker, ErrorKind};
@@ -68,6 +70,8 @@ pub const ERROR_KINDS: [&str; 15] = [
 ];
 /// Why the gateway refused work to protect itself.
 const SHED_REASONS: [&str; 2] = ["connections", "in_flight"];
+/// Reload results, in `backstop_config_reloads_total{result}` order.
+const RELOAD_RESULTS: [&str; 2] = ["success", "failure"];
 
 /// The index of `kind` in [`ERROR_KINDS`].
 pub fn error_kind_index(kind: ErrorKind) -> usize {
@@ -105,8 +109,11 @@ pub struct Metrics {
     http: [Counter; 5],
     shed: [Counter; SHED_REASONS.len()],
     write_timeouts: Counter,
+    reloads: [Counter; RELOAD_RESULTS.len()],
     /// The breakers of the running config, read at scrape time.
     breakers: Arc<ArcSwap<Vec<CircuitBreaker>>>,
+    /// Names with series, so those a reload drops can be removed.
+    known: Mutex<(BTreeSet<String>, BTreeSet<String>)>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -251,6 +258,13 @@ impl Metrics {
             "Clients disconnected for reading nothing for client_write_timeout",
             Counter::default(),
         );
+        let reload_family: Family<L1, Counter> = reg(
+            &mut r,
+            "backstop_config_reloads",
+            "Config reloads (SIGHUP or POST /v1/admin/reload) by result; a failed one changed nothing",
+            Family::default(),
+        );
+        let reloads = RELOAD_RESULTS.map(|s| reload_family.get_or_create_owned(&l1("result", s)));
         let breakers = Arc::new(ArcSwap::from_pointee(Vec::new()));
         r.register_collector(Box::new(breakers::BreakerCollector::new(breakers.clone())));
         Self {
@@ -272,12 +286,15 @@ impl Metrics {
             http,
             shed,
             write_timeouts,
+            reloads,
             breakers,
+            known: Mutex::new((BTreeSet::new(), BTreeSet::new())),
         }
     }
 
     /// The handles of one provider's series (created when new, shared when it has some).
     pub fn provider(&self, name: &str) -> Arc<ProviderMetrics> {
+        self.known_names().1.insert(name.to_owned());
         let p = |k: &'static str, v: &str| l2("provider", name, k, v);
         Arc::new(ProviderMetrics {
             name: name.to_owned(),
@@ -297,6 +314,7 @@ impl Metrics {
 
     /// The handles of one chain's series; `providers` are its members' handles, in order.
     pub fn chain(&self, name: &str, providers: Vec<Arc<ProviderMetrics>>) -> Arc<ChainMetrics> {
+        self.known_names().0.insert(name.to_owned());
         let c = |k: &'static str, v: &str| l2("chain", name, k, v);
         let one = l1("chain", name);
         Arc::new(ChainMetrics {
@@ -320,9 +338,68 @@ impl Metrics {
         }))
     }
 
-    /// The breakers whose state and hold `/metrics` reports.
+    /// The breakers whose state and hold `/metrics` reports (the running config's).
     pub fn set_breakers(&self, breakers: Vec<CircuitBreaker>) {
         self.breakers.store(Arc::new(breakers));
+    }
+
+    /// Removes the series of chains and providers not in these lists (after a reload).
+    pub fn retain(&self, chains: &[&str], providers: &[&str]) {
+        let mut known = self.known_names();
+        let gone_chains: Vec<String> = known
+            .0
+            .iter()
+            .filter(|c| !chains.contains(&c.as_str()))
+            .cloned()
+            .collect();
+        let gone_providers: Vec<String> = known
+            .1
+            .iter()
+            .filter(|p| !providers.contains(&p.as_str()))
+            .cloned()
+            .collect();
+        for name in &gone_chains {
+            let c = |k: &'static str, v: &str| l2("chain", name, k, v);
+            for o in REQUEST_OUTCOMES {
+                self.requests.remove(&c("outcome", o));
+            }
+            for r in RETRY_RESULTS {
+                self.retries.remove(&c("result", r));
+            }
+            for r in HEDGE_RESULTS {
+                self.hedges.remove(&c("result", r));
+            }
+            let one = l1("chain", name);
+            self.fallbacks.remove(&one);
+            self.stream_errors.remove(&one);
+            self.resumes.remove(&one);
+            known.0.remove(name);
+        }
+        for name in &gone_providers {
+            let p = |k: &'static str, v: &str| l2("provider", name, k, v);
+            for o in ATTEMPT_OUTCOMES {
+                self.attempts.remove(&p("outcome", o.as_str()));
+            }
+            for k in ERROR_KINDS {
+                self.attempt_errors.remove(&p("kind", k));
+            }
+            for t in ["input", "output"] {
+                self.tokens.remove(&p("type", t));
+            }
+            for s in BREAKER_STATES {
+                self.transitions.remove(&p("to", s.as_str()));
+            }
+            let one = l1("provider", name);
+            self.latency.remove(&one);
+            self.ttft.remove(&one);
+            self.holds.remove(&one);
+            self.skipped_events.remove(&one);
+            known.1.remove(name);
+        }
+    }
+
+    fn known_names(&self) -> std::sync::MutexGuard<'_, (BTreeSet<String>, BTreeSet<String>)> {
+        self.known.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Counts an HTTP response by status class.
@@ -341,6 +418,11 @@ impl Metrics {
     /// Counts a client disconnected for reading nothing for `client_write_timeout`.
     pub fn write_timeout(&self) {
         self.write_timeouts.inc();
+    }
+
+    /// Counts a config reload.
+    pub fn reload(&self, ok: bool) {
+        self.reloads[usize::from(!ok)].inc();
     }
 
     /// The Prometheus text exposition (format 0.0.4).
