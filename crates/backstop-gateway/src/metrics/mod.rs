@@ -9,6 +9,7 @@
 //! for it; label values are escaped by the library. Every family is listed in the README.
 
 mod breakers;
+mod failovers;
 mod histogram;
 mod observer;
 
@@ -21,6 +22,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
+pub use failovers::{Failover, FailoverLog, PassedOver};
 pub use histogram::{AtomicHistogram, HistogramSnapshot, LATENCY_BOUNDS, TOKEN_BOUNDS};
 pub use observer::BreakerWatch;
 
@@ -114,6 +116,8 @@ pub struct Metrics {
     breakers: Arc<ArcSwap<Vec<CircuitBreaker>>>,
     /// Names with series, so those a reload drops can be removed.
     known: Mutex<(BTreeSet<String>, BTreeSet<String>)>,
+    /// The last failovers (status page).
+    failovers: Arc<FailoverLog>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -289,6 +293,7 @@ impl Metrics {
             reloads,
             breakers,
             known: Mutex::new((BTreeSet::new(), BTreeSet::new())),
+            failovers: Arc::default(),
         }
     }
 
@@ -326,7 +331,13 @@ impl Metrics {
             resumes: self.resumes.get_or_create_owned(&one),
             hedges: HEDGE_RESULTS.map(|r| self.hedges.get_or_create_owned(&c("result", r))),
             providers,
+            failovers: self.failovers.clone(),
         })
+    }
+
+    /// The last failovers, newest first.
+    pub fn failovers(&self) -> Vec<Failover> {
+        self.failovers.recent()
     }
 
     /// The observer that counts `breaker`'s transitions; register it once per breaker.
@@ -501,6 +512,7 @@ pub struct ChainMetrics {
     resumes: Counter,
     hedges: [Counter; HEDGE_RESULTS.len()],
     providers: Vec<Arc<ProviderMetrics>>,
+    failovers: Arc<FailoverLog>,
 }
 
 impl ChainMetrics {

@@ -76,6 +76,9 @@ impl Observer for ChainMetrics {
         if i == 1 {
             self.fallbacks.inc();
         }
+        if i != 0 {
+            self.failovers.record(s);
+        }
     }
 }
 
