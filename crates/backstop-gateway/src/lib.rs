@@ -18,6 +18,7 @@ pub mod serve;
 pub mod server;
 pub mod sims;
 mod sse;
+pub mod status;
 pub mod wire;
 pub mod write_timeout;
 

@@ -16,6 +16,8 @@ fn protected() -> Vec<(Method, &'static str)> {
         (Method::POST, "/v1/breakers/openai/reset"),
         (Method::POST, "/v1/admin/reload"),
         (Method::GET, "/metrics"),
+        (Method::GET, "/status"),
+        (Method::GET, "/v1/status"),
     ]
 }
 
@@ -26,6 +28,8 @@ fn client_endpoints() -> Vec<(Method, &'static str)> {
         (Method::GET, "/v1/models"),
         (Method::GET, "/v1/breakers"),
         (Method::GET, "/metrics"),
+        (Method::GET, "/status"),
+        (Method::GET, "/v1/status"),
     ]
 }
 
