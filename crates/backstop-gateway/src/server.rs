@@ -258,26 +258,17 @@ async fn read_body(app: &App, body: Body) -> Result<Bytes, Response> {
         )
     };
     let collect = async {
-        let mut body = body;
-        let mut buf = Vec::new();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| {
-                error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request_error",
-                    &format!("could not read request body: {e}"),
-                    None,
-                    None,
-                )
-            })?;
-            if let Ok(data) = frame.into_data() {
-                if buf.len() + data.len() > limit {
-                    return Err(too_large());
-                }
-                buf.extend_from_slice(&data);
-            }
+        match http_body_util::Limited::new(body, limit).collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+            Err(e) => Err(error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                &format!("could not read request body: {e}"),
+                None,
+                None,
+            )),
         }
-        Ok(Bytes::from(buf))
     };
     match tokio::time::timeout(app.body_timeout, collect).await {
         Ok(r) => r,
