@@ -121,7 +121,10 @@ async fn the_status_data_shows_every_provider_a_tripped_breaker_and_the_last_fai
     assert!(entry(&before, "providers", "openai")["state"] == "closed");
     assert_eq!(before["failovers"], serde_json::json!([]));
 
-    // One failover: openai answers 503, anthropic answers.
+    // One plain answer (no failover) ...
+    let r = gw.chat(&chat_body("default", "first")).await;
+    assert_eq!(support::header(&r, "x-backstop-provider"), Some("openai"));
+    // ... and one failover: openai answers 503, anthropic answers.
     gw.sim("openai").fail_next(1, Fault::Status(503));
     let r = gw.chat(&chat_body("default", "hello")).await;
     assert_eq!(r.status(), 200);
@@ -141,7 +144,7 @@ async fn the_status_data_shows_every_provider_a_tripped_breaker_and_the_last_fai
         openai["errors"],
         serde_json::json!([{"kind": "overloaded", "count": 1}])
     );
-    assert_eq!(openai["failed_share"], 1.0);
+    assert_eq!(openai["failed_share"], 0.5);
     assert!(openai["latency_p50_ms"].as_f64().is_some(), "{openai}");
     let anthropic = entry(&after, "providers", "anthropic");
     assert_eq!(anthropic["state"], "closed");
@@ -152,9 +155,9 @@ async fn the_status_data_shows_every_provider_a_tripped_breaker_and_the_last_fai
     assert!(anthropic["attempts_per_s"].as_f64().unwrap() > 0.0);
 
     let default = entry(&after, "chains", "default");
-    assert_eq!(default["requests_total"], 1);
+    assert_eq!(default["requests_total"], 2);
     assert_eq!(default["fallbacks_total"], 1);
-    assert_eq!(default["fallback_rate"], 1.0);
+    assert_eq!(default["fallback_rate"], 0.5);
     assert!(default["requests_per_s"].as_f64().unwrap() > 0.0);
     assert_eq!(
         entry(&after, "chains", "solo")["fallback_rate"],
@@ -162,7 +165,11 @@ async fn the_status_data_shows_every_provider_a_tripped_breaker_and_the_last_fai
     );
 
     let failovers = after["failovers"].as_array().unwrap();
-    assert_eq!(failovers.len(), 1, "{after}");
+    assert_eq!(
+        failovers.len(),
+        1,
+        "the plain answer is no failover: {after}"
+    );
     let f = &failovers[0];
     assert_eq!(f["chain"], "default");
     assert_eq!(f["to"], "anthropic");

@@ -187,6 +187,7 @@ impl ScriptedProvider {
     }
 
     /// Replaces the script; its last step repeats once the others are used up.
+    #[must_use = "this returns the changed value; the original is consumed"]
     pub fn script(self, steps: impl IntoIterator<Item = Step>) -> Self {
         let steps: VecDeque<Step> = steps.into_iter().collect();
         let last = steps.back().cloned();

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use backstop::{AttemptOutcome, RequestSummary};
+use backstop::{Attempt, AttemptOutcome};
 use serde::Serialize;
 
 /// Failovers kept.
@@ -40,13 +40,10 @@ pub struct Failover {
 pub struct FailoverLog(Mutex<VecDeque<Failover>>);
 
 impl FailoverLog {
-    /// Records `s` if it fell back or failed.
-    pub fn record(&self, s: &RequestSummary<'_>) {
-        if s.provider_used.is_some() && !s.fell_back {
-            return;
-        }
-        let reasons = s
-            .attempts
+    /// Records a request of `chain` that fell back to `to`, or failed (`None`), after
+    /// `attempts`.
+    pub fn record(&self, chain: &str, to: Option<&str>, attempts: &[Attempt]) {
+        let reasons = attempts
             .iter()
             .filter(|a| matches!(a.outcome, AttemptOutcome::Failed | AttemptOutcome::Skipped))
             .filter_map(|a| {
@@ -62,8 +59,8 @@ impl FailoverLog {
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         let f = Failover {
             at_ms,
-            chain: s.chain.to_owned(),
-            to: s.provider_used.map(str::to_owned),
+            chain: chain.to_owned(),
+            to: to.map(str::to_owned),
             reasons,
         };
         let mut ring = self.0.lock().unwrap_or_else(PoisonError::into_inner);
@@ -84,36 +81,13 @@ impl FailoverLog {
 mod tests {
     use std::time::Duration;
 
-    use backstop::{Attempt, ErrorKind, ProviderError};
+    use backstop::{ErrorKind, ProviderError};
 
     use super::*;
 
-    fn summary<'a>(
-        attempts: &'a [Attempt],
-        used: Option<&'a str>,
-        fell_back: bool,
-    ) -> RequestSummary<'a> {
-        RequestSummary {
-            chain: "c",
-            provider_used: used,
-            attempts,
-            fell_back,
-            streamed: false,
-            latency: Duration::ZERO,
-        }
-    }
-
     #[test]
-    fn only_fallbacks_and_failures_are_kept_newest_first_and_bounded() {
+    fn failovers_are_kept_with_their_reasons_newest_first_and_bounded() {
         let log = FailoverLog::default();
-        let ok = [Attempt::new(
-            "a",
-            AttemptOutcome::Success,
-            None,
-            Duration::ZERO,
-        )];
-        log.record(&summary(&ok, Some("a"), false));
-        assert!(log.recent().is_empty(), "a plain success is no failover");
         let fell = [
             Attempt::new(
                 "a",
@@ -123,15 +97,17 @@ mod tests {
             ),
             Attempt::new("b", AttemptOutcome::Success, None, Duration::ZERO),
         ];
-        log.record(&summary(&fell, Some("b"), true));
+        log.record("c", Some("b"), &fell);
         let r = log.recent();
         assert_eq!(r.len(), 1);
+        assert_eq!(r[0].chain, "c");
         assert_eq!(r[0].to.as_deref(), Some("b"));
+        assert_eq!(r[0].reasons.len(), 1, "the answering attempt is no reason");
         assert_eq!(r[0].reasons[0].provider, "a");
         assert_eq!(r[0].reasons[0].kind, "timeout");
         assert_eq!(r[0].reasons[0].message, "too slow");
         for _ in 0..KEPT {
-            log.record(&summary(&fell[..1], None, false));
+            log.record("c", None, &fell[..1]);
         }
         let r = log.recent();
         assert_eq!(r.len(), KEPT);

@@ -77,7 +77,7 @@ impl Observer for ChainMetrics {
             self.fallbacks.inc();
         }
         if i != 0 {
-            self.failovers.record(s);
+            self.failovers.record(s.chain, s.provider_used, s.attempts);
         }
     }
 }
