@@ -42,10 +42,13 @@ impl Sample {
     /// The counts of `app`'s chains and providers now.
     pub fn of(app: &App) -> Sample {
         let mut s = Sample::default();
-        for (name, chain) in &app.chains {
+        for (name, config) in &app.config.chains {
+            let Some(chain) = app.chains.get(name) else {
+                continue;
+            };
             s.chains
                 .insert(name.clone(), chain.metrics.request_counts());
-            for member in &app.config.chains[name].providers {
+            for member in &config.providers {
                 if s.providers.contains_key(&member.name) {
                     continue;
                 }
