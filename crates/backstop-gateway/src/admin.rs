@@ -1,4 +1,7 @@
-//! Breaker endpoints: the read-only list (monitoring) and the admin trip and reset.
+//! Breaker endpoints: the read-only list (monitoring) and the admin trip and reset; and the
+//! admin config reload.
+
+use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -6,7 +9,8 @@ use axum::response::{IntoResponse, Response};
 
 use crate::app::App;
 use crate::auth::Access;
-use crate::server::{Shared, authorize, error};
+use crate::reload::{Live, ReloadError};
+use crate::server::{Current, authorize, error};
 
 fn breaker_json(s: &backstop::BreakerSnapshot) -> serde_json::Value {
     let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
@@ -47,7 +51,7 @@ fn breaker_json(s: &backstop::BreakerSnapshot) -> serde_json::Value {
     })
 }
 
-pub(crate) async fn breakers(State(app): State<Shared>, headers: HeaderMap) -> Response {
+pub(crate) async fn breakers(Current(app): Current, headers: HeaderMap) -> Response {
     if let Err(r) = authorize(&app, &headers, Access::Monitor) {
         return r;
     }
@@ -60,7 +64,7 @@ pub(crate) async fn breakers(State(app): State<Shared>, headers: HeaderMap) -> R
 }
 
 pub(crate) async fn trip(
-    State(app): State<Shared>,
+    Current(app): Current,
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Response {
@@ -68,7 +72,7 @@ pub(crate) async fn trip(
 }
 
 pub(crate) async fn reset(
-    State(app): State<Shared>,
+    Current(app): Current,
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Response {
@@ -98,4 +102,67 @@ fn admin_action(
             None,
         ),
     }
+}
+
+/// `POST /v1/admin/reload`: re-reads the config file. 200 with what changed (and the settings
+/// that need a restart); otherwise the running config stays and the answer says why: 422 for
+/// an invalid config (`file:line:col: key: message`), 500 for an unreadable file, 409 when
+/// there is no file.
+pub(crate) async fn reload(State(live): State<Arc<Live>>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&live.app(), &headers, Access::Admin) {
+        return r;
+    }
+    let worker = live.clone();
+    let result = match tokio::task::spawn_blocking(move || worker.reload()).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "config reload task failed");
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "the reload did not complete; the running config stays",
+                None,
+                Some("reload_failed"),
+            );
+        }
+    };
+    match result {
+        Ok(report) => {
+            let mut body = serde_json::json!({"reloaded": true});
+            if let (Some(obj), Ok(serde_json::Value::Object(r))) =
+                (body.as_object_mut(), serde_json::to_value(&report))
+            {
+                obj.extend(r);
+            }
+            axum::Json(body).into_response()
+        }
+        Err(e) => reload_failure(&e),
+    }
+}
+
+fn reload_failure(e: &ReloadError) -> Response {
+    let status = match e {
+        ReloadError::NoFile => StatusCode::CONFLICT,
+        ReloadError::Config(crate::config::ConfigError::Read { .. }) => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+        ReloadError::Config(_) | ReloadError::Build { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    let mut err = serde_json::json!({
+        "message": format!("config not reloaded, the running config stays: {e}"),
+        "type": "invalid_request_error",
+        "param": null,
+        "code": e.code(),
+    });
+    if let (ReloadError::Config(c), Some(obj)) = (e, err.as_object_mut())
+        && let Some(d) = c.diagnostic()
+    {
+        obj.insert("file".into(), d.origin.clone().into());
+        obj.insert("line".into(), d.line.into());
+        obj.insert("column".into(), d.column.into());
+        obj.insert("key".into(), d.key_path.clone().into());
+    }
+    let mut r = axum::Json(serde_json::json!({"reloaded": false, "error": err})).into_response();
+    *r.status_mut() = status;
+    r
 }

@@ -1,6 +1,12 @@
 //! What a running gateway holds: chains built from the config, breakers, keys and metrics.
+//!
+//! An [`App`] is one config, built; a reload builds the next one from the previous
+//! ([`App::rebuild`]), reusing every provider (client, breaker, hold) whose settings did not
+//! change and every chain (retry budget, hedging statistics) whose settings and members did
+//! not, and the running server handles it in an `ArcSwap` ([`crate::reload::Live`]).
 
 use std::collections::HashMap;
+use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -12,20 +18,20 @@ use crate::auth::{KeyError, Keys};
 use crate::browser_guard::BrowserGuard;
 use crate::config::{ChainConfig, Config, ProviderConfig, ProviderKind, Strategy};
 use crate::limits::{InFlight, Limits};
-use crate::metrics::Metrics;
+use crate::metrics::{ChainMetrics, Metrics, ProviderMetrics};
 use crate::role::Role;
 
 /// The shared state every request handler sees.
 pub struct App {
     /// Chains by name (the request's `model`).
-    pub chains: HashMap<String, FallbackChain>,
+    pub chains: HashMap<String, ServedChain>,
     /// Chain names, sorted, for `/v1/models`.
     pub chain_names: Vec<String>,
     /// One breaker per provider, by provider name.
     pub breakers: Vec<CircuitBreaker>,
     /// Client and admin keys.
     pub keys: Keys,
-    /// The metrics registry (also the chains' observer).
+    /// The metrics registry (the same one across reloads).
     pub metrics: Arc<Metrics>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
@@ -39,10 +45,53 @@ pub struct App {
     pub in_flight: InFlight,
     /// The configured (upstream) model of each provider, by provider name.
     pub provider_models: HashMap<String, String>,
-    /// Set when the shutdown grace period ends: open streams end with `server_shutting_down`.
+    /// Set when the shutdown grace period ends: open streams end with `server_shutting_down`
+    /// (one channel across reloads).
     pub stopping: tokio::sync::watch::Sender<bool>,
-    ids: AtomicU64,
+    /// The config in force: the file's, except the `[server]` settings a reload cannot change,
+    /// which keep their start-up values.
+    pub config: Config,
+    providers: HashMap<String, Built>,
+    ids: Arc<AtomicU64>,
     id_salt: u64,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("chains", &self.chain_names)
+            .field("breakers", &self.breakers)
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A chain as served: the library's chain and its metrics handles.
+#[derive(Debug, Clone)]
+pub struct ServedChain {
+    /// The chain.
+    pub chain: FallbackChain,
+    /// Its series (also its observer).
+    pub metrics: Arc<ChainMetrics>,
+    config: ChainConfig,
+}
+
+impl Deref for ServedChain {
+    type Target = FallbackChain;
+
+    fn deref(&self) -> &FallbackChain {
+        &self.chain
+    }
+}
+
+/// One provider, built: kept as is by a reload that leaves its settings alone.
+#[derive(Clone)]
+struct Built {
+    llm: Arc<dyn Provider>,
+    breaker: CircuitBreaker,
+    options: ProviderOptions,
+    metrics: Arc<ProviderMetrics>,
+    config: ProviderConfig,
 }
 
 /// A config that parses but cannot be run.
@@ -73,55 +122,40 @@ impl App {
         config: &Config,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<App, BuildError> {
-        let mut providers: HashMap<&str, (Arc<dyn Provider>, CircuitBreaker, ProviderOptions)> =
-            HashMap::new();
-        let mut breakers = Vec::new();
-        for (name, p) in &config.providers {
-            let breaker = CircuitBreaker::with_config(name.clone(), p.breaker);
-            let options = ProviderOptions::default()
-                .attempt_timeout(p.timeout)
-                .retries(p.retries);
-            breakers.push(breaker.clone());
-            providers.insert(name.as_str(), (provider(name, p, env), breaker, options));
-        }
-        let chain_names: Vec<String> = config.chains.keys().cloned().collect();
-        let metrics = Arc::new(Metrics::new(&chain_names, breakers.clone()));
-        let mut chains = HashMap::new();
-        for (name, c) in &config.chains {
-            let chain = chain(name, c, &providers, metrics.clone()).map_err(|source| {
-                BuildError::Chain {
-                    chain: name.clone(),
-                    source,
-                }
-            })?;
-            chains.insert(name.clone(), chain);
-        }
-        let keys = Keys::from_env(
-            config.server.client_keys_env.as_deref(),
-            config.server.admin_key_env.as_deref(),
-            env,
-        )?;
         let limits = Limits::resolve(&config.server);
-        Ok(App {
-            chains,
-            chain_names,
-            breakers,
-            guard: BrowserGuard::new(&config.server, keys.clients_required()),
-            keys,
-            metrics,
-            max_body_bytes: config.server.max_body_bytes,
-            body_timeout: config.server.body_timeout,
-            in_flight: InFlight::new(limits.max_in_flight),
-            limits,
-            provider_models: config
-                .providers
-                .iter()
-                .map(|(name, p)| (name.clone(), p.model.clone()))
-                .collect(),
+        let shared = Shared {
+            metrics: Arc::new(Metrics::new()),
             stopping: tokio::sync::watch::Sender::new(false),
-            ids: AtomicU64::new(0),
+            ids: Arc::new(AtomicU64::new(0)),
             id_salt: rand::random(),
-        })
+            limits,
+            in_flight: InFlight::new(limits.max_in_flight),
+        };
+        let app = assemble(config.clone(), env, shared, None)?;
+        app.metrics.set_breakers(app.breakers.clone());
+        Ok(app)
+    }
+
+    /// The next config's app, sharing what outlives a config (metrics, the in-flight cap, the
+    /// shutdown channel) and reusing unchanged providers and chains. `config.server`'s
+    /// settings that need a restart keep their running values (see
+    /// [`crate::reload::NOT_RELOADABLE`]).
+    pub fn rebuild(
+        &self,
+        config: &Config,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<App, BuildError> {
+        let mut config = config.clone();
+        crate::reload::keep_running_server(&mut config.server, &self.config.server);
+        let shared = Shared {
+            metrics: self.metrics.clone(),
+            stopping: self.stopping.clone(),
+            ids: self.ids.clone(),
+            id_salt: self.id_salt,
+            limits: self.limits,
+            in_flight: self.in_flight.clone(),
+        };
+        assemble(config, env, shared, Some(self))
     }
 
     /// A fresh `chatcmpl-…` id.
@@ -134,6 +168,121 @@ impl App {
     pub fn breaker(&self, name: &str) -> Option<&CircuitBreaker> {
         self.breakers.iter().find(|b| b.name() == name)
     }
+}
+
+/// What outlives one config.
+struct Shared {
+    metrics: Arc<Metrics>,
+    stopping: tokio::sync::watch::Sender<bool>,
+    ids: Arc<AtomicU64>,
+    id_salt: u64,
+    limits: Limits,
+    in_flight: InFlight,
+}
+
+fn assemble(
+    config: Config,
+    env: &dyn Fn(&str) -> Option<String>,
+    shared: Shared,
+    previous: Option<&App>,
+) -> Result<App, BuildError> {
+    let metrics = shared.metrics;
+    // Keys first: a reload with a key variable that yields nothing must change nothing.
+    let keys = Keys::from_env(
+        config.server.client_keys_env.as_deref(),
+        config.server.admin_key_env.as_deref(),
+        env,
+    )?;
+    let mut providers: HashMap<String, Built> = HashMap::new();
+    for (name, p) in &config.providers {
+        let kept = previous
+            .and_then(|prev| prev.providers.get(name))
+            .filter(|b| b.config == *p);
+        let built = match kept {
+            Some(b) => b.clone(),
+            None => {
+                let breaker = CircuitBreaker::with_config(name.clone(), p.breaker);
+                breaker.observe(Arc::new(metrics.breaker_watch(&breaker)));
+                Built {
+                    llm: provider(name, p, env),
+                    breaker,
+                    options: ProviderOptions::default()
+                        .attempt_timeout(p.timeout)
+                        .retries(p.retries),
+                    metrics: metrics.provider(name),
+                    config: p.clone(),
+                }
+            }
+        };
+        providers.insert(name.clone(), built);
+    }
+    let mut chains = HashMap::new();
+    for (name, c) in &config.chains {
+        let kept = previous
+            .and_then(|prev| prev.chains.get(name))
+            .filter(|old| {
+                old.config == *c
+                    && c.providers.iter().all(|m| {
+                        let (now, before) = (
+                            providers.get(&m.name),
+                            previous.and_then(|p| p.providers.get(&m.name)),
+                        );
+                        matches!((now, before), (Some(a), Some(b)) if Arc::ptr_eq(&a.llm, &b.llm))
+                    })
+            });
+        let served = match kept {
+            Some(old) => old.clone(),
+            None => {
+                let members = c
+                    .providers
+                    .iter()
+                    .filter_map(|m| providers.get(&m.name))
+                    .map(|b| b.metrics.clone())
+                    .collect();
+                let chain_metrics = metrics.chain(name, members);
+                let chain =
+                    chain(name, c, &providers, chain_metrics.clone()).map_err(|source| {
+                        BuildError::Chain {
+                            chain: name.clone(),
+                            source,
+                        }
+                    })?;
+                ServedChain {
+                    chain,
+                    metrics: chain_metrics,
+                    config: c.clone(),
+                }
+            }
+        };
+        chains.insert(name.clone(), served);
+    }
+    let breakers: Vec<CircuitBreaker> = config
+        .providers
+        .keys()
+        .filter_map(|n| providers.get(n).map(|b| b.breaker.clone()))
+        .collect();
+    Ok(App {
+        chain_names: config.chains.keys().cloned().collect(),
+        chains,
+        breakers,
+        guard: BrowserGuard::new(&config.server, keys.clients_required()),
+        keys,
+        metrics,
+        max_body_bytes: config.server.max_body_bytes,
+        body_timeout: config.server.body_timeout,
+        in_flight: shared.in_flight,
+        limits: shared.limits,
+        provider_models: config
+            .providers
+            .iter()
+            .map(|(name, p)| (name.clone(), p.model.clone()))
+            .collect(),
+        stopping: shared.stopping,
+        providers,
+        config,
+        ids: shared.ids,
+        id_salt: shared.id_salt,
+    })
 }
 
 fn llm_config(p: &ProviderConfig) -> LlmConfig {
@@ -185,18 +334,18 @@ fn provider(
 fn chain(
     name: &str,
     c: &ChainConfig,
-    providers: &HashMap<&str, (Arc<dyn Provider>, CircuitBreaker, ProviderOptions)>,
-    metrics: Arc<Metrics>,
+    providers: &HashMap<String, Built>,
+    observer: Arc<ChainMetrics>,
 ) -> Result<FallbackChain, backstop::ChainBuildError> {
     let members = c
         .providers
         .iter()
-        .filter_map(|m| providers.get(m.name.as_str()).map(|p| (m, p)));
+        .filter_map(|m| providers.get(&m.name).map(|p| (m, p)));
     macro_rules! settings {
         ($b:expr) => {{
             let mut b = $b
                 .name(name)
-                .observer(metrics)
+                .observer(observer)
                 .fall_through(c.fall_through)
                 .when_all_open(c.when_all_open.into())
                 .retry_budget(c.retry_budget)
@@ -218,16 +367,16 @@ fn chain(
         }};
     }
     match c.strategy {
-        Strategy::Priority => settings!(
-            members.fold(FallbackChain::builder(), |b, (_, (llm, breaker, opts))| {
-                b.provider_with(llm.clone(), breaker.clone(), *opts)
-            })
-        ),
-        Strategy::Weighted => settings!(members.fold(
-            FallbackChain::weighted(),
-            |b, (m, (llm, breaker, opts))| {
-                b.provider_with(llm.clone(), breaker.clone(), m.weight.unwrap_or(0.0), *opts)
-            }
-        )),
+        Strategy::Priority => settings!(members.fold(FallbackChain::builder(), |b, (_, p)| {
+            b.provider_with(p.llm.clone(), p.breaker.clone(), p.options)
+        })),
+        Strategy::Weighted => settings!(members.fold(FallbackChain::weighted(), |b, (m, p)| {
+            b.provider_with(
+                p.llm.clone(),
+                p.breaker.clone(),
+                m.weight.unwrap_or(0.0),
+                p.options,
+            )
+        })),
     }
 }

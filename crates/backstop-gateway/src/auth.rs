@@ -2,6 +2,7 @@
 //! client key never opens an admin endpoint and the admin key is no client key.
 
 use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
 
 /// What an endpoint asks of the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,12 +214,9 @@ fn bearer(h: &[u8]) -> Option<&[u8]> {
         .then_some(key.trim_ascii())
 }
 
-/// Equality whose time depends only on the lengths, not on where the bytes differ.
+/// Equality whose time depends only on the lengths, not on where the bytes differ (`subtle`).
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    bool::from(a.ct_eq(b))
 }
 
 #[cfg(test)]

@@ -20,8 +20,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 use backstop::providers::escape_controls;
 
-use crate::app::App;
 use crate::config::ServerConfig;
+use crate::reload::Live;
 use crate::server::error;
 
 /// Headers a browser page may read from our answers.
@@ -100,7 +100,8 @@ fn shown(value: &HeaderValue) -> String {
 }
 
 /// The middleware: Host first, then Origin (with preflight), then the route.
-pub async fn guard(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+pub async fn guard(State(live): State<Arc<Live>>, request: Request, next: Next) -> Response {
+    let app = live.app();
     let g = &app.guard;
     let headers = request.headers();
     let mut hosts = headers.get_all(header::HOST).iter();

@@ -5,7 +5,7 @@
 #![allow(clippy::result_large_err)]
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use base64::Engine as _;
@@ -20,7 +20,7 @@ use crate::auth::Access;
 use crate::request_id::RequestId;
 use crate::request_log::RequestLog;
 use crate::server::{
-    Shared, attempt_headers, authorize, error, failed, in_flight_slot, json_content_type,
+    Current, attempt_headers, authorize, error, failed, in_flight_slot, json_content_type,
     read_body, shutting_down, unknown_model,
 };
 
@@ -107,7 +107,7 @@ fn parse(bytes: &[u8]) -> Result<(String, EmbeddingRequest, Encoding), Invalid> 
 }
 
 /// The handler.
-pub(crate) async fn embeddings(State(app): State<Shared>, request: Request) -> Response {
+pub(crate) async fn embeddings(Current(app): Current, request: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let id = parts
@@ -180,7 +180,8 @@ async fn answer(
         Err(f) => failed(id, name, &f, started, false),
         Ok(result) => {
             if let Some(u) = result.embeddings.usage {
-                app.metrics
+                chain
+                    .metrics
                     .tokens(&result.provider_used, u.prompt_tokens, 0);
             }
             let mut r = Response::new(Body::from(body(&result, encoding)));

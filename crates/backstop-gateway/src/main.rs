@@ -10,6 +10,9 @@ use anyhow::{Context, bail};
 use backstop_gateway::app::App;
 use backstop_gateway::config::Config;
 use backstop_gateway::logs;
+use backstop_gateway::reload::Live;
+#[cfg(unix)]
+use backstop_gateway::reload::reload_on_sighup;
 use backstop_gateway::serve::{ServeOptions, Stopped, os_signals, serve};
 use backstop_gateway::telemetry::Telemetry;
 use backstop_gateway::{demo, sims};
@@ -178,21 +181,24 @@ async fn run_serve(
     allow_unauthenticated: bool,
 ) -> anyhow::Result<Stopped> {
     // The config first: it says whether spans are exported, which the logging set-up needs.
-    let (config, sims) = load(if demo { None } else { config }).await?;
+    let path = if demo { None } else { config };
+    let (config, sims) = load(path.clone()).await?;
     let telemetry = Telemetry::start(&config.telemetry)?;
     init_logs_with(log_format, "info", telemetry.as_ref());
     if let Some(t) = &telemetry {
         tracing::info!(endpoint = t.url(), "exporting traces over OTLP/HTTP");
     }
-    let stopped = serve_loaded(config, sims, listen, allow_unauthenticated).await;
+    let stopped = serve_loaded(config, path, sims, listen, allow_unauthenticated).await;
     if let Some(t) = telemetry {
         t.shutdown().await;
     }
     stopped
 }
 
+/// Serves `config`; `path` is the file it came from, re-read on reload (none for the demo).
 async fn serve_loaded(
     config: Config,
+    path: Option<PathBuf>,
     sims: Option<sims::DemoSims>,
     listen: Option<SocketAddr>,
     allow_unauthenticated: bool,
@@ -227,9 +233,17 @@ async fn serve_loaded(
         max_in_flight = app.limits.max_in_flight,
         "limits"
     );
+    let app = Arc::new(app);
+    let live = match &path {
+        Some(path) => Live::from_file(app, path, Arc::new(|var: &str| std::env::var(var).ok())),
+        None => Live::fixed(app),
+    };
+    // Both handlers before the address is announced: a signal sent right after never kills us.
     let signals = os_signals();
+    #[cfg(unix)]
+    reload_on_sighup(live.clone()).context("installing the SIGHUP handler")?;
     println!("backstop listening on http://{local}");
-    let stopped = serve(listener, Arc::new(app), options, signals).await?;
+    let stopped = serve(listener, live, options, signals).await?;
     if let Some(s) = sims {
         s.shutdown().await;
     }

@@ -22,9 +22,9 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::app::App;
 use crate::config::ServerConfig;
 use crate::limits::Limits;
+use crate::reload::Live;
 use crate::write_timeout::WriteTimeout;
 
 /// Connections being answered 503 at once; beyond it accepting pauses (the backlog waits).
@@ -161,14 +161,18 @@ impl Drop for Open {
     }
 }
 
-/// Serves `app` on `listener` until a signal, then drains as the module docs say.
+/// Serves the gateway on `listener` until a signal, then drains as the module docs say. A
+/// reload swaps the app in `live`; the listener and these options stay.
 pub async fn serve(
     listener: TcpListener,
-    app: Arc<App>,
+    live: Arc<Live>,
     options: ServeOptions,
     mut signals: Signals,
 ) -> std::io::Result<Stopped> {
-    let router = crate::server::router(app.clone());
+    let router = crate::server::router(live.clone());
+    // The registry and the shutdown channel are the same across reloads.
+    let metrics = live.app().metrics.clone();
+    let stopping = live.app().stopping.clone();
     let shed_router = Router::new()
         .fallback(|| async {
             crate::server::overloaded(
@@ -192,8 +196,8 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(1))
         .keep_alive(false);
-    let metrics = app.metrics.clone();
-    let on_timeout: crate::write_timeout::OnTimeout = Arc::new(move || metrics.write_timeout());
+    let timeouts = metrics.clone();
+    let on_timeout: crate::write_timeout::OnTimeout = Arc::new(move || timeouts.write_timeout());
     loop {
         tokio::select! {
             accepted = listener.accept(), if shedding.len() < MAX_SHEDDING => {
@@ -208,7 +212,7 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 if open.load(Ordering::Relaxed) >= options.max_connections {
-                    app.metrics.shed("connections");
+                    metrics.shed("connections");
                     let service = TowerToHyperService::new(shed_router.clone());
                     let conn = shed_builder.serve_connection(TokioIo::new(stream), service);
                     shedding.spawn(async move {
@@ -258,7 +262,7 @@ pub async fn serve(
         open = open.load(Ordering::Relaxed),
         "grace period over: ending open streams with server_shutting_down and closing connections"
     );
-    app.stopping.send_replace(true);
+    stopping.send_replace(true);
     tokio::select! {
         _ = tokio::time::timeout(FINAL_FLUSH.min(options.shutdown_grace), &mut drain) => {}
         () = signals.again() => {}

@@ -10,7 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Request, State};
+use axum::extract::{FromRequestParts, Path, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -22,15 +23,29 @@ use tracing::Instrument;
 use crate::admin;
 use crate::app::App;
 use crate::auth::{Access, Denied};
+use crate::reload::Live;
 use crate::request_id::RequestId;
 use crate::request_log::RequestLog;
 use crate::sse::stream_response;
 use crate::wire::{self, Answer, BadRequest, GatewayRequest};
 
+/// One config's app, as a request sees it.
 pub(crate) type Shared = Arc<App>;
 
+/// The app in force when the request arrived: a reload does not change it under a request
+/// (or a stream) already running.
+pub(crate) struct Current(pub(crate) Shared);
+
+impl FromRequestParts<Arc<Live>> for Current {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(_: &mut Parts, live: &Arc<Live>) -> Result<Self, Self::Rejection> {
+        Ok(Current(live.app()))
+    }
+}
+
 /// The gateway's routes, behind the Host and Origin rules.
-pub fn router(app: Shared) -> Router {
+pub fn router(live: Arc<Live>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/embeddings", post(crate::embeddings::embeddings))
@@ -39,18 +54,20 @@ pub fn router(app: Shared) -> Router {
         .route("/v1/breakers", get(admin::breakers))
         .route("/v1/breakers/{name}/trip", post(admin::trip))
         .route("/v1/breakers/{name}/reset", post(admin::reset))
+        .route("/v1/admin/reload", post(admin::reload))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(crate::status::routes(&live))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
+            live.clone(),
             crate::browser_guard::guard,
         ))
         // Outermost: every answer, the guard's refusals included, carries the request id.
         .layer(axum::middleware::from_fn(crate::request_id::layer))
-        .with_state(app)
+        .with_state(live)
 }
 
 /// An OpenAI-shaped error response.
@@ -149,7 +166,7 @@ async fn healthz() -> &'static str {
 }
 
 /// Ready when every chain has at least one provider whose breaker admits calls.
-async fn readyz(State(app): State<Shared>) -> Response {
+async fn readyz(Current(app): Current) -> Response {
     let down: Vec<&str> = app
         .chain_names
         .iter()
@@ -171,22 +188,35 @@ async fn readyz(State(app): State<Shared>) -> Response {
     }
 }
 
-async fn metrics(State(app): State<Shared>, headers: HeaderMap) -> Response {
+/// Prometheus text (0.0.4) unless the scraper asks for OpenMetrics.
+async fn metrics(Current(app): Current, headers: HeaderMap) -> Response {
     if let Err(r) = authorize(&app, &headers, Access::Monitor) {
         return r;
     }
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(),
-    )
-        .into_response()
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let (content_type, body) = if openmetrics {
+        (
+            crate::metrics::OPENMETRICS_CONTENT_TYPE,
+            app.metrics.render_openmetrics(),
+        )
+    } else {
+        (
+            crate::metrics::PROMETHEUS_CONTENT_TYPE,
+            app.metrics.render(),
+        )
+    };
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 fn model_json(id: &str) -> serde_json::Value {
     serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": "backstop"})
 }
 
-async fn models(State(app): State<Shared>, headers: HeaderMap) -> Response {
+async fn models(Current(app): Current, headers: HeaderMap) -> Response {
     if let Err(r) = authorize(&app, &headers, Access::Client) {
         return r;
     }
@@ -195,7 +225,7 @@ async fn models(State(app): State<Shared>, headers: HeaderMap) -> Response {
 }
 
 /// `GET /v1/models/{id}`: one chain, as the SDK's `models.retrieve` expects it.
-async fn model(State(app): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn model(Current(app): Current, headers: HeaderMap, Path(id): Path<String>) -> Response {
     if let Err(r) = authorize(&app, &headers, Access::Client) {
         return r;
     }
@@ -233,26 +263,17 @@ pub(crate) async fn read_body(app: &App, body: Body) -> Result<Bytes, Response> 
         )
     };
     let collect = async {
-        let mut body = body;
-        let mut buf = Vec::new();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| {
-                error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request_error",
-                    &format!("could not read request body: {e}"),
-                    None,
-                    None,
-                )
-            })?;
-            if let Ok(data) = frame.into_data() {
-                if buf.len() + data.len() > limit {
-                    return Err(too_large());
-                }
-                buf.extend_from_slice(&data);
-            }
+        match http_body_util::Limited::new(body, limit).collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+            Err(e) => Err(error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                &format!("could not read request body: {e}"),
+                None,
+                None,
+            )),
         }
-        Ok(Bytes::from(buf))
     };
     match tokio::time::timeout(app.body_timeout, collect).await {
         Ok(r) => r,
@@ -407,7 +428,7 @@ fn failure_response(f: &AllProvidersFailed) -> Response {
     r
 }
 
-async fn chat_completions(State(app): State<Shared>, request: Request) -> Response {
+async fn chat_completions(Current(app): Current, request: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let id = parts
@@ -477,7 +498,14 @@ async fn answer(
             _ = stopping.wait_for(|s| *s) => return shutting_down(req.request_id(), &req.chain, started, req.stream),
         };
         return match opened {
-            Ok(stream) => stream_response(app.clone(), req, stream, started, slot),
+            Ok(stream) => stream_response(
+                app.clone(),
+                chain.metrics.clone(),
+                req,
+                stream,
+                started,
+                slot,
+            ),
             Err(f) => failed(req.request_id(), &req.chain, &f, started, req.stream),
         };
     }
@@ -488,7 +516,8 @@ async fn answer(
     match result {
         Ok(result) => {
             if let Some(u) = &result.usage {
-                app.metrics
+                chain
+                    .metrics
                     .tokens(&result.provider_used, u.input_tokens, u.output_tokens);
             }
             let body = wire::completion_body(

@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
+use crate::metrics::ChainMetrics;
 use crate::request_log::RequestLog;
 use crate::server::{Shared, attempt_headers, unix_now};
 use crate::wire::{self, ChunkEncoder, GatewayRequest};
@@ -21,8 +22,9 @@ struct StreamState {
     stream: Option<FallbackStream>,
     encoder: ChunkEncoder,
     first: Option<Bytes>,
-    app: Shared,
     request_id: String,
+    /// The chain's series (tokens are counted when the stream ends).
+    metrics: std::sync::Arc<ChainMetrics>,
     chain: String,
     provider: String,
     /// The attempts so far, for the log line once the stream is gone.
@@ -100,8 +102,7 @@ impl StreamState {
                     self.resumed = stream.contributions()[1..].to_vec();
                     self.stream = None;
                     if let Some(u) = self.encoder.usage() {
-                        self.app
-                            .metrics
+                        self.metrics
                             .tokens(&self.provider, u.input_tokens, u.output_tokens);
                     }
                     self.log(200);
@@ -134,6 +135,7 @@ impl StreamState {
 /// finish events and `[DONE]`, or one error event (never a silent truncation).
 pub(crate) fn stream_response(
     app: Shared,
+    metrics: std::sync::Arc<ChainMetrics>,
     req: GatewayRequest,
     stream: FallbackStream,
     started: Instant,
@@ -158,8 +160,8 @@ pub(crate) fn stream_response(
         stopping: app.stopping.subscribe(),
         resumes: 0,
         resumed: Vec::new(),
-        app,
         request_id: req.request_id().to_owned(),
+        metrics,
         chain: req.chain,
         provider,
         started,

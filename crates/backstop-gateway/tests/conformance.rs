@@ -40,7 +40,12 @@ async fn gateway(kind: &str, up: Upstream) -> Gw {
     let addr = listener.local_addr().unwrap();
     let (tx, signals) = Signals::channel();
     let options = ServeOptions::new(&config.server, app.limits);
-    tokio::spawn(serve(listener, app, options, signals));
+    tokio::spawn(serve(
+        listener,
+        backstop_gateway::reload::Live::fixed(app),
+        options,
+        signals,
+    ));
     Gw {
         url: format!("http://{addr}"),
         client: support::client(),

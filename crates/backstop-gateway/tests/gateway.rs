@@ -586,7 +586,8 @@ async fn metrics_change_after_a_failover() {
         |o: &str| format!("backstop_requests_total{{chain=\"default\",outcome=\"{o}\"}}");
     let attempts =
         |p: &str, o: &str| format!("backstop_attempts_total{{provider=\"{p}\",outcome=\"{o}\"}}");
-    let state = |p: &str| format!("backstop_breaker_state{{provider=\"{p}\"}}");
+    let state =
+        |p: &str, s: &str| format!("backstop_breaker_state{{provider=\"{p}\",state=\"{s}\"}}");
 
     ask(&gw, "warm up").await;
     let before = gw.metrics().await;
@@ -594,12 +595,21 @@ async fn metrics_change_after_a_failover() {
     assert_eq!(metric(&before, &requests("fallback")), 0.0);
     assert_eq!(metric(&before, &attempts("openai", "success")), 1.0);
     assert_eq!(metric(&before, &attempts("openai", "failed")), 0.0);
-    assert_eq!(metric(&before, &state("openai")), 0.0);
+    assert_eq!(metric(&before, &state("openai", "closed")), 1.0);
+    assert_eq!(metric(&before, &state("openai", "open")), 0.0);
     assert!(
         metric(
             &before,
-            "backstop_tokens_total{provider=\"openai\",type=\"output\"}"
+            "backstop_token_usage_sum{provider=\"openai\",type=\"output\"}"
         ) > 0.0
+    );
+    assert_eq!(
+        metric(
+            &before,
+            "backstop_token_usage_count{provider=\"openai\",type=\"output\"}"
+        ),
+        1.0,
+        "one answer"
     );
 
     always(&gw, "openai", Fault::Status(503));
@@ -616,8 +626,29 @@ async fn metrics_change_after_a_failover() {
     );
     assert_eq!(metric(&after, &attempts("openai", "failed")), 2.0);
     assert_eq!(metric(&after, &attempts("anthropic", "success")), 2.0);
-    assert_eq!(metric(&after, &state("openai")), 1.0, "breaker opened");
-    assert_eq!(metric(&after, &state("anthropic")), 0.0);
+    assert_eq!(
+        metric(&after, &state("openai", "open")),
+        1.0,
+        "breaker opened"
+    );
+    assert_eq!(metric(&after, &state("openai", "closed")), 0.0);
+    assert_eq!(metric(&after, &state("openai", "half_open")), 0.0);
+    assert_eq!(metric(&after, &state("anthropic", "closed")), 1.0);
+    assert_eq!(
+        metric(
+            &after,
+            "backstop_attempt_errors_total{provider=\"openai\",kind=\"overloaded\"}"
+        ),
+        2.0,
+        "503 is overloaded"
+    );
+    assert_eq!(
+        metric(
+            &after,
+            "backstop_breaker_transitions_total{provider=\"openai\",to=\"open\"}"
+        ),
+        1.0
+    );
     assert_eq!(
         metric(
             &after,
@@ -630,6 +661,13 @@ async fn metrics_change_after_a_failover() {
     ask(&gw, "y").await;
     let skipped = gw.metrics().await;
     assert_eq!(metric(&skipped, &attempts("openai", "skipped")), 1.0);
+    assert_eq!(
+        metric(
+            &skipped,
+            "backstop_attempt_errors_total{provider=\"openai\",kind=\"circuit_open\"}"
+        ),
+        1.0
+    );
     assert_eq!(metric(&skipped, &requests("fallback")), 3.0);
     assert!(metric(&skipped, "backstop_http_responses_total{class=\"2xx\"}") >= 4.0);
     gw.shutdown().await;

@@ -14,7 +14,10 @@ fn protected() -> Vec<(Method, &'static str)> {
         (Method::GET, "/v1/breakers"),
         (Method::POST, "/v1/breakers/openai/trip"),
         (Method::POST, "/v1/breakers/openai/reset"),
+        (Method::POST, "/v1/admin/reload"),
         (Method::GET, "/metrics"),
+        (Method::GET, "/status"),
+        (Method::GET, "/v1/status"),
     ]
 }
 
@@ -25,6 +28,8 @@ fn client_endpoints() -> Vec<(Method, &'static str)> {
         (Method::GET, "/v1/models"),
         (Method::GET, "/v1/breakers"),
         (Method::GET, "/metrics"),
+        (Method::GET, "/status"),
+        (Method::GET, "/v1/status"),
     ]
 }
 
@@ -199,8 +204,7 @@ fn a_named_key_variable_that_yields_no_key_refuses_to_build() {
         other => support::env(other),
     };
     let e = backstop_gateway::app::App::build_with_env(&config, &env)
-        .err()
-        .expect("an empty admin key refuses to build");
+        .expect_err("an empty admin key refuses to build");
     assert!(e.to_string().contains("TEST_ADMIN_KEY"), "{e}");
 }
 

@@ -46,8 +46,11 @@ async fn a_429_holds_the_provider_without_opening_its_breaker() {
     let left = metric(&m, "backstop_rate_limit_hold_seconds{provider=\"openai\"}");
     assert!((29.0..=30.0).contains(&left), "{left}");
     assert_eq!(
-        metric(&m, "backstop_breaker_state{provider=\"openai\"}"),
-        0.0,
+        metric(
+            &m,
+            "backstop_breaker_state{provider=\"openai\",state=\"closed\"}"
+        ),
+        1.0,
         "closed"
     );
     gw.shutdown().await;

@@ -224,6 +224,7 @@ impl ProviderError {
         }
     }
     /// Attaches the HTTP status.
+    #[must_use = "this returns the changed value; the original is consumed"]
     pub fn with_status(mut self, status: u16) -> Self {
         self.status = Some(status);
         self

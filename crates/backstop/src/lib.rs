@@ -224,6 +224,8 @@
 //! Without a TLS feature the providers speak plain `http://` only (local servers). The minimum
 //! supported Rust version is 1.95.
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// A builder method whose result is dropped loses its setting: say so at compile time.
+#![warn(clippy::return_self_not_must_use)]
 
 mod attempt;
 mod breaker;

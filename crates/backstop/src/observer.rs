@@ -6,6 +6,7 @@ use crate::{Attempt, BreakerState};
 
 /// A breaker moved from one state to another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StateChange<'a> {
     /// The breaker's name.
     pub breaker: &'a str,
@@ -20,6 +21,7 @@ pub struct StateChange<'a> {
 
 /// How a request through a chain ended, for observers.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct RequestSummary<'a> {
     /// The chain's name.
     pub chain: &'a str,

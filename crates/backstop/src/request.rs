@@ -156,27 +156,32 @@ impl LlmConfig {
     }
 
     /// Sets the temperature.
+    #[must_use = "this returns the changed value; the original is consumed"]
     pub fn temperature(mut self, t: f32) -> Self {
         self.temperature = Some(t);
         self
     }
     /// Sets max tokens.
+    #[must_use = "this returns the changed value; the original is consumed"]
     pub fn max_tokens(mut self, n: u32) -> Self {
         self.max_tokens = Some(n);
         self
     }
     /// Sets top_p.
+    #[must_use = "this returns the changed value; the original is consumed"]
     pub fn top_p(mut self, p: f32) -> Self {
         self.top_p = Some(p);
         self
     }
     /// Adds a stop sequence.
+    #[must_use = "this returns the changed value; the original is consumed"]
     pub fn stop(mut self, s: impl Into<String>) -> Self {
         self.stop.push(s.into());
         self
     }
 
     /// Values set in `self` win; unset ones come from `base` (a provider's defaults).
+    #[must_use = "this returns the changed value; the original is consumed"]
     pub fn over(&self, base: &LlmConfig) -> LlmConfig {
         LlmConfig {
             temperature: self.temperature.or(base.temperature),
@@ -237,41 +242,49 @@ impl ChatRequest {
         Self::new(vec![Message::user(prompt)])
     }
     /// Appends a message.
+    #[must_use = "this returns the changed value; the original is consumed"]
     pub fn message(mut self, m: Message) -> Self {
         self.messages.push(m);
         self
     }
     /// Sets the sampling overrides.
+    #[must_use = "this returns the changed value; the original is consumed"]
     pub fn config(mut self, config: LlmConfig) -> Self {
         self.config = config;
         self
     }
     /// Sets this request's overall deadline.
+    #[must_use = "this returns the changed value; the original is consumed"]
     pub fn timeout(mut self, t: Duration) -> Self {
         self.timeout = Some(t);
         self
     }
     /// Whether dropping this request mid-attempt counts as a Timeout on the provider called.
+    #[must_use = "this returns the changed value; the original is consumed"]
     pub fn drop_counts_as_timeout(mut self, yes: bool) -> Self {
         self.drop_counts_as_timeout = yes;
         self
     }
     /// Offers a tool.
+    #[must_use]
     pub fn tool(mut self, tool: Tool) -> Self {
         self.tools.push(tool);
         self
     }
     /// Sets the tool choice.
+    #[must_use]
     pub fn tool_choice(mut self, choice: ToolChoice) -> Self {
         self.tool_choice = Some(choice);
         self
     }
     /// Sets the response format.
+    #[must_use]
     pub fn response_format(mut self, format: ResponseFormat) -> Self {
         self.response_format = Some(format);
         self
     }
     /// Sets the other parameters.
+    #[must_use]
     pub fn params(mut self, params: Params) -> Self {
         self.params = params;
         self
@@ -300,11 +313,13 @@ impl ChatRequest {
         out
     }
     /// Sets the caller's W3C `traceparent` (sent upstream; see [`crate::trace_context`]).
+    #[must_use]
     pub fn traceparent(mut self, value: impl Into<String>) -> Self {
         self.traceparent = Some(value.into());
         self
     }
     /// Sets this request's id (sent upstream as `x-request-id`).
+    #[must_use]
     pub fn request_id(mut self, id: impl Into<String>) -> Self {
         self.request_id = Some(id.into());
         self

@@ -203,6 +203,7 @@ impl ScriptedProvider {
     }
 
     /// Replaces the script; its last step repeats once the others are used up.
+    #[must_use = "this returns the changed value; the original is consumed"]
     pub fn script(self, steps: impl IntoIterator<Item = Step>) -> Self {
         let steps: VecDeque<Step> = steps.into_iter().collect();
         let last = steps.back().cloned();
@@ -225,6 +226,7 @@ impl ScriptedProvider {
     /// Declares parameters this provider cannot honour (names as in
     /// [`ChatRequest::features`]): a request using one is refused by [`Provider::check`].
     /// Set it before [`script`](Self::script) or after, but before handing out clones.
+    #[must_use]
     pub fn cannot(self, params: &[&str]) -> Self {
         let inner = Inner {
             name: self.inner.name.clone(),

@@ -323,6 +323,41 @@ fn host(v: &str) -> Result<String, String> {
     }
 }
 
+/// A provider's `base_url`, without its trailing `/`: an `http://` or `https://` URL that the
+/// `url` crate parses (WHATWG rules), with a host and without credentials (keys belong in
+/// `api_key_env`).
+fn checked_base_url(path: &KeyPath, url: &str) -> Result<String, Issue> {
+    let bad = |why: String| at_value(path.key("base_url"), why);
+    let lower = url.to_ascii_lowercase();
+    if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+        return Err(bad(format!("{url:?} is not an http:// or https:// URL")));
+    }
+    // The url crate drops tabs and newlines silently; a URL that holds any is a typo.
+    if url.contains(char::is_whitespace) {
+        return Err(bad(format!("{url:?} contains whitespace")));
+    }
+    let parsed =
+        url::Url::parse(url).map_err(|e| bad(format!("{url:?} is not a valid URL: {e}")))?;
+    // WHATWG parsing reads `http:///v1` as the host `v1`; what was written has no host.
+    let after_scheme = url.split_once("://").map_or("", |(_, rest)| rest);
+    if after_scheme.starts_with(['/', '\\', '?', '#'])
+        || after_scheme.is_empty()
+        || parsed.host_str().is_none_or(str::is_empty)
+    {
+        return Err(bad(format!("{url:?} has no host")));
+    }
+    if url.trim_end_matches('/').ends_with(':') {
+        return Err(bad(format!("{url:?} has an empty port")));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(bad(
+            "the URL must not carry credentials: put the key in the variable named by `api_key_env`"
+                .to_owned(),
+        ));
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
 pub(super) fn build_provider(path: &KeyPath, raw: RawProvider) -> Result<ProviderConfig, Issue> {
     let kind = required(
         raw.kind,
@@ -338,18 +373,7 @@ pub(super) fn build_provider(path: &KeyPath, raw: RawProvider) -> Result<Provide
         None => kind.default_api_key_env().map(str::to_owned),
     };
     let base_url = match raw.base_url {
-        Some(url) => {
-            if !(url.starts_with("http://") || url.starts_with("https://"))
-                || url.trim_end_matches('/').ends_with(':')
-                || url.contains(char::is_whitespace)
-            {
-                return Err(at_value(
-                    path.key("base_url"),
-                    format!("{url:?} is not an http:// or https:// URL"),
-                ));
-            }
-            url.trim_end_matches('/').to_owned()
-        }
+        Some(url) => checked_base_url(path, &url)?,
         None => match kind.default_base_url() {
             Some(url) => url.to_owned(),
             None => {

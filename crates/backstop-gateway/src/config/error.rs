@@ -13,13 +13,13 @@ use super::{SECRET_HINT, SECRET_KEYS};
 #[non_exhaustive]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("{file}: cannot read config file: {source}")]
+    #[error("{file}: cannot read config file: {error}")]
     Read {
         /// The path as given.
         file: String,
-        /// The underlying I/O error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying I/O error (part of the message, so not also its `source()`: a
+        /// printed error chain would say it twice).
+        error: std::io::Error,
     },
     /// The text is not valid TOML.
     #[error("{0}")]

@@ -347,9 +347,9 @@ impl Config {
     /// [`ConfigError::Read`] if the file cannot be read, otherwise as [`Config::parse`].
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             file: origin.clone(),
-            source,
+            error,
         })?;
         Config::parse(&text, &origin)
     }

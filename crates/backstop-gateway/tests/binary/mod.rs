@@ -17,6 +17,8 @@ pub struct Gateway {
     child: Child,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// The config file it was started with (rewrite it, then [`Gateway::signal`] `HUP`).
+    pub config_path: PathBuf,
     log: PathBuf,
     exited: Option<ExitStatus>,
 }
@@ -101,6 +103,7 @@ impl Gateway {
         Gateway {
             child,
             addr,
+            config_path,
             log,
             exited: None,
         }
@@ -118,13 +121,32 @@ impl Gateway {
 
     /// Sends SIGTERM.
     pub fn sigterm(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends a signal by name (`HUP`, `TERM`, ...).
+    pub fn signal(&self, name: &str) {
         let ok = Command::new("kill")
-            .arg("-TERM")
+            .arg(format!("-{name}"))
             .arg(self.child.id().to_string())
             .status()
             .unwrap()
             .success();
-        assert!(ok, "kill -TERM failed");
+        assert!(ok, "kill -{name} failed");
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        if self.exited.is_some() {
+            return false;
+        }
+        match self.child.try_wait().unwrap() {
+            Some(s) => {
+                self.exited = Some(s);
+                false
+            }
+            None => true,
+        }
     }
 
     /// Waits (at most `limit`) for the process to exit.

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use backstop_gateway::app::App;
 use backstop_gateway::config::Config;
+use backstop_gateway::reload::Live;
 use backstop_gateway::serve::{ServeOptions, Signals, Stopped, serve};
 use backstop_sim::{SimConfig, SimHandle, Simulator};
 use tokio::sync::mpsc;
@@ -83,7 +84,7 @@ impl Gateway {
             shutdown_grace: Duration::from_secs(2),
             ..ServeOptions::new(&config.server, app.limits)
         };
-        let task = tokio::spawn(serve(listener, app.clone(), options, signals));
+        let task = tokio::spawn(serve(listener, Live::fixed(app.clone()), options, signals));
         Gateway {
             addr,
             sims,

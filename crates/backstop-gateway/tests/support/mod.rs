@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use backstop_gateway::app::App;
 use backstop_gateway::config::Config;
+use backstop_gateway::reload::Live;
 use backstop_gateway::serve::{ServeOptions, Signals, Stopped, serve};
 use backstop_sim::{SimConfig, SimHandle, Simulator};
 use tokio::sync::mpsc;
@@ -79,8 +80,12 @@ pub struct TestGateway {
     pub addr: SocketAddr,
     /// Simulators in [`PROVIDERS`] order.
     pub sims: Vec<SimHandle>,
-    /// The gateway's state (breakers, metrics).
+    /// The gateway's state at start-up (breakers, metrics); after a reload see [`Self::live`].
     pub app: Arc<App>,
+    /// The running gateway (its current app, and reload).
+    pub live: Arc<Live>,
+    /// The config file it reloads from.
+    pub config_path: std::path::PathBuf,
     /// A client that never uses a proxy.
     pub client: reqwest::Client,
     /// The client key the helpers send (`Some` when the spec turned auth on).
@@ -165,6 +170,9 @@ impl TestGateway {
         let config = Config::parse(&text, "test.toml")
             .unwrap_or_else(|e| panic!("config does not parse: {e}\n{text}"));
         let app = Arc::new(App::build_with_env(&config, &env).expect("build app"));
+        let config_path = temp_path("config.toml");
+        std::fs::write(&config_path, &text).expect("write config");
+        let live = Live::from_file(app.clone(), &config_path, Arc::new(env));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -174,11 +182,13 @@ impl TestGateway {
             header_timeout: Duration::from_secs(5),
             ..ServeOptions::new(&config.server, app.limits)
         };
-        let task = tokio::spawn(serve(listener, app.clone(), options, signals));
+        let task = tokio::spawn(serve(listener, live.clone(), options, signals));
         Self {
             addr,
             sims,
             app,
+            live,
+            config_path,
             client: client(),
             key: spec.auth.then_some(CLIENT_KEY),
             shutdown: tx,
@@ -296,6 +306,14 @@ impl TestGateway {
             s.shutdown().await;
         }
     }
+}
+
+/// A fresh path in cargo's test tmpdir.
+pub fn temp_path(name: &str) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("support-{}-{n}-{name}", std::process::id()))
 }
 
 /// A reqwest client that talks to loopback directly.

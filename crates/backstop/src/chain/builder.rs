@@ -32,11 +32,13 @@ pub struct ProviderOptions {
 
 impl ProviderOptions {
     /// Sets the attempt timeout.
+    #[must_use = "this returns the changed value; the original is consumed"]
     pub fn attempt_timeout(mut self, d: Duration) -> Self {
         self.attempt_timeout = Some(d);
         self
     }
     /// Sets the retries.
+    #[must_use = "this returns the changed value; the original is consumed"]
     pub fn retries(mut self, n: u32) -> Self {
         self.retries = Some(n);
         self
@@ -45,6 +47,7 @@ impl ProviderOptions {
 
 /// A chain that cannot be built, and why.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ChainBuildError {
     /// The chain has no providers.
     #[error("a fallback chain needs at least one provider")]

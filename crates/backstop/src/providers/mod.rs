@@ -54,12 +54,14 @@ macro_rules! http_provider_common {
     ($ty:ident) => {
         impl $ty {
             /// Default sampling settings; a request's own settings win over these.
+            #[must_use = "this returns the changed value; the original is consumed"]
             pub fn config(mut self, config: $crate::LlmConfig) -> Self {
                 self.core.config = config;
                 self
             }
 
             /// Sets the API key explicitly (wins over the environment variable).
+            #[must_use = "this returns the changed value; the original is consumed"]
             pub fn api_key(mut self, key: impl Into<String>) -> Self {
                 self.core
                     .endpoint
@@ -72,6 +74,7 @@ macro_rules! http_provider_common {
             /// Reads the key from this environment variable, now, instead of the default one.
             /// A key set with `.api_key(..)` wins; if the variable is unset, every call fails
             /// with `Auth` naming it, without a network call.
+            #[must_use = "this returns the changed value; the original is consumed"]
             pub fn api_key_env(mut self, var: impl Into<String>) -> Self {
                 if !matches!(
                     self.core.endpoint.key(),
@@ -85,6 +88,7 @@ macro_rules! http_provider_common {
             }
 
             /// Sends no key at all (for local servers that need none).
+            #[must_use = "this returns the changed value; the original is consumed"]
             pub fn no_api_key(mut self) -> Self {
                 self.core
                     .endpoint
@@ -94,12 +98,14 @@ macro_rules! http_provider_common {
 
             /// Sets the base URL explicitly (wins over the environment variable); trailing
             /// slashes are ignored.
+            #[must_use = "this returns the changed value; the original is consumed"]
             pub fn base_url(mut self, url: impl Into<String>) -> Self {
                 self.core.endpoint.set_base_url(url);
                 self
             }
 
             /// The provider's name in logs and results.
+            #[must_use = "this returns the changed value; the original is consumed"]
             pub fn name(mut self, name: impl Into<String>) -> Self {
                 self.core.endpoint.name = name.into();
                 self
@@ -110,6 +116,7 @@ macro_rules! http_provider_common {
             /// connect timeout share one connection pool per process. It configures backstop's
             /// own client only: combined with [`http_client`](Self::http_client), every call
             /// fails with `InvalidRequest` saying so (set it on your client instead).
+            #[must_use = "this returns the changed value; the original is consumed"]
             pub fn connect_timeout(mut self, timeout: std::time::Duration) -> Self {
                 self.core.endpoint.set_connect_timeout(timeout);
                 self
@@ -121,6 +128,7 @@ macro_rules! http_provider_common {
             /// `reqwest_middleware::ClientWithMiddleware` (tracing and other middleware).
             /// See [`HttpClient`]($crate::providers::HttpClient) for what the client should
             /// not do (follow redirects, retry, time out).
+            #[must_use = "this returns the changed value; the original is consumed"]
             pub fn http_client(mut self, client: impl Into<$crate::providers::HttpClient>) -> Self {
                 self.core.endpoint.set_client(client.into());
                 self

@@ -12,6 +12,7 @@ pub const MAX_LINE_LEN: usize = 16 * 1024 * 1024;
 
 /// One dispatched event.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SseEvent {
     /// The `event:` field, when given (the spec's default type is `message`).
     pub event: Option<String>,
@@ -23,6 +24,7 @@ pub struct SseEvent {
 
 /// Why the decoder gave up.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SseError {
     /// A line grew past `MAX_LINE_LEN` (16 MiB) without ending.
     LineTooLong,
