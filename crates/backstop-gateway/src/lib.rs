@@ -12,6 +12,7 @@ pub mod duration;
 pub mod limits;
 pub mod logs;
 pub mod metrics;
+mod openai_request;
 mod request_log;
 pub mod serve;
 pub mod server;

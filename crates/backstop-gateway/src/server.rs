@@ -48,6 +48,9 @@ pub fn router(app: Shared) -> Router {
         .with_state(app)
 }
 
+/// Draws an error response: status, OpenAI error type, message, param, code.
+pub(crate) type ErrorRenderer = fn(StatusCode, &str, &str, Option<&str>, Option<&str>) -> Response;
+
 /// An OpenAI-shaped error response.
 pub fn error(
     status: StatusCode,
@@ -344,6 +347,11 @@ fn failure_status(f: &AllProvidersFailed) -> (StatusCode, &'static str, &'static
             "invalid_request_error",
             "invalid_request",
         ),
+        ErrorKind::Unsupported => (
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "unsupported_parameter",
+        ),
         _ => (
             StatusCode::BAD_GATEWAY,
             "server_error",
@@ -358,18 +366,27 @@ fn failure_status(f: &AllProvidersFailed) -> (StatusCode, &'static str, &'static
 /// retried or moved on, the deadline passed, or no provider takes calls yet) and, for 429/503,
 /// when a provider will take calls again: `retry-after-ms` to the millisecond, `Retry-After` in
 /// whole seconds rounded down.
-fn failure_response(f: &AllProvidersFailed) -> Response {
+/// `render` draws the body in the route's error shape (OpenAI's [`error`], or Anthropic's).
+/// When no provider can honour a parameter, the 400 names it (`param`: the first).
+pub(crate) fn failure_response(f: &AllProvidersFailed, render: ErrorRenderer) -> Response {
     let (status, kind, code) = failure_status(f);
     let local = f.summary_kind() == ErrorKind::LocalResource;
+    let unsupported = f.unsupported_params();
     let message = if local {
         format!(
             "the gateway is out of local resources (open files, memory or ports), not a \
              provider failure; retry shortly. {f}"
         )
+    } else if !unsupported.is_empty() {
+        format!(
+            "no provider of this chain supports {}: {f}",
+            unsupported.join(", ")
+        )
     } else {
         f.to_string()
     };
-    let mut r = error(status, kind, &message, None, Some(code));
+    let param = unsupported.first().map(String::as_str);
+    let mut r = render(status, kind, &message, param, Some(code));
     let hint = match f.summary_kind() {
         ErrorKind::RateLimited { retry_after } => f.retry_after.or(retry_after),
         ErrorKind::LocalResource => Some(std::time::Duration::from_secs(1)),
@@ -388,7 +405,8 @@ fn failure_response(f: &AllProvidersFailed) -> Response {
         );
         h.insert(header::RETRY_AFTER, HeaderValue::from(d.as_secs()));
     }
-    if !local && (f.retried() || f.deadline_exceeded || f.retry_after.is_some()) {
+    let futile = f.retried() || f.deadline_exceeded || f.retry_after.is_some();
+    if !local && (futile || !unsupported.is_empty()) {
         h.insert("x-should-retry", HeaderValue::from_static("false"));
     }
     attempt_headers(&mut r, None, &f.attempts);
@@ -448,7 +466,7 @@ async fn answer(
         };
         return match opened {
             Ok(stream) => stream_response(app.clone(), req, stream, started, slot),
-            Err(f) => failed(&req.chain, &f, started, true),
+            Err(f) => failed(&req.chain, &f, started, true, error),
         };
     }
     let result = tokio::select! {
@@ -470,6 +488,7 @@ async fn answer(
                     refusal: result.refusal.as_deref(),
                     finish: result.finish_reason.as_ref(),
                     usage: result.usage.as_ref(),
+                    tool_calls: &result.tool_calls,
                 },
             );
             let mut r = Response::new(Body::from(body));
@@ -491,7 +510,7 @@ async fn answer(
             .emit();
             r
         }
-        Err(f) => failed(&req.chain, &f, started, false),
+        Err(f) => failed(&req.chain, &f, started, false, error),
     }
 }
 
@@ -509,8 +528,14 @@ fn shutting_down(chain: &str, started: Instant, stream: bool) -> Response {
 }
 
 /// The response, and the request's log line, when every provider failed.
-fn failed(chain: &str, f: &AllProvidersFailed, started: Instant, stream: bool) -> Response {
-    let r = failure_response(f);
+pub(crate) fn failed(
+    chain: &str,
+    f: &AllProvidersFailed,
+    started: Instant,
+    stream: bool,
+    render: ErrorRenderer,
+) -> Response {
+    let r = failure_response(f, render);
     RequestLog {
         attempts: &f.attempts,
         ..RequestLog::unanswered(chain, started, r.status().as_u16(), stream)
