@@ -13,9 +13,10 @@ use axum::routing::post;
 
 use crate::body::Script;
 use crate::state::Shared;
+use crate::wire::intent::Intent;
 use crate::wire::reply::Reply;
 use crate::wire::request::WireRequest;
-use crate::wire::{self, ErrorSpec, Flavor, Meta, anthropic, openai};
+use crate::wire::{self, ErrorSpec, Flavor, Meta, ToolUse, anthropic, openai};
 use crate::{Fault, RecordedRequest};
 
 /// Largest request body accepted (bigger gets the provider's 413).
@@ -170,6 +171,11 @@ async fn respond(
         Flavor::Anthropic => format!("msg_sim_{n}"),
         Flavor::OpenAi | Flavor::Groq => format!("chatcmpl-sim-{n}"),
     };
+    let intent = req.intent();
+    let tool_id = match flavor {
+        Flavor::Anthropic => format!("toolu_sim_{n}"),
+        Flavor::OpenAi | Flavor::Groq => format!("call_sim_{n}"),
+    };
     let mut meta = Meta {
         flavor,
         id: &id,
@@ -179,6 +185,10 @@ async fn respond(
         input_tokens: req.input_tokens(),
         output_tokens: chunks as u64,
         include_usage: stream && req.include_usage(),
+        tool: match &intent {
+            Intent::ToolCall { name, .. } => Some(ToolUse { id: &tool_id, name }),
+            _ => None,
+        },
     };
 
     let tail = match fault {
@@ -265,15 +275,23 @@ async fn respond(
         Some(Fault::GarbledEvent { after_chunks }) => Tail::Garbled(after_chunks),
     };
 
-    let reply = match req.continuation() {
-        Some((prompt, partial)) => Reply::continuation(
+    let reply = match (&intent, req.continuation()) {
+        (
+            Intent::ToolCall {
+                arguments: text, ..
+            }
+            | Intent::Json(text),
+            _,
+        ) => Reply::split(text, chunks),
+        (Intent::AfterTool(result), _) => Reply::after_tool(flavor, result, chunks),
+        (Intent::Text, Some((prompt, partial))) => Reply::continuation(
             flavor,
             prompt,
             partial,
             chunks,
             shared.continuation_overlap(),
         ),
-        None => Reply::new(flavor, req.last_user_text(), chunks),
+        (Intent::Text, None) => Reply::new(flavor, req.last_user_text(), chunks),
     };
     meta.output_tokens = reply.len() as u64;
     let mut script = Script::new();

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use super::{ErrorSpec, Meta, push_str, push_u64};
+use super::{ErrorSpec, Meta, ToolUse, push_str, push_u64};
 
 /// Context window the simulated Anthropic models claim.
 const CONTEXT_WINDOW: u64 = 200_000;
@@ -103,10 +103,19 @@ fn message_inner(
     buf.extend_from_slice(b",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
     push_str(buf, meta.model);
     buf.extend_from_slice(b",\"content\":[");
-    if let Some(text) = text {
-        buf.extend_from_slice(b"{\"type\":\"text\",\"text\":");
-        push_str(buf, text);
-        buf.push(b'}');
+    match (text, meta.tool) {
+        // A tool call's text is its arguments: a JSON object, the block's `input`.
+        (Some(args), Some(tool)) => {
+            tool_use_head(buf, tool);
+            buf.extend_from_slice(args.as_bytes());
+            buf.push(b'}');
+        }
+        (Some(text), None) => {
+            buf.extend_from_slice(b"{\"type\":\"text\",\"text\":");
+            push_str(buf, text);
+            buf.push(b'}');
+        }
+        (None, _) => {}
     }
     buf.extend_from_slice(b"],\"stop_reason\":");
     match stop {
@@ -116,6 +125,24 @@ fn message_inner(
     buf.extend_from_slice(b",\"stop_sequence\":null,\"usage\":");
     usage(buf, meta.input_tokens, output_tokens);
     buf.push(b'}');
+}
+
+/// `{"type":"tool_use","id":..,"name":..,"input":` (the input follows).
+fn tool_use_head(buf: &mut Vec<u8>, tool: ToolUse<'_>) {
+    buf.extend_from_slice(b"{\"type\":\"tool_use\",\"id\":");
+    push_str(buf, tool.id);
+    buf.extend_from_slice(b",\"name\":");
+    push_str(buf, tool.name);
+    buf.extend_from_slice(b",\"input\":");
+}
+
+/// The stop reason of a finished reply: `tool_use` for a tool call.
+pub(crate) fn stop_reason(meta: &Meta<'_>) -> &'static str {
+    if meta.tool.is_some() {
+        "tool_use"
+    } else {
+        "end_turn"
+    }
 }
 
 fn event_head(buf: &mut Vec<u8>, name: &str) {
@@ -136,19 +163,28 @@ pub(crate) fn message_start(buf: &mut Vec<u8>, meta: &Meta<'_>) {
 pub(crate) fn preamble(buf: &mut Vec<u8>, meta: &Meta<'_>) {
     message_start(buf, meta);
     event_head(buf, "content_block_start");
-    buf.extend_from_slice(
-        b"{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
-    );
+    buf.extend_from_slice(b"{\"type\":\"content_block_start\",\"index\":0,\"content_block\":");
+    match meta.tool {
+        Some(tool) => {
+            tool_use_head(buf, tool);
+            buf.extend_from_slice(b"{}}");
+        }
+        None => buf.extend_from_slice(b"{\"type\":\"text\",\"text\":\"\"}"),
+    }
+    buf.extend_from_slice(b"}\n\n");
     event_head(buf, "ping");
     buf.extend_from_slice(b"{\"type\": \"ping\"}\n\n");
 }
 
-/// One `content_block_delta` with a `text_delta`.
-pub(crate) fn text_delta(buf: &mut Vec<u8>, piece: &str) {
+/// One `content_block_delta`: a `text_delta`, or an `input_json_delta` for a tool call.
+pub(crate) fn text_delta(buf: &mut Vec<u8>, meta: &Meta<'_>, piece: &str) {
     event_head(buf, "content_block_delta");
-    buf.extend_from_slice(
-        b"{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":",
-    );
+    buf.extend_from_slice(b"{\"type\":\"content_block_delta\",\"index\":0,\"delta\":");
+    if meta.tool.is_some() {
+        buf.extend_from_slice(b"{\"type\":\"input_json_delta\",\"partial_json\":");
+    } else {
+        buf.extend_from_slice(b"{\"type\":\"text_delta\",\"text\":");
+    }
     push_str(buf, piece);
     buf.extend_from_slice(b"}}\n\n");
 }

@@ -3,6 +3,8 @@
 //! the string escaping; nothing here knows about HTTP.
 
 pub(crate) mod anthropic;
+pub(crate) mod example;
+pub(crate) mod intent;
 pub(crate) mod openai;
 pub(crate) mod reply;
 pub use reply::reply_text;
@@ -44,6 +46,15 @@ pub(crate) struct Meta<'a> {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub include_usage: bool,
+    /// When the reply is a tool call: its id and function name (the pieces are its arguments).
+    pub tool: Option<ToolUse<'a>>,
+}
+
+/// The tool call a reply makes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ToolUse<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
 }
 
 /// A provider error: HTTP status plus the fields of the provider's error body.
@@ -129,7 +140,9 @@ pub(crate) fn error_event(buf: &mut Vec<u8>, flavor: Flavor, err: &ErrorSpec) {
 pub(crate) fn completion_body(meta: &Meta<'_>, text: &str) -> Vec<u8> {
     let mut buf = Vec::with_capacity(512 + text.len());
     match meta.flavor {
-        Flavor::Anthropic => anthropic::message(&mut buf, meta, Some(text), "end_turn"),
+        Flavor::Anthropic => {
+            anthropic::message(&mut buf, meta, Some(text), anthropic::stop_reason(meta));
+        }
         Flavor::OpenAi | Flavor::Groq => openai::completion(&mut buf, meta, text),
     }
     buf
@@ -146,7 +159,7 @@ pub(crate) fn stream_preamble(buf: &mut Vec<u8>, meta: &Meta<'_>) {
 /// Appends one content chunk.
 pub(crate) fn stream_piece(buf: &mut Vec<u8>, meta: &Meta<'_>, piece: &str) {
     match meta.flavor {
-        Flavor::Anthropic => anthropic::text_delta(buf, piece),
+        Flavor::Anthropic => anthropic::text_delta(buf, meta, piece),
         Flavor::OpenAi | Flavor::Groq => openai::content_chunk(buf, meta, piece),
     }
 }
@@ -154,7 +167,7 @@ pub(crate) fn stream_piece(buf: &mut Vec<u8>, meta: &Meta<'_>, piece: &str) {
 /// Appends the events after the last content chunk, up to (excluding) the terminal marker.
 pub(crate) fn stream_finish(buf: &mut Vec<u8>, meta: &Meta<'_>) {
     match meta.flavor {
-        Flavor::Anthropic => anthropic::finish(buf, meta, "end_turn"),
+        Flavor::Anthropic => anthropic::finish(buf, meta, anthropic::stop_reason(meta)),
         Flavor::OpenAi | Flavor::Groq => openai::finish(buf, meta),
     }
 }

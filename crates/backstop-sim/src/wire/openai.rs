@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use super::{ErrorSpec, Flavor, Meta, push_opt_str, push_str, push_u64};
+use super::{ErrorSpec, Flavor, Meta, ToolUse, push_opt_str, push_str, push_u64};
 
 /// Context window the simulated OpenAI models claim.
 const CONTEXT_WINDOW: u64 = 128_000;
@@ -144,10 +144,21 @@ pub(crate) fn completion(buf: &mut Vec<u8>, meta: &Meta<'_>, text: &str) {
     buf.extend_from_slice(
         b",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":",
     );
-    push_str(buf, text);
+    match meta.tool {
+        // A tool call's text is its arguments.
+        Some(tool) => {
+            buf.extend_from_slice(b"null,\"tool_calls\":[");
+            tool_call_head(buf, tool);
+            push_str(buf, text);
+            buf.extend_from_slice(b"}}]");
+        }
+        None => push_str(buf, text),
+    }
     buf.extend_from_slice(
-        b",\"refusal\":null,\"annotations\":[]},\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":",
+        b",\"refusal\":null,\"annotations\":[]},\"logprobs\":null,\"finish_reason\":",
     );
+    push_str(buf, finish_reason(meta));
+    buf.extend_from_slice(b"}],\"usage\":");
     usage(buf, meta);
     if meta.flavor == Flavor::Groq {
         buf.extend_from_slice(b",\"system_fingerprint\":\"fp_sim\"");
@@ -156,6 +167,24 @@ pub(crate) fn completion(buf: &mut Vec<u8>, meta: &Meta<'_>, text: &str) {
         buf.extend_from_slice(b",\"service_tier\":\"default\",\"system_fingerprint\":\"fp_sim\"");
     }
     buf.push(b'}');
+}
+
+/// `{"index":0,"id":..,"type":"function","function":{"name":..,"arguments":` (arguments follow).
+fn tool_call_head(buf: &mut Vec<u8>, tool: ToolUse<'_>) {
+    buf.extend_from_slice(b"{\"index\":0,\"id\":");
+    push_str(buf, tool.id);
+    buf.extend_from_slice(b",\"type\":\"function\",\"function\":{\"name\":");
+    push_str(buf, tool.name);
+    buf.extend_from_slice(b",\"arguments\":");
+}
+
+/// `tool_calls` for a tool call, else `stop`.
+fn finish_reason(meta: &Meta<'_>) -> &'static str {
+    if meta.tool.is_some() {
+        "tool_calls"
+    } else {
+        "stop"
+    }
 }
 
 /// `data: {"id":..,"object":"chat.completion.chunk",...,"choices":[`
@@ -181,17 +210,35 @@ fn chunk_tail(buf: &mut Vec<u8>, meta: &Meta<'_>) {
 /// First chunk: `delta.role`, empty content.
 pub(crate) fn role_chunk(buf: &mut Vec<u8>, meta: &Meta<'_>) {
     chunk_head(buf, meta);
-    buf.extend_from_slice(
-        b"{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}",
-    );
+    match meta.tool {
+        // As OpenAI streams a call: the first delta names it, with empty arguments.
+        Some(tool) => {
+            buf.extend_from_slice(
+                b"{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[",
+            );
+            tool_call_head(buf, tool);
+            buf.extend_from_slice(b"\"\"}}]},\"logprobs\":null,\"finish_reason\":null}");
+        }
+        None => buf.extend_from_slice(
+            b"{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}",
+        ),
+    }
     chunk_tail(buf, meta);
 }
 
 /// One `delta.content` chunk.
 pub(crate) fn content_chunk(buf: &mut Vec<u8>, meta: &Meta<'_>, piece: &str) {
     chunk_head(buf, meta);
-    buf.extend_from_slice(b"{\"index\":0,\"delta\":{\"content\":");
-    push_str(buf, piece);
+    if meta.tool.is_some() {
+        buf.extend_from_slice(
+            b"{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":",
+        );
+        push_str(buf, piece);
+        buf.extend_from_slice(b"}}]");
+    } else {
+        buf.extend_from_slice(b"{\"index\":0,\"delta\":{\"content\":");
+        push_str(buf, piece);
+    }
     buf.extend_from_slice(b"},\"logprobs\":null,\"finish_reason\":null}");
     chunk_tail(buf, meta);
 }
@@ -199,9 +246,9 @@ pub(crate) fn content_chunk(buf: &mut Vec<u8>, meta: &Meta<'_>, piece: &str) {
 /// The `finish_reason:"stop"` chunk, then the usage chunk when asked for.
 pub(crate) fn finish(buf: &mut Vec<u8>, meta: &Meta<'_>) {
     chunk_head(buf, meta);
-    buf.extend_from_slice(
-        b"{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"stop\"}]",
-    );
+    buf.extend_from_slice(b"{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":");
+    push_str(buf, finish_reason(meta));
+    buf.extend_from_slice(b"}]");
     if meta.include_usage {
         buf.extend_from_slice(b",\"usage\":null");
     }

@@ -32,14 +32,10 @@ pub(crate) struct Reply {
 impl Reply {
     /// The reply split into `chunks` (≥ 1) pieces.
     pub(crate) fn new(flavor: Flavor, last_user: &str, chunks: usize) -> Self {
-        let echo_end = last_user
-            .char_indices()
-            .nth(ECHO_CHARS)
-            .map_or(last_user.len(), |(i, _)| i);
         let header = format!(
             "Simulated answer from {} to: {}.",
             flavor.name(),
-            &last_user[..echo_end]
+            prefix(last_user, ECHO_CHARS)
         );
         let pieces = std::iter::once(header)
             .chain(
@@ -51,6 +47,36 @@ impl Reply {
                     .map(str::to_owned),
             )
             .collect();
+        Self { pieces }
+    }
+
+    /// The answer after a tool returned `result`: a header quoting it, then filler.
+    pub(crate) fn after_tool(flavor: Flavor, result: &str, chunks: usize) -> Self {
+        let mut r = Self::new(flavor, "", chunks);
+        r.pieces[0] = format!(
+            "Simulated answer from {} after the tool returned: {}.",
+            flavor.name(),
+            prefix(result, ECHO_CHARS)
+        );
+        r
+    }
+
+    /// `text` (JSON, tool-call arguments) cut into at most `chunks` pieces of about equal size.
+    pub(crate) fn split(text: &str, chunks: usize) -> Self {
+        let per = text.len().div_ceil(chunks.max(1)).max(1);
+        let mut pieces = Vec::new();
+        let mut rest = text;
+        while !rest.is_empty() {
+            let mut end = per.min(rest.len());
+            while !rest.is_char_boundary(end) {
+                end += 1;
+            }
+            pieces.push(rest[..end].to_owned());
+            rest = &rest[end..];
+        }
+        if pieces.is_empty() {
+            pieces.push(String::new());
+        }
         Self { pieces }
     }
 
@@ -113,6 +139,11 @@ impl Reply {
     }
 }
 
+/// The first `n` characters of `s`.
+fn prefix(s: &str, n: usize) -> &str {
+    &s[..s.char_indices().nth(n).map_or(s.len(), |(i, _)| i)]
+}
+
 /// The whole text the simulator answers to `prompt` on `provider`'s route (`"openai"`,
 /// `"anthropic"` or `"groq"`) with `chunks` pieces; `None` for another name. Lets tests check
 /// answers without restating the reply's format.
@@ -140,6 +171,14 @@ mod tests {
         );
         assert_eq!(r.text(), p.concat());
         assert_eq!(Reply::new(Flavor::Groq, "hi", 0).pieces(9).count(), 1);
+    }
+
+    #[test]
+    fn split_pieces_concatenate_to_the_text() {
+        let r = Reply::split(r#"{"city":"Zürich"}"#, 4);
+        assert_eq!(r.len(), 4);
+        assert_eq!(r.text(), r#"{"city":"Zürich"}"#);
+        assert_eq!(Reply::split("{}", 8).len(), 2);
     }
 
     #[test]
