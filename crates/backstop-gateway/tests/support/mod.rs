@@ -49,6 +49,8 @@ pub struct Spec {
     pub shutdown_grace: Duration,
     /// More `[server]` lines (`client_write_timeout = "1s"`, ...).
     pub server_extra: String,
+    /// More config text (further chains), appended as is.
+    pub extra_toml: String,
 }
 
 impl Default for Spec {
@@ -69,6 +71,7 @@ impl Default for Spec {
             admin_only: false,
             shutdown_grace: Duration::from_secs(5),
             server_extra: String::new(),
+            extra_toml: String::new(),
         }
     }
 }
@@ -131,6 +134,7 @@ pub fn config_text(spec: &Spec, sims: &[SimHandle]) -> String {
          \n[chains.solo]\nproviders = [\"openai\"]\ntimeout = \"{ct}\"\n",
         ct = spec.chain_timeout
     ));
+    t.push_str(&spec.extra_toml);
     t
 }
 
