@@ -310,6 +310,7 @@ fn validate(w: WireRequest) -> Result<GatewayRequest, BadRequest> {
         request,
         stream: w.stream.unwrap_or(false),
         include_usage: w.stream_options.is_some_and(|o| o.include_usage),
+        api: ApiFormat::OpenAi,
     })
 }
 

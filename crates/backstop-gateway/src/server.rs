@@ -31,6 +31,7 @@ pub(crate) type Shared = Arc<App>;
 pub fn router(app: Shared) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/messages", post(crate::messages::messages))
         .route("/v1/models", get(models))
         .route("/v1/models/{id}", get(model))
         .route("/v1/breakers", get(admin::breakers))
@@ -219,7 +220,7 @@ fn unknown_model(app: &App, name: &str) -> Response {
 }
 
 /// Reads the body up to the configured limit and time.
-async fn read_body(app: &App, body: Body) -> Result<Bytes, Response> {
+pub(crate) async fn read_body(app: &App, body: Body) -> Result<Bytes, Response> {
     let limit = app.max_body_bytes;
     let too_large = || {
         error(
@@ -264,7 +265,7 @@ async fn read_body(app: &App, body: Body) -> Result<Bytes, Response> {
     }
 }
 
-fn bad_request(e: &BadRequest) -> Response {
+pub(crate) fn bad_request(e: &BadRequest) -> Response {
     error(
         StatusCode::BAD_REQUEST,
         "invalid_request_error",
@@ -276,7 +277,7 @@ fn bad_request(e: &BadRequest) -> Response {
 
 /// JSON endpoints take `application/json` (any parameters, any case) and nothing else: a
 /// browser's "simple" cross-site POST (`text/plain`, forms) never reaches a chain.
-fn json_content_type(headers: &HeaderMap) -> Result<(), Response> {
+pub(crate) fn json_content_type(headers: &HeaderMap) -> Result<(), Response> {
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -434,7 +435,7 @@ async fn chat_completions(State(app): State<Shared>, request: Request) -> Respon
 
 /// Sheds the request when `max_in_flight` are already running; the slot is held until the
 /// answer is done (for a stream, until it ends).
-async fn admit(app: &Shared, req: GatewayRequest, started: Instant) -> Response {
+pub(crate) async fn admit(app: &Shared, req: GatewayRequest, started: Instant) -> Response {
     let Some(slot) = app.in_flight.try_admit() else {
         app.metrics.shed("in_flight");
         return overloaded(
@@ -479,18 +480,10 @@ async fn answer(
                 app.metrics
                     .tokens(&result.provider_used, u.input_tokens, u.output_tokens);
             }
-            let body = wire::completion_body(
-                &app.next_id(),
-                unix_now(),
-                &result.model,
-                Answer {
-                    text: &result.text,
-                    refusal: result.refusal.as_deref(),
-                    finish: result.finish_reason.as_ref(),
-                    usage: result.usage.as_ref(),
-                    tool_calls: &result.tool_calls,
-                },
-            );
+            let body = match answer_body(app, &req, &result) {
+                Ok(body) => body,
+                Err(r) => return r,
+            };
             let mut r = Response::new(Body::from(body));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -512,6 +505,45 @@ async fn answer(
         }
         Err(f) => failed(&req.chain, &f, started, false, error),
     }
+}
+
+/// A whole answer's body in the API the request came in.
+fn answer_body(
+    app: &App,
+    req: &GatewayRequest,
+    result: &backstop::FallbackResult,
+) -> Result<Vec<u8>, Response> {
+    if req.api == backstop::ApiFormat::Anthropic {
+        let answer = crate::messages_response::MessageAnswer {
+            text: &result.text,
+            refusal: result.refusal.as_deref(),
+            tool_calls: &result.tool_calls,
+            finish: result.finish_reason.as_ref(),
+            usage: result.usage.as_ref(),
+        };
+        return crate::messages_response::message_body(&app.next_id(), &result.model, answer)
+            .map_err(|e| {
+                error(
+                    StatusCode::BAD_GATEWAY,
+                    "server_error",
+                    &format!("{}: {e}", result.provider_used),
+                    None,
+                    Some("invalid_provider_response"),
+                )
+            });
+    }
+    Ok(wire::completion_body(
+        &app.next_id(),
+        unix_now(),
+        &result.model,
+        Answer {
+            text: &result.text,
+            refusal: result.refusal.as_deref(),
+            finish: result.finish_reason.as_ref(),
+            usage: result.usage.as_ref(),
+            tool_calls: &result.tool_calls,
+        },
+    ))
 }
 
 /// The answer to a request still waiting on a provider when the shutdown grace period ends.

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use backstop::{ChatRequest, Chunk, FinishReason, ToolCall, ToolCallDelta, Usage};
+use backstop::{ApiFormat, ChatRequest, Chunk, FinishReason, ToolCall, ToolCallDelta, Usage};
 
 /// A request the gateway refuses, naming the field at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +34,9 @@ pub struct GatewayRequest {
     pub stream: bool,
     /// Send a usage chunk before `[DONE]`.
     pub include_usage: bool,
+    /// The API the request came in (and is answered in): OpenAI chat completions, or
+    /// Anthropic messages.
+    pub api: ApiFormat,
 }
 
 pub use crate::openai_request::parse_request;

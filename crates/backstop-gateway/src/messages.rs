@@ -1,0 +1,68 @@
+//! `POST /v1/messages`: Anthropic's Messages API, served by the same chains as chat
+//! completions. Keys come as `x-api-key` (Anthropic SDKs) or a bearer token; every error on
+//! this route is in Anthropic's shape (`{"type":"error","error":{"type","message"}}`).
+
+// Handlers return ready-made error responses through `Result`, as in `server`.
+#![allow(clippy::result_large_err)]
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
+use tokio::time::Instant;
+
+use crate::auth::Access;
+use crate::messages_request::parse_messages_request;
+use crate::messages_response;
+use crate::server::{Shared, admit, authorize, bad_request, json_content_type, read_body};
+
+/// Largest error body rewritten into Anthropic's shape (the gateway's own are far smaller).
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+pub(crate) async fn messages(State(app): State<Shared>, request: Request) -> Response {
+    let started = Instant::now();
+    let (mut parts, body) = request.into_parts();
+    // Anthropic clients send `x-api-key`; it counts as the bearer token when there is none.
+    if !parts.headers.contains_key(header::AUTHORIZATION)
+        && let Some(key) = parts.headers.get("x-api-key")
+        && let Ok(bearer) = HeaderValue::from_bytes(&[b"Bearer ", key.as_bytes()].concat())
+    {
+        parts.headers.insert(header::AUTHORIZATION, bearer);
+    }
+    let response = match authorize(&app, &parts.headers, Access::Client)
+        .and_then(|()| json_content_type(&parts.headers))
+    {
+        Err(r) => r,
+        Ok(()) => match read_body(&app, body).await {
+            Ok(bytes) => match parse_messages_request(&bytes) {
+                Ok(req) => admit(&app, req, started).await,
+                Err(e) => bad_request(&e),
+            },
+            Err(r) => r,
+        },
+    };
+    app.metrics.http_status(response.status().as_u16());
+    if response.status().is_success() {
+        response
+    } else {
+        anthropic_error(response).await
+    }
+}
+
+/// The gateway's error response (OpenAI-shaped) in Anthropic's shape, status and headers kept
+/// (`retry-after`, `x-should-retry`, `x-backstop-attempts`).
+async fn anthropic_error(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = to_bytes(body, MAX_ERROR_BODY).await.unwrap_or_default();
+    let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+    let body = messages_response::error_body(parts.status.as_u16(), &message);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body))
+}
