@@ -56,3 +56,24 @@ pub fn config_parse(data: &[u8]) {
         }
     }
 }
+
+/// Anthropic Messages request parsing (`POST /v1/messages`): never panics. An accepted request
+/// names a chain, has a message, `max_tokens` in range and is answered in Anthropic's format; a
+/// refused one says what is wrong, naming a bounded JSON path.
+pub fn messages_request(data: &[u8]) {
+    match backstop_gateway::messages_request::parse_messages_request(data) {
+        Ok(req) => {
+            assert!(!req.chain.trim().is_empty(), "{req:?}");
+            assert!(!req.request.messages.is_empty(), "{req:?}");
+            assert_eq!(req.api, backstop::ApiFormat::Anthropic);
+            let n = req.request.config.max_tokens;
+            assert!(n.is_some_and(|n| (1..=1_000_000).contains(&n)), "{req:?}");
+        }
+        Err(bad) => {
+            assert!(!bad.message.is_empty());
+            if let Some(p) = &bad.param {
+                assert!(p.chars().count() <= 101, "{p}");
+            }
+        }
+    }
+}
