@@ -54,10 +54,17 @@ pub(crate) async fn messages(State(app): State<Shared>, request: Request) -> Res
 async fn anthropic_error(response: Response) -> Response {
     let (mut parts, body) = response.into_parts();
     let bytes = to_bytes(body, MAX_ERROR_BODY).await.unwrap_or_default();
-    let message = serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()
-        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+    let v = serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default();
+    let mut message = v["error"]["message"].as_str().map_or_else(
+        || String::from_utf8_lossy(&bytes).into_owned(),
+        str::to_owned,
+    );
+    // Anthropic's shape has no `param`: the message names the field instead.
+    if let Some(param) = v["error"]["param"].as_str()
+        && !message.contains(param)
+    {
+        message = format!("{param}: {message}");
+    }
     let body = messages_response::error_body(parts.status.as_u16(), &message);
     parts.headers.insert(
         header::CONTENT_TYPE,

@@ -482,7 +482,15 @@ async fn answer(
             }
             let body = match answer_body(app, &req, &result) {
                 Ok(body) => body,
-                Err(r) => return r,
+                Err(r) => {
+                    RequestLog {
+                        provider: Some(&result.provider_used),
+                        attempts: &result.attempts,
+                        ..RequestLog::unanswered(&req.chain, started, 502, false)
+                    }
+                    .emit();
+                    return r;
+                }
             };
             let mut r = Response::new(Body::from(body));
             r.headers_mut().insert(

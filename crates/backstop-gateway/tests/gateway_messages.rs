@@ -405,3 +405,40 @@ async fn anthropic_only_fields_fall_back_only_to_providers_that_take_them() {
     );
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn hostile_bodies_get_anthropic_errors_naming_the_problem() {
+    let gw = start().await;
+    let raw = |body: Vec<u8>, content_type: &'static str| {
+        gw.client
+            .post(gw.at("/v1/messages"))
+            .header("x-api-key", CLIENT_KEY)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let nested = format!(
+        r#"{{"model":"default","max_tokens":5,"messages":[{{"role":"user","content":{}1{}}}]}}"#,
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    let cases: Vec<(Vec<u8>, &'static str, u16, &str)> = vec![
+        (b"{\"model\":".to_vec(), "application/json", 400, "not valid JSON"),
+        (nested.into_bytes(), "application/json", 400, "recursion limit"),
+        (b"{}".to_vec(), "text/plain", 415, "Content-Type: application/json"),
+        (br#"{"model":"default","max_tokens":5,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"url","url":"file:///etc/passwd"}}]}]}"#.to_vec(), "application/json", 400, "https://"),
+        (br#"{"model":"default","max_tokens":5,"messages":[{"role":"user","content":[{"type":"tool_result","content":"x"}]}]}"#.to_vec(), "application/json", 400, "tool_use_id"),
+        (br#"{"model":"default","max_tokens":5,"messages":[{"role":"user","content":7}]}"#.to_vec(), "application/json", 400, "messages[0].content: "),
+    ];
+    for (body, ct, status, says) in cases {
+        let r = raw(body, ct).await.unwrap();
+        assert_eq!(r.status(), status, "{says}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["type"], "error", "{e}");
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(says),
+            "{says}: {e}"
+        );
+    }
+    gw.shutdown().await;
+}
