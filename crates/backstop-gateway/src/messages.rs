@@ -7,7 +7,7 @@
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use tokio::time::Instant;
 
@@ -15,7 +15,10 @@ use crate::auth::Access;
 use crate::messages_request::parse_messages_request;
 use crate::messages_response;
 use crate::server::{Shared, admit, authorize, bad_request, json_content_type, read_body};
+use crate::wire::BadRequest;
 
+/// The Messages API version served.
+const API_VERSION: &str = "2023-06-01";
 /// Largest error body rewritten into Anthropic's shape (the gateway's own are far smaller).
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
@@ -31,6 +34,7 @@ pub(crate) async fn messages(State(app): State<Shared>, request: Request) -> Res
     }
     let response = match authorize(&app, &parts.headers, Access::Client)
         .and_then(|()| json_content_type(&parts.headers))
+        .and_then(|()| api_headers(&parts.headers))
     {
         Err(r) => r,
         Ok(()) => match read_body(&app, body).await {
@@ -47,6 +51,32 @@ pub(crate) async fn messages(State(app): State<Shared>, request: Request) -> Res
     } else {
         anthropic_error(response).await
     }
+}
+
+/// The API version served is `2023-06-01` (the header may be left out); beta features
+/// (`anthropic-beta`) are not relayed, so a request asking for them is refused by name.
+fn api_headers(headers: &HeaderMap) -> Result<(), Response> {
+    let refuse = |param: &str, message: String| Err(bad_request(&BadRequest::new(param, message)));
+    if let Some(v) = headers.get("anthropic-version")
+        && v.as_bytes() != API_VERSION.as_bytes()
+    {
+        let got = String::from_utf8_lossy(v.as_bytes())
+            .chars()
+            .take(40)
+            .collect::<String>();
+        return refuse(
+            "anthropic-version",
+            format!("anthropic-version {got:?} is not served; backstop speaks {API_VERSION}"),
+        );
+    }
+    if headers.contains_key("anthropic-beta") {
+        return refuse(
+            "anthropic-beta",
+            "`anthropic-beta` is not supported by backstop (beta features are not relayed)"
+                .to_owned(),
+        );
+    }
+    Ok(())
 }
 
 /// The gateway's error response (OpenAI-shaped) in Anthropic's shape, status and headers kept

@@ -374,6 +374,46 @@ mod tests {
     }
 
     #[test]
+    fn parallel_tool_calls_stream_as_consecutive_tool_use_blocks() {
+        let mut enc = MessageEncoder::new("chatcmpl-2", "m");
+        let mut bytes = enc.start();
+        for chunk in [
+            Chunk::tool_call(ToolCallDelta::start(0, "a", "first")),
+            Chunk::tool_call(ToolCallDelta::arguments(0, "{}")),
+            Chunk::tool_call(ToolCallDelta::start(1, "b", "second")),
+            Chunk::tool_call(ToolCallDelta::arguments(1, "{\"x\":1}")),
+        ] {
+            bytes.extend(enc.chunk(&chunk));
+        }
+        bytes.extend(enc.finish());
+        let ev = events(&bytes);
+        let starts: Vec<(u64, &str)> = ev
+            .iter()
+            .filter(|(n, _)| n == "content_block_start")
+            .map(|(_, d)| {
+                (
+                    d["index"].as_u64().unwrap(),
+                    d["content_block"]["name"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(starts, [(0, "first"), (1, "second")]);
+        let deltas: Vec<(u64, &str)> = ev
+            .iter()
+            .filter(|(n, _)| n == "content_block_delta")
+            .map(|(_, d)| {
+                (
+                    d["index"].as_u64().unwrap(),
+                    d["delta"]["partial_json"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(deltas, [(0, "{}"), (1, "{\"x\":1}")]);
+        let stops = ev.iter().filter(|(n, _)| n == "content_block_stop").count();
+        assert_eq!(stops, 2);
+    }
+
+    #[test]
     fn a_whole_message_has_text_and_tool_use_blocks() {
         let calls = [ToolCall::new("call_1", "f", "{\"a\":1}")];
         let mut u = Usage::new(100, 7);

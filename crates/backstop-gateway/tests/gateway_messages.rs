@@ -241,6 +241,29 @@ async fn errors_on_the_route_are_in_anthropics_shape() {
             "{e}"
         );
     }
+    // A version not served and beta features are refused by name.
+    for (name, value) in [
+        ("anthropic-version", "2099-01-01"),
+        ("anthropic-beta", "files-api-2025-04-14"),
+    ] {
+        let r = gw
+            .client
+            .post(gw.at("/v1/messages"))
+            .header("x-api-key", CLIENT_KEY)
+            .header(name, value)
+            .json(&ask(CHAIN, "hi"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{name}");
+        let e: Value = r.json().await.unwrap();
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(name),
+            "{e}"
+        );
+    }
+    assert_eq!(gw.sim("anthropic").request_count(), 0);
+
     // Every provider down: Anthropic's overloaded shape, with the retry headers kept.
     gw.sim("anthropic").set_random(Fault::Status(503), 1.0);
     gw.sim("openai").set_random(Fault::Status(503), 1.0);
