@@ -14,10 +14,12 @@ use support::{Spec, TestGateway, expect_error, header};
 enum Expect {
     /// Sent: the upstream body has `value` at this JSON pointer.
     Sent(&'static str, Value),
+    /// Not sent: the upstream body has nothing at this JSON pointer.
+    Absent(&'static str),
     /// Refused by name: the provider is skipped (the 400's `param`).
     Refused(&'static str),
 }
-use Expect::{Refused, Sent};
+use Expect::{Absent, Refused, Sent};
 
 /// One table row: the request fields, then OpenAI, Groq and Anthropic.
 struct Row {
@@ -122,6 +124,18 @@ fn rows() -> Vec<Row> {
                 "/tools/0",
                 json!({"name": "get_weather", "input_schema": {"type": "object"}}),
             ),
+        ),
+        both(
+            "tool_choice auto",
+            with_tools(json!({"tool_choice": "auto"})),
+            Sent("/tool_choice", json!("auto")),
+            Sent("/tool_choice", json!({"type": "auto"})),
+        ),
+        both(
+            "no max_tokens",
+            json!({}),
+            Absent("/max_tokens"),
+            Sent("/max_tokens", json!(1024)),
         ),
         both(
             "tool_choice required",
@@ -379,25 +393,23 @@ async fn every_parameter_table_row_is_translated_passed_through_or_refused_by_na
                 .chat(&request(&format!("only_{provider}"), &r.fields))
                 .await;
             let at = format!("{} on {provider}", r.name);
-            match expect {
-                Sent(pointer, value) => {
-                    let status = resp.status();
-                    let text = resp.text().await.unwrap();
-                    assert_eq!(status, 200, "{at}: {text}");
-                    let sent = sim.requests().last().unwrap().body.clone();
-                    assert_eq!(
-                        sent.pointer(pointer),
-                        Some(value),
-                        "{at}: upstream body {sent}"
-                    );
-                }
-                Refused(param) => {
-                    let e = expect_error(resp, 400).await;
-                    assert_eq!(e["param"], *param, "{at}: {e}");
-                    assert!(e["message"].as_str().unwrap().contains(param), "{at}: {e}");
-                    assert_eq!(sim.request_count(), before, "{at}: no upstream call");
-                }
+            if let Refused(param) = expect {
+                let e = expect_error(resp, 400).await;
+                assert_eq!(e["param"], *param, "{at}: {e}");
+                assert!(e["message"].as_str().unwrap().contains(param), "{at}: {e}");
+                assert_eq!(sim.request_count(), before, "{at}: no upstream call");
+                continue;
             }
+            let status = resp.status();
+            let text = resp.text().await.unwrap();
+            assert_eq!(status, 200, "{at}: {text}");
+            let sent = sim.requests().last().unwrap().body.clone();
+            let (pointer, want) = match expect {
+                Sent(pointer, value) => (pointer, Some(value)),
+                Absent(pointer) => (pointer, None),
+                Refused(_) => unreachable!(),
+            };
+            assert_eq!(sent.pointer(pointer), want, "{at}: upstream body {sent}");
         }
     }
     gw.shutdown().await;
