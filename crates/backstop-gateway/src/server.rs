@@ -49,9 +49,6 @@ pub fn router(app: Shared) -> Router {
         .with_state(app)
 }
 
-/// Draws an error response: status, OpenAI error type, message, param, code.
-pub(crate) type ErrorRenderer = fn(StatusCode, &str, &str, Option<&str>, Option<&str>) -> Response;
-
 /// An OpenAI-shaped error response.
 pub fn error(
     status: StatusCode,
@@ -367,9 +364,8 @@ fn failure_status(f: &AllProvidersFailed) -> (StatusCode, &'static str, &'static
 /// retried or moved on, the deadline passed, or no provider takes calls yet) and, for 429/503,
 /// when a provider will take calls again: `retry-after-ms` to the millisecond, `Retry-After` in
 /// whole seconds rounded down.
-/// `render` draws the body in the route's error shape (OpenAI's [`error`], or Anthropic's).
 /// When no provider can honour a parameter, the 400 names it (`param`: the first).
-pub(crate) fn failure_response(f: &AllProvidersFailed, render: ErrorRenderer) -> Response {
+fn failure_response(f: &AllProvidersFailed) -> Response {
     let (status, kind, code) = failure_status(f);
     let local = f.summary_kind() == ErrorKind::LocalResource;
     let unsupported = f.unsupported_params();
@@ -387,7 +383,7 @@ pub(crate) fn failure_response(f: &AllProvidersFailed, render: ErrorRenderer) ->
         f.to_string()
     };
     let param = unsupported.first().map(String::as_str);
-    let mut r = render(status, kind, &message, param, Some(code));
+    let mut r = error(status, kind, &message, param, Some(code));
     let hint = match f.summary_kind() {
         ErrorKind::RateLimited { retry_after } => f.retry_after.or(retry_after),
         ErrorKind::LocalResource => Some(std::time::Duration::from_secs(1)),
@@ -467,7 +463,7 @@ async fn answer(
         };
         return match opened {
             Ok(stream) => stream_response(app.clone(), req, stream, started, slot),
-            Err(f) => failed(&req.chain, &f, started, true, error),
+            Err(f) => failed(&req.chain, &f, started, true),
         };
     }
     let result = tokio::select! {
@@ -511,7 +507,7 @@ async fn answer(
             .emit();
             r
         }
-        Err(f) => failed(&req.chain, &f, started, false, error),
+        Err(f) => failed(&req.chain, &f, started, false),
     }
 }
 
@@ -568,14 +564,8 @@ fn shutting_down(chain: &str, started: Instant, stream: bool) -> Response {
 }
 
 /// The response, and the request's log line, when every provider failed.
-pub(crate) fn failed(
-    chain: &str,
-    f: &AllProvidersFailed,
-    started: Instant,
-    stream: bool,
-    render: ErrorRenderer,
-) -> Response {
-    let r = failure_response(f, render);
+fn failed(chain: &str, f: &AllProvidersFailed, started: Instant, stream: bool) -> Response {
+    let r = failure_response(f);
     RequestLog {
         attempts: &f.attempts,
         ..RequestLog::unanswered(chain, started, r.status().as_u16(), stream)
