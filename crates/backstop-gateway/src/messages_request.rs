@@ -40,6 +40,8 @@ struct WireRequest {
 struct WireMessage {
     role: String,
     content: Blocks,
+    #[serde(flatten)]
+    extra: Map<String, Value>,
 }
 
 /// A string, or a list of content blocks (kept as JSON: their shape depends on `type`).
@@ -67,6 +69,9 @@ struct WireTool {
     input_schema: Option<Value>,
     #[serde(default)]
     strict: Option<bool>,
+    /// `cache_control`, `input_examples`, ...: refused by name.
+    #[serde(flatten)]
+    extra: Map<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -77,11 +82,16 @@ struct WireToolChoice {
     name: Option<String>,
     #[serde(default)]
     disable_parallel_tool_use: Option<bool>,
+    #[serde(flatten)]
+    extra: Map<String, Value>,
 }
 
 #[derive(Deserialize)]
 struct OutputConfig {
     format: Option<OutputFormat>,
+    /// `effort`, ...: refused by name.
+    #[serde(flatten)]
+    extra: Map<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -96,6 +106,22 @@ pub fn parse_messages_request(body: &[u8]) -> Result<GatewayRequest, BadRequest>
     match serde_json::from_slice::<WireRequest>(body) {
         Ok(wire) => validate(wire),
         Err(_) => Err(crate::wire::explain_parse_error::<WireRequest>(body)),
+    }
+}
+
+/// Fields of a nested object backstop does not model: refused by name (`at.key`), so none is
+/// dropped silently (`null`s are as good as absent).
+fn no_extras(extra: &Map<String, Value>, at: &str) -> Result<(), BadRequest> {
+    match extra.iter().find(|(_, v)| !v.is_null()) {
+        Some((key, _)) => {
+            let field = if at.is_empty() {
+                key.clone()
+            } else {
+                format!("{at}.{key}")
+            };
+            Err(refused(&field, "not relayed across providers"))
+        }
+        None => Ok(()),
     }
 }
 
@@ -167,6 +193,7 @@ fn validate(w: WireRequest) -> Result<GatewayRequest, BadRequest> {
         request.tools.push(tool(i, t)?);
     }
     if let Some(c) = w.tool_choice {
+        no_extras(&c.extra, "tool_choice")?;
         if c.disable_parallel_tool_use == Some(true) {
             request.parallel_tool_calls = Some(false);
         }
@@ -190,6 +217,9 @@ fn validate(w: WireRequest) -> Result<GatewayRequest, BadRequest> {
                 ));
             }
         };
+    }
+    if let Some(o) = &w.output_config {
+        no_extras(&o.extra, "output_config")?;
     }
     if let Some(format) = w.output_config.and_then(|o| o.format) {
         if format.kind != "json_schema" {
@@ -341,6 +371,7 @@ fn tool_result_text(b: &Map<String, Value>, at: &str) -> Result<String, BadReque
 /// One Anthropic turn: a user turn's `tool_result` blocks become tool messages (before its
 /// other content), an assistant turn's `tool_use` blocks its tool calls.
 fn turn(i: usize, m: WireMessage, out: &mut Vec<Message>) -> Result<(), BadRequest> {
+    no_extras(&m.extra, &format!("messages[{i}]"))?;
     let role = match m.role.as_str() {
         "user" => Role::User,
         "assistant" => Role::Assistant,
@@ -418,6 +449,7 @@ fn turn(i: usize, m: WireMessage, out: &mut Vec<Message>) -> Result<(), BadReque
 }
 
 fn tool(i: usize, t: WireTool) -> Result<Tool, BadRequest> {
+    no_extras(&t.extra, &format!("tools[{i}]"))?;
     if let Some(kind) = t.kind.filter(|k| k != "custom") {
         return Err(refused(
             &format!("tools[{i}].type"),
@@ -552,6 +584,22 @@ mod tests {
                     r#"{{{ok},"messages":[{{"role":"user","content":"x"}}],"tool_choice":{{"type":"tool"}}}}"#
                 ),
                 Some("tool_choice.name"),
+            ),
+            (
+                format!(
+                    r#"{{{ok},"messages":[{{"role":"user","content":"x"}}],"tools":[{{"name":"f","input_schema":{{}},"cache_control":{{"type":"ephemeral"}}}}]}}"#
+                ),
+                Some("tools[0].cache_control"),
+            ),
+            (
+                format!(
+                    r#"{{{ok},"messages":[{{"role":"user","content":"x"}}],"output_config":{{"effort":"low"}}}}"#
+                ),
+                Some("output_config.effort"),
+            ),
+            (
+                format!(r#"{{{ok},"messages":[{{"role":"user","content":"x","name":"ann"}}]}}"#),
+                Some("messages[0].name"),
             ),
         ] {
             let e = bad(&body);
