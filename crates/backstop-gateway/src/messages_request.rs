@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::openai_request::MAX_TOKENS_LIMIT;
-use crate::wire::{BadRequest, GatewayRequest};
+use crate::wire::{BadRequest, GatewayRequest, no_extras, refused};
 
 #[derive(Deserialize)]
 struct WireRequest {
@@ -107,29 +107,6 @@ pub fn parse_messages_request(body: &[u8]) -> Result<GatewayRequest, BadRequest>
         Ok(wire) => validate(wire),
         Err(_) => Err(crate::wire::explain_parse_error::<WireRequest>(body)),
     }
-}
-
-/// Fields of a nested object backstop does not model: refused by name (`at.key`), so none is
-/// dropped silently (`null`s are as good as absent).
-fn no_extras(extra: &Map<String, Value>, at: &str) -> Result<(), BadRequest> {
-    match extra.iter().find(|(_, v)| !v.is_null()) {
-        Some((key, _)) => {
-            let field = if at.is_empty() {
-                key.clone()
-            } else {
-                format!("{at}.{key}")
-            };
-            Err(refused(&field, "not relayed across providers"))
-        }
-        None => Ok(()),
-    }
-}
-
-fn refused(field: &str, why: &str) -> BadRequest {
-    BadRequest::new(
-        field,
-        format!("`{field}` is not supported by backstop ({why})"),
-    )
 }
 
 fn validate(w: WireRequest) -> Result<GatewayRequest, BadRequest> {

@@ -11,7 +11,7 @@ use backstop::{
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::wire::{BadRequest, GatewayRequest};
+use crate::wire::{BadRequest, GatewayRequest, no_extras, refused};
 
 /// Largest `max_tokens` we pass on; anything above is surely a mistake.
 pub(crate) const MAX_TOKENS_LIMIT: u32 = 1_000_000;
@@ -81,6 +81,12 @@ struct WireMessage {
     tool_call_id: Option<String>,
     #[serde(default)]
     name: Option<String>,
+    /// An earlier assistant turn's refusal, echoed back: its text.
+    #[serde(default)]
+    refusal: Option<String>,
+    /// `audio`, `function_call`, ...: refused by name unless null or empty.
+    #[serde(flatten)]
+    extra: Map<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -96,6 +102,8 @@ struct Part {
     kind: String,
     text: Option<String>,
     image_url: Option<ImageUrl>,
+    #[serde(flatten)]
+    extra: Map<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -125,6 +133,8 @@ struct WireTool {
     #[serde(rename = "type")]
     kind: String,
     function: Option<WireFunction>,
+    #[serde(flatten)]
+    extra: Map<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -136,6 +146,8 @@ struct WireFunction {
     parameters: Option<Value>,
     #[serde(default)]
     strict: Option<bool>,
+    #[serde(flatten)]
+    extra: Map<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -185,13 +197,6 @@ pub fn parse_request(body: &[u8]) -> Result<GatewayRequest, BadRequest> {
         Ok(wire) => validate(wire),
         Err(_) => Err(crate::wire::explain_parse_error::<WireRequest>(body)),
     }
-}
-
-fn refused(field: &str, why: &str) -> BadRequest {
-    BadRequest::new(
-        field,
-        format!("`{field}` is not supported by backstop ({why})"),
-    )
 }
 
 fn validate(w: WireRequest) -> Result<GatewayRequest, BadRequest> {
@@ -327,6 +332,7 @@ fn in_range(field: &str, v: f32, lo: f32, hi: f32) -> Result<f32, BadRequest> {
 
 fn message(i: usize, m: WireMessage) -> Result<Message, BadRequest> {
     let at = |f: &str| format!("messages[{i}].{f}");
+    no_extras(&m.extra, &format!("messages[{i}]"))?;
     let role = match m.role.as_str() {
         "system" | "developer" => Role::System,
         "user" => Role::User,
@@ -353,6 +359,9 @@ fn message(i: usize, m: WireMessage) -> Result<Message, BadRequest> {
             let mut list = Vec::with_capacity(parts.len());
             for (j, p) in parts.into_iter().enumerate() {
                 let here = format!("messages[{i}].content[{j}]");
+                if matches!(p.kind.as_str(), "text" | "image_url") {
+                    no_extras(&p.extra, &here)?;
+                }
                 list.push(match (p.kind.as_str(), p.text, p.image_url) {
                     ("text", Some(t), _) => ContentPart::Text(t),
                     ("text", None, _) => {
@@ -429,6 +438,16 @@ fn message(i: usize, m: WireMessage) -> Result<Message, BadRequest> {
         out.tool_call_id = Some(id);
         out.parts.clear();
     }
+    if let Some(refusal) = m.refusal {
+        // An assistant turn that refused has no content: its refusal is what it said.
+        if role != Role::Assistant || !out.content.is_empty() || out.has_image() {
+            return Err(BadRequest::new(
+                at("refusal"),
+                "`refusal` is only taken on an assistant message without content",
+            ));
+        }
+        out.content = refusal;
+    }
     if let Some(name) = m.name {
         out = out.with_name(name);
     }
@@ -464,12 +483,14 @@ fn tool(i: usize, t: WireTool) -> Result<Tool, BadRequest> {
             &format!("{:?} tools; only function tools", t.kind),
         ));
     }
+    no_extras(&t.extra, &format!("tools[{i}]"))?;
     let Some(f) = t.function else {
         return Err(BadRequest::new(
             format!("tools[{i}].function"),
             "a function tool needs `function`",
         ));
     };
+    no_extras(&f.extra, &format!("tools[{i}].function"))?;
     if f.name.is_empty() {
         return Err(BadRequest::new(
             format!("tools[{i}].function.name"),

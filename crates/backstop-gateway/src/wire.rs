@@ -23,6 +23,34 @@ impl BadRequest {
     }
 }
 
+/// A field backstop cannot relay, refused by name.
+pub(crate) fn refused(field: &str, why: &str) -> BadRequest {
+    BadRequest::new(
+        field,
+        format!("`{field}` is not supported by backstop ({why})"),
+    )
+}
+
+/// Fields of a nested object backstop does not model: refused by name (`at.key`), so none is
+/// dropped silently. `null`s and empty lists are as good as absent (SDKs echo them back).
+pub(crate) fn no_extras(
+    extra: &serde_json::Map<String, serde_json::Value>,
+    at: &str,
+) -> Result<(), BadRequest> {
+    let set = |v: &serde_json::Value| !(v.is_null() || v.as_array().is_some_and(Vec::is_empty));
+    match extra.iter().find(|(_, v)| set(v)) {
+        Some((key, _)) => {
+            let field = if at.is_empty() {
+                key.clone()
+            } else {
+                format!("{at}.{key}")
+            };
+            Err(refused(&field, "not relayed across providers"))
+        }
+        None => Ok(()),
+    }
+}
+
 /// A validated request: which chain, what to send, how to answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GatewayRequest {

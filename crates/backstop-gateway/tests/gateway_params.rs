@@ -345,6 +345,18 @@ fn rows() -> Vec<Row> {
             Refused("modalities"),
             Refused("modalities"),
         ),
+        both(
+            "other message, part or tool fields",
+            json!({"messages": [{"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]}]}),
+            Refused("messages[0].content[0].cache_control"),
+            Refused("messages[0].content[0].cache_control"),
+        ),
+        both(
+            "echoed nulls and empty lists",
+            json!({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo", "refusal": null, "annotations": [], "audio": null}, {"role": "user", "content": "more"}]}),
+            Sent("/messages/1/content", json!("yo")),
+            Sent("/messages/1/content", json!("yo")),
+        ),
     ]
 }
 

@@ -148,6 +148,23 @@ fn every_parameter_lands_in_the_request() {
 }
 
 #[test]
+fn an_echoed_assistant_message_is_taken_as_sdks_send_it() {
+    // The OpenAI SDK echoes `refusal: null`, `annotations: []`, `audio: null` back.
+    let r = parse_request(
+        br#"{"model":"m","messages":[{"role":"user","content":"x"},
+            {"role":"assistant","content":"a","refusal":null,"annotations":[],"audio":null,"function_call":null},
+            {"role":"assistant","content":null,"refusal":"I can't help with that."},
+            {"role":"user","content":"y"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(r.request.messages[1], Message::assistant("a"));
+    assert_eq!(
+        r.request.messages[2],
+        Message::assistant("I can't help with that.")
+    );
+}
+
+#[test]
 fn a_system_only_conversation_is_accepted() {
     let r = parse_request(br#"{"model":"m","messages":[{"role":"system","content":"say hi"}]}"#)
         .unwrap();
@@ -181,6 +198,30 @@ fn what_has_no_provider_path_is_refused_by_name() {
         r#"{"model":"m","messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{"data":"x","format":"wav"}}]}]}"#,
     );
     assert_eq!(e.param.as_deref(), Some("messages[0].content[0]"));
+    for (body, param) in [
+        (
+            r#"{"model":"m","messages":[{"role":"user","content":"x","audio":{"id":"a"}}]}"#,
+            "messages[0].audio",
+        ),
+        (
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"x","cache_control":{"type":"ephemeral"}}]}]}"#,
+            "messages[0].content[0].cache_control",
+        ),
+        (
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","examples":[1]}}]}"#,
+            "tools[0].function.examples",
+        ),
+        (
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"},"cache_control":{}}]}"#,
+            "tools[0].cache_control",
+        ),
+        (
+            r#"{"model":"m","messages":[{"role":"user","content":"x","refusal":"no"}]}"#,
+            "messages[0].refusal",
+        ),
+    ] {
+        assert_eq!(bad(body).param.as_deref(), Some(param), "{body}");
+    }
     let e = bad(r#"{"model":"m","messages":[{"role":"tool","content":"x"}]}"#);
     assert_eq!(e.param.as_deref(), Some("messages[0].tool_call_id"));
     let e = bad(
