@@ -465,3 +465,29 @@ async fn hostile_bodies_get_anthropic_errors_naming_the_problem() {
     }
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn output_config_json_schema_is_answered_as_json_by_either_format() {
+    let gw = start().await;
+    let schema = json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"], "additionalProperties": false});
+    let mut body = ask(CHAIN, "Pick a city.");
+    body["output_config"] = json!({"format": {"type": "json_schema", "schema": schema}});
+    let (provider, m) = message(&gw, &body).await;
+    assert_eq!(provider, "anthropic");
+    assert_eq!(
+        gw.sim("anthropic").requests()[0].body["output_config"],
+        body["output_config"]
+    );
+    let first: Value = serde_json::from_str(m["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(first, json!({"city": "sim"}));
+
+    gw.sim("anthropic").set_random(Fault::Status(503), 1.0);
+    let (provider, m) = message(&gw, &body).await;
+    assert_eq!(provider, "openai");
+    let sent = &gw.sim("openai").requests()[0].body;
+    assert_eq!(sent["response_format"]["type"], "json_schema");
+    assert_eq!(sent["response_format"]["json_schema"]["schema"], schema);
+    let second: Value = serde_json::from_str(m["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(second, first);
+    gw.shutdown().await;
+}

@@ -261,18 +261,25 @@ async fn json_schema_answers_are_parseable_json_from_either_format() {
 #[tokio::test]
 async fn json_object_mode_answers_a_json_object_via_anthropic() {
     let gw = start().await;
-    let body = json!({"model": CHAIN, "messages": [{"role": "user", "content": "Give JSON."}],
-        "response_format": {"type": "json_object"}});
-    let (p, v) = chat(&gw, &body).await;
-    assert_eq!(p, "anthropic");
-    let (m, finish) = message_of(&v);
-    assert_eq!(
-        finish, "stop",
-        "the forced tool is an answer, not a tool call: {v}"
-    );
-    assert!(m.get("tool_calls").is_none(), "{m}");
-    let parsed: Value = serde_json::from_str(m["content"].as_str().unwrap()).unwrap();
-    assert!(parsed.is_object(), "{parsed}");
+    for stream in [false, true] {
+        let body = json!({"model": CHAIN, "stream": stream,
+            "messages": [{"role": "user", "content": "Give JSON."}],
+            "response_format": {"type": "json_object"}});
+        let (p, v) = chat(&gw, &body).await;
+        assert_eq!(p, "anthropic");
+        let (m, finish) = message_of(&v);
+        assert_eq!(
+            finish, "stop",
+            "the forced tool is an answer, not a tool call: {v}"
+        );
+        assert!(m.get("tool_calls").is_none(), "{m}");
+        let parsed: Value = serde_json::from_str(m["content"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            parsed,
+            json!({"answer": "simulated by backstop-sim"}),
+            "stream: {stream}"
+        );
+    }
     gw.shutdown().await;
 }
 
