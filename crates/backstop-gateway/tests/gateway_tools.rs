@@ -319,3 +319,58 @@ async fn image_parts_reach_anthropic_as_image_blocks() {
     );
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn parallel_tool_calls_arrive_whole_and_in_order_from_either_format() {
+    let gw = start().await;
+    let time_tool = json!({"type": "function", "function": {"name": "get_time",
+        "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}}}});
+    for (fault, provider) in [(None, "anthropic"), (Some(Fault::Status(503)), "openai")] {
+        if let Some(f) = fault {
+            gw.sim("anthropic").set_random(f, 1.0);
+        }
+        for stream in [false, true] {
+            let body = json!({"model": CHAIN, "stream": stream, "messages": [ask()],
+                "tools": [weather_tool(), time_tool.clone()]});
+            let (p, v) = chat(&gw, &body).await;
+            assert_eq!(p, provider);
+            let (m, finish) = message_of(&v);
+            assert_eq!(finish, "tool_calls");
+            let calls = m["tool_calls"].as_array().unwrap();
+            let names: Vec<&str> = calls
+                .iter()
+                .map(|c| c["function"]["name"].as_str().unwrap())
+                .collect();
+            assert_eq!(
+                names,
+                ["get_weather", "get_time"],
+                "{provider} stream={stream}: {m}"
+            );
+            assert_ne!(calls[0]["id"], calls[1]["id"]);
+            let args: Vec<Value> = calls
+                .iter()
+                .map(|c| {
+                    serde_json::from_str(c["function"]["arguments"].as_str().unwrap()).unwrap()
+                })
+                .collect();
+            assert_eq!(args, [json!({"city": "sim"}), json!({"zone": "sim"})]);
+
+            // Parallel calls off: one call, and Anthropic is told so.
+            let mut one = body.clone();
+            one["parallel_tool_calls"] = json!(false);
+            let (_, v) = chat(&gw, &one).await;
+            let (m, _) = message_of(&v);
+            assert_eq!(m["tool_calls"].as_array().unwrap().len(), 1, "{m}");
+        }
+    }
+    let sent = gw.sim("anthropic").requests();
+    assert_eq!(
+        sent[1].body["tool_choice"],
+        json!({"type": "auto", "disable_parallel_tool_use": true})
+    );
+    assert_eq!(
+        gw.sim("openai").requests()[1].body["parallel_tool_calls"],
+        false
+    );
+    gw.shutdown().await;
+}

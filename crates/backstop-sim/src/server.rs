@@ -13,7 +13,7 @@ use axum::routing::post;
 
 use crate::body::Script;
 use crate::state::Shared;
-use crate::wire::intent::Intent;
+use crate::wire::intent::{Call, Intent};
 use crate::wire::reply::Reply;
 use crate::wire::request::WireRequest;
 use crate::wire::{self, ErrorSpec, Flavor, Meta, ToolUse, anthropic, openai};
@@ -172,10 +172,21 @@ async fn respond(
         Flavor::OpenAi | Flavor::Groq => format!("chatcmpl-sim-{n}"),
     };
     let intent = req.intent();
-    let tool_id = match flavor {
-        Flavor::Anthropic => format!("toolu_sim_{n}"),
-        Flavor::OpenAi | Flavor::Groq => format!("call_sim_{n}"),
+    let calls: &[Call] = match &intent {
+        Intent::ToolCalls(calls) => calls,
+        _ => &[],
     };
+    let tool_ids: Vec<String> = (0..calls.len())
+        .map(|i| match flavor {
+            Flavor::Anthropic => format!("toolu_sim_{n}_{i}"),
+            Flavor::OpenAi | Flavor::Groq => format!("call_sim_{n}_{i}"),
+        })
+        .collect();
+    let tools: Vec<ToolUse<'_>> = calls
+        .iter()
+        .zip(&tool_ids)
+        .map(|(c, id)| ToolUse { id, name: &c.name })
+        .collect();
     let mut meta = Meta {
         flavor,
         id: &id,
@@ -185,10 +196,7 @@ async fn respond(
         input_tokens: req.input_tokens(),
         output_tokens: chunks as u64,
         include_usage: stream && req.include_usage(),
-        tool: match &intent {
-            Intent::ToolCall { name, .. } => Some(ToolUse { id: &tool_id, name }),
-            _ => None,
-        },
+        tools: &tools,
     };
 
     let tail = match fault {
@@ -276,13 +284,11 @@ async fn respond(
     };
 
     let reply = match (&intent, req.continuation()) {
-        (
-            Intent::ToolCall {
-                arguments: text, ..
-            }
-            | Intent::Json(text),
-            _,
-        ) => Reply::split(text, chunks),
+        (Intent::ToolCalls(calls), _) => {
+            let args: Vec<String> = calls.iter().map(|c| c.arguments.clone()).collect();
+            Reply::tool_calls(&args, chunks)
+        }
+        (Intent::Json(text), _) => Reply::split(text, chunks),
         (Intent::AfterTool(result), _) => Reply::after_tool(flavor, result, chunks),
         (Intent::Text, Some((prompt, partial))) => Reply::continuation(
             flavor,
@@ -298,8 +304,7 @@ async fn respond(
     if stream {
         stream_script(&mut script, &meta, &reply, ttft, chunk_delay, tail);
     } else {
-        let text = reply.text();
-        let full = wire::completion_body(&meta, &text);
+        let full = wire::completion_body(&meta, &reply.texts());
         match tail {
             Tail::Done | Tail::NoMarker | Tail::Garbled(_) => script.buf().extend_from_slice(&full),
             Tail::Malformed(_) => script
@@ -355,7 +360,7 @@ fn stream_script(
         | Tail::InBandError(n, _)
         | Tail::Stall(n) => n.min(reply.len()),
     };
-    for (i, piece) in reply.pieces(cut).enumerate() {
+    for (i, piece) in reply.stream_pieces(cut).enumerate() {
         if i > 0 {
             script.sleep(chunk_delay);
         }

@@ -11,12 +11,19 @@ use super::request::{Content, WireMessage, WireRequest};
 pub(crate) enum Intent {
     /// The usual deterministic text.
     Text,
-    /// A call of tool `name` with `arguments` (JSON text valid against its schema).
-    ToolCall { name: String, arguments: String },
+    /// Calls of tools, in order (several: parallel calls).
+    ToolCalls(Vec<Call>),
     /// JSON text valid against the requested schema.
     Json(String),
     /// A final answer quoting the last tool result.
     AfterTool(String),
+}
+
+/// A call of tool `name` with `arguments` (JSON text valid against its schema).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Call {
+    pub name: String,
+    pub arguments: String,
 }
 
 /// How the request's `tool_choice` constrains the call (OpenAI or Anthropic shape).
@@ -48,8 +55,9 @@ fn choice(v: Option<&Value>) -> Choice<'_> {
 }
 
 impl WireRequest {
-    /// What to answer. A forced tool choice always calls; `auto` calls the first tool unless
-    /// the conversation ends with a tool result; structured output comes next.
+    /// What to answer. A forced tool choice always calls; `auto` calls unless the conversation
+    /// ends with a tool result. Unnamed calls are of every offered tool at once (parallel
+    /// calls) unless parallel calls are off, then of the first. Structured output comes next.
     pub(crate) fn intent(&self) -> Intent {
         let result = self.messages.last().and_then(tool_result);
         let tools: Vec<(&str, Option<&Value>)> = self
@@ -60,18 +68,35 @@ impl WireRequest {
                 None => Some((t.name.as_deref()?, t.input_schema.as_ref())),
             })
             .collect();
-        let call = match choice(self.tool_choice.as_ref()) {
-            Choice::None => None,
-            Choice::Auto if result.is_some() => None,
-            Choice::Auto | Choice::Any => tools.first().copied(),
-            Choice::Named(n) => tools.iter().find(|(name, _)| *name == n).copied(),
+        let parallel = self.parallel_tool_calls != Some(false)
+            && self
+                .tool_choice
+                .as_ref()
+                .and_then(|c| c.get("disable_parallel_tool_use"))
+                != Some(&Value::Bool(true));
+        let calls: Vec<(&str, Option<&Value>)> = match choice(self.tool_choice.as_ref()) {
+            Choice::None => Vec::new(),
+            Choice::Auto if result.is_some() => Vec::new(),
+            Choice::Auto | Choice::Any if parallel => tools,
+            Choice::Auto | Choice::Any => tools.into_iter().take(1).collect(),
+            Choice::Named(n) => tools
+                .into_iter()
+                .filter(|(name, _)| *name == n)
+                .take(1)
+                .collect(),
         };
-        if let Some((name, schema)) = call {
-            let args = schema.map_or(Value::Object(Default::default()), example);
-            return Intent::ToolCall {
-                name: name.to_owned(),
-                arguments: args.to_string(),
-            };
+        if !calls.is_empty() {
+            return Intent::ToolCalls(
+                calls
+                    .into_iter()
+                    .map(|(name, schema)| Call {
+                        name: name.to_owned(),
+                        arguments: schema
+                            .map_or(Value::Object(Default::default()), example)
+                            .to_string(),
+                    })
+                    .collect(),
+            );
         }
         if let Some(schema) = self.json_schema() {
             return Intent::Json(example(&schema).to_string());
@@ -141,10 +166,10 @@ mod tests {
             intent(&format!(
                 r#"{{"messages":[{{"role":"user","content":"weather?"}}],{openai_tools}}}"#
             )),
-            Intent::ToolCall {
+            Intent::ToolCalls(vec![Call {
                 name: "get_weather".into(),
                 arguments: r#"{"city":"sim"}"#.into()
-            }
+            }])
         );
         assert_eq!(
             intent(&format!(
@@ -168,10 +193,30 @@ mod tests {
             intent(&format!(
                 r#"{anthropic},"tool_choice":{{"type":"tool","name":"b"}}}}"#
             )),
-            Intent::ToolCall {
+            Intent::ToolCalls(vec![Call {
                 name: "b".into(),
                 arguments: r#"{"n":1}"#.into()
-            }
+            }])
+        );
+    }
+
+    #[test]
+    fn several_tools_are_called_in_parallel_unless_parallel_calls_are_off() {
+        let two = r#""messages":[{"role":"user","content":"x"}],"tools":[{"name":"a","input_schema":{"type":"object"}},{"name":"b","input_schema":{"type":"object"}}]"#;
+        let names = |i: Intent| match i {
+            Intent::ToolCalls(c) => c.into_iter().map(|c| c.name).collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(names(intent(&format!("{{{two}}}"))), ["a", "b"]);
+        assert_eq!(
+            names(intent(&format!(r#"{{{two},"parallel_tool_calls":false}}"#))),
+            ["a"]
+        );
+        assert_eq!(
+            names(intent(&format!(
+                r#"{{{two},"tool_choice":{{"type":"any","disable_parallel_tool_use":true}}}}"#
+            ))),
+            ["a"]
         );
     }
 

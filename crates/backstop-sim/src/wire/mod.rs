@@ -46,8 +46,18 @@ pub(crate) struct Meta<'a> {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub include_usage: bool,
-    /// When the reply is a tool call: its id and function name (the pieces are its arguments).
-    pub tool: Option<ToolUse<'a>>,
+    /// When the reply is tool calls: their ids and function names, in order (the pieces are
+    /// their arguments; [`Piece::call`] says whose).
+    pub tools: &'a [ToolUse<'a>],
+}
+
+/// One piece of a streamed reply: its text, and for tool calls which call it belongs to and
+/// whether it is that call's first piece.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Piece<'a> {
+    pub text: &'a str,
+    pub call: usize,
+    pub starts_call: bool,
 }
 
 /// The tool call a reply makes.
@@ -136,14 +146,15 @@ pub(crate) fn error_event(buf: &mut Vec<u8>, flavor: Flavor, err: &ErrorSpec) {
     }
 }
 
-/// The complete non-streamed success body.
-pub(crate) fn completion_body(meta: &Meta<'_>, text: &str) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(512 + text.len());
+/// The complete non-streamed success body: `texts` is the reply's text, or each tool call's
+/// arguments.
+pub(crate) fn completion_body(meta: &Meta<'_>, texts: &[String]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(512 + texts.iter().map(String::len).sum::<usize>());
     match meta.flavor {
         Flavor::Anthropic => {
-            anthropic::message(&mut buf, meta, Some(text), anthropic::stop_reason(meta));
+            anthropic::message(&mut buf, meta, Some(texts), anthropic::stop_reason(meta));
         }
-        Flavor::OpenAi | Flavor::Groq => openai::completion(&mut buf, meta, text),
+        Flavor::OpenAi | Flavor::Groq => openai::completion(&mut buf, meta, texts),
     }
     buf
 }
@@ -157,7 +168,7 @@ pub(crate) fn stream_preamble(buf: &mut Vec<u8>, meta: &Meta<'_>) {
 }
 
 /// Appends one content chunk.
-pub(crate) fn stream_piece(buf: &mut Vec<u8>, meta: &Meta<'_>, piece: &str) {
+pub(crate) fn stream_piece(buf: &mut Vec<u8>, meta: &Meta<'_>, piece: Piece<'_>) {
     match meta.flavor {
         Flavor::Anthropic => anthropic::text_delta(buf, meta, piece),
         Flavor::OpenAi | Flavor::Groq => openai::content_chunk(buf, meta, piece),

@@ -2,7 +2,7 @@
 //! filler pieces. Piece `i` is what streaming chunk `i` carries; the non-streamed text
 //! is their concatenation.
 
-use super::Flavor;
+use super::{Flavor, Piece};
 
 /// Characters of the last user message echoed in the reply.
 pub(crate) const ECHO_CHARS: usize = 60;
@@ -27,6 +27,8 @@ const FILLER: [&str; 12] = [
 #[derive(Debug)]
 pub(crate) struct Reply {
     pieces: Vec<String>,
+    /// For tool calls: the call each piece belongs to (empty: one text).
+    calls: Vec<usize>,
 }
 
 impl Reply {
@@ -47,7 +49,10 @@ impl Reply {
                     .map(str::to_owned),
             )
             .collect();
-        Self { pieces }
+        Self {
+            pieces,
+            calls: Vec::new(),
+        }
     }
 
     /// The answer after a tool returned `result`: a header quoting it, then filler.
@@ -77,7 +82,25 @@ impl Reply {
         if pieces.is_empty() {
             pieces.push(String::new());
         }
-        Self { pieces }
+        Self {
+            pieces,
+            calls: Vec::new(),
+        }
+    }
+
+    /// Tool calls with these arguments, each cut into about `chunks / calls` pieces.
+    pub(crate) fn tool_calls(arguments: &[String], chunks: usize) -> Self {
+        let per = chunks.div_ceil(arguments.len().max(1));
+        let mut out = Self {
+            pieces: Vec::new(),
+            calls: Vec::new(),
+        };
+        for (i, args) in arguments.iter().enumerate() {
+            let part = Self::split(args, per);
+            out.calls.extend(std::iter::repeat_n(i, part.pieces.len()));
+            out.pieces.extend(part.pieces);
+        }
+        out
     }
 
     /// The continuation of `partial`, an answer cut short: if `partial` is how some provider's
@@ -116,10 +139,14 @@ impl Reply {
                 }
                 offset = end;
             }
-            return Self { pieces };
+            return Self {
+                pieces,
+                calls: Vec::new(),
+            };
         }
         Self {
             pieces: vec![format!(" (continued by {}).", flavor.name())],
+            calls: Vec::new(),
         }
     }
 
@@ -129,8 +156,38 @@ impl Reply {
     }
 
     /// The first `n` pieces, in order.
+    #[cfg(test)]
     pub(crate) fn pieces(&self, n: usize) -> impl Iterator<Item = &str> {
         self.pieces.iter().map(String::as_str).take(n)
+    }
+
+    /// The first `n` pieces as streamed: with the call each belongs to.
+    pub(crate) fn stream_pieces(&self, n: usize) -> impl Iterator<Item = Piece<'_>> {
+        self.pieces.iter().enumerate().take(n).map(|(i, text)| {
+            let call = self.calls.get(i).copied().unwrap_or(0);
+            Piece {
+                text,
+                call,
+                starts_call: i == 0 || self.calls.get(i - 1).copied().unwrap_or(0) != call,
+            }
+        })
+    }
+
+    /// The whole text of each call (one text when the reply is not tool calls).
+    pub(crate) fn texts(&self) -> Vec<String> {
+        if self.calls.is_empty() {
+            return vec![self.text()];
+        }
+        let mut out: Vec<String> = Vec::new();
+        for p in self.stream_pieces(usize::MAX) {
+            if p.starts_call {
+                out.push(String::new());
+            }
+            if let Some(last) = out.last_mut() {
+                last.push_str(p.text);
+            }
+        }
+        out
     }
 
     /// The whole text: every piece concatenated.

@@ -26,6 +26,9 @@ pub(crate) struct WireRequest {
     pub tools: Vec<WireTool>,
     #[serde(default)]
     pub tool_choice: Option<serde_json::Value>,
+    /// OpenAI `parallel_tool_calls` (Anthropic: `tool_choice.disable_parallel_tool_use`).
+    #[serde(default)]
+    pub parallel_tool_calls: Option<bool>,
     /// OpenAI structured output.
     #[serde(default)]
     pub response_format: Option<serde_json::Value>,
