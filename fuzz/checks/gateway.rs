@@ -3,11 +3,10 @@
 //! must not panic, and asserts the properties noted on it.
 #![allow(dead_code)]
 
-use backstop::Role;
 use backstop_gateway::config::Config;
 use backstop_gateway::wire;
 
-/// Request parsing: never panics. An accepted request names a chain and has a user message,
+/// Request parsing: never panics. An accepted request names a chain and has a message,
 /// at most four non-empty stop sequences and `max_tokens` in range; a refused one renders as
 /// an OpenAI error body that is valid JSON and carries the message and param unchanged.
 pub fn gateway_request(data: &[u8]) {
@@ -15,7 +14,7 @@ pub fn gateway_request(data: &[u8]) {
         Ok(req) => {
             assert!(!req.chain.trim().is_empty(), "{req:?}");
             let messages = &req.request.messages;
-            assert!(messages.iter().any(|m| m.role == Role::User), "{req:?}");
+            assert!(!messages.is_empty(), "{req:?}");
             let config = &req.request.config;
             assert!(config.stop.len() <= 4, "{req:?}");
             assert!(config.stop.iter().all(|s| !s.is_empty()), "{req:?}");
@@ -54,6 +53,27 @@ pub fn config_parse(data: &[u8]) {
         if let Some(d) = err.diagnostic() {
             assert!(d.line >= 1 && d.column >= 1, "{d:?}");
             assert!(d.line <= text.matches('\n').count() + 1, "{d:?}");
+        }
+    }
+}
+
+/// Anthropic Messages request parsing (`POST /v1/messages`): never panics. An accepted request
+/// names a chain, has a message, `max_tokens` in range and is answered in Anthropic's format; a
+/// refused one says what is wrong, naming a bounded JSON path.
+pub fn messages_request(data: &[u8]) {
+    match backstop_gateway::messages_request::parse_messages_request(data) {
+        Ok(req) => {
+            assert!(!req.chain.trim().is_empty(), "{req:?}");
+            assert!(!req.request.messages.is_empty(), "{req:?}");
+            assert_eq!(req.api, backstop::ApiFormat::Anthropic);
+            let n = req.request.config.max_tokens;
+            assert!(n.is_some_and(|n| (1..=1_000_000).contains(&n)), "{req:?}");
+        }
+        Err(bad) => {
+            assert!(!bad.message.is_empty());
+            if let Some(p) = &bad.param {
+                assert!(p.chars().count() <= 101, "{p}");
+            }
         }
     }
 }

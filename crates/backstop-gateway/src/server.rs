@@ -49,6 +49,7 @@ pub fn router(live: Arc<Live>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/embeddings", post(crate::embeddings::embeddings))
+        .route("/v1/messages", post(crate::messages::messages))
         .route("/v1/models", get(models))
         .route("/v1/models/{id}", get(model))
         .route("/v1/breakers", get(admin::breakers))
@@ -287,7 +288,7 @@ pub(crate) async fn read_body(app: &App, body: Body) -> Result<Bytes, Response> 
     }
 }
 
-fn bad_request(e: &BadRequest) -> Response {
+pub(crate) fn bad_request(e: &BadRequest) -> Response {
     error(
         StatusCode::BAD_REQUEST,
         "invalid_request_error",
@@ -375,7 +376,7 @@ fn failure_status(f: &AllProvidersFailed) -> (StatusCode, &'static str, &'static
         ErrorKind::Unsupported => (
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
-            "unsupported",
+            "unsupported_parameter",
         ),
         _ => (
             StatusCode::BAD_GATEWAY,
@@ -391,18 +392,26 @@ fn failure_status(f: &AllProvidersFailed) -> (StatusCode, &'static str, &'static
 /// retried or moved on, the deadline passed, or no provider takes calls yet) and, for 429/503,
 /// when a provider will take calls again: `retry-after-ms` to the millisecond, `Retry-After` in
 /// whole seconds rounded down.
+/// When no provider can honour a parameter, the 400 names it (`param`: the first).
 fn failure_response(f: &AllProvidersFailed) -> Response {
     let (status, kind, code) = failure_status(f);
     let local = f.summary_kind() == ErrorKind::LocalResource;
+    let unsupported = f.unsupported_params();
     let message = if local {
         format!(
             "the gateway is out of local resources (open files, memory or ports), not a \
              provider failure; retry shortly. {f}"
         )
+    } else if !unsupported.is_empty() {
+        format!(
+            "no provider of this chain supports {}: {f}",
+            unsupported.join(", ")
+        )
     } else {
         f.to_string()
     };
-    let mut r = error(status, kind, &message, None, Some(code));
+    let param = unsupported.first().map(String::as_str);
+    let mut r = error(status, kind, &message, param, Some(code));
     let hint = match f.summary_kind() {
         ErrorKind::RateLimited { retry_after } => f.retry_after.or(retry_after),
         ErrorKind::LocalResource => Some(std::time::Duration::from_secs(1)),
@@ -421,7 +430,8 @@ fn failure_response(f: &AllProvidersFailed) -> Response {
         );
         h.insert(header::RETRY_AFTER, HeaderValue::from(d.as_secs()));
     }
-    if !local && (f.retried() || f.deadline_exceeded || f.retry_after.is_some()) {
+    let futile = f.retried() || f.deadline_exceeded || f.retry_after.is_some();
+    if !local && (futile || !unsupported.is_empty()) {
         h.insert("x-should-retry", HeaderValue::from_static("false"));
     }
     attempt_headers(&mut r, None, &f.attempts);
@@ -460,7 +470,7 @@ async fn chat_completions(Current(app): Current, request: Request) -> Response {
 
 /// Sheds the request when `max_in_flight` are already running; the slot is held until the
 /// answer is done (for a stream, until it ends).
-async fn admit(app: &Shared, req: GatewayRequest, started: Instant) -> Response {
+pub(crate) async fn admit(app: &Shared, req: GatewayRequest, started: Instant) -> Response {
     match in_flight_slot(app) {
         Ok(slot) => answer(app, req, started, slot).await,
         Err(r) => r,
@@ -520,17 +530,18 @@ async fn answer(
                     .metrics
                     .tokens(&result.provider_used, u.input_tokens, u.output_tokens);
             }
-            let body = wire::completion_body(
-                &app.next_id(),
-                unix_now(),
-                &result.model,
-                Answer {
-                    text: &result.text,
-                    refusal: result.refusal.as_deref(),
-                    finish: result.finish_reason.as_ref(),
-                    usage: result.usage.as_ref(),
-                },
-            );
+            let body = match answer_body(app, &req, &result) {
+                Ok(body) => body,
+                Err(r) => {
+                    RequestLog {
+                        provider: Some(&result.provider_used),
+                        attempts: &result.attempts,
+                        ..RequestLog::unanswered(req.request_id(), &req.chain, started, 502, false)
+                    }
+                    .emit();
+                    return r;
+                }
+            };
             let mut r = Response::new(Body::from(body));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -553,6 +564,45 @@ async fn answer(
         }
         Err(f) => failed(req.request_id(), &req.chain, &f, started, req.stream),
     }
+}
+
+/// A whole answer's body in the API the request came in.
+fn answer_body(
+    app: &App,
+    req: &GatewayRequest,
+    result: &backstop::FallbackResult,
+) -> Result<Vec<u8>, Response> {
+    if req.api == backstop::ApiFormat::Anthropic {
+        let answer = crate::messages_response::MessageAnswer {
+            text: &result.text,
+            refusal: result.refusal.as_deref(),
+            tool_calls: &result.tool_calls,
+            finish: result.finish_reason.as_ref(),
+            usage: result.usage.as_ref(),
+        };
+        return crate::messages_response::message_body(&app.next_id(), &result.model, answer)
+            .map_err(|e| {
+                error(
+                    StatusCode::BAD_GATEWAY,
+                    "server_error",
+                    &format!("{}: {e}", result.provider_used),
+                    None,
+                    Some("invalid_provider_response"),
+                )
+            });
+    }
+    Ok(wire::completion_body(
+        &app.next_id(),
+        unix_now(),
+        &result.model,
+        Answer {
+            text: &result.text,
+            refusal: result.refusal.as_deref(),
+            finish: result.finish_reason.as_ref(),
+            usage: result.usage.as_ref(),
+            tool_calls: &result.tool_calls,
+        },
+    ))
 }
 
 /// The answer to a request still waiting on a provider when the shutdown grace period ends.

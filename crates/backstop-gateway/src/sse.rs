@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
-use backstop::FallbackStream;
+use backstop::{ApiFormat, Chunk, FallbackStream, FinishReason, Usage};
 use futures_util::StreamExt;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
@@ -17,10 +17,48 @@ use crate::request_log::RequestLog;
 use crate::server::{Shared, attempt_headers, unix_now};
 use crate::wire::{self, ChunkEncoder, GatewayRequest};
 
+/// One stream's events in the wire format the client asked in (OpenAI chunks, Anthropic
+/// message events).
+pub(crate) trait StreamEncoder: Send {
+    /// The opening events, before any content.
+    fn start(&self) -> Vec<u8>;
+    /// The events for one chunk (empty when it only carries metadata).
+    fn chunk(&mut self, chunk: &Chunk) -> Vec<u8>;
+    /// The closing events, terminal marker included.
+    fn finish(&mut self) -> Vec<u8>;
+    /// One error event, ending a stream that already started.
+    fn error(&self, message: &str, kind: &str, code: Option<&str>) -> Vec<u8>;
+    /// Usage reported so far.
+    fn usage(&self) -> Option<Usage>;
+    /// The finish reason reported so far.
+    fn finish_reason(&self) -> Option<&FinishReason>;
+}
+
+impl StreamEncoder for ChunkEncoder {
+    fn start(&self) -> Vec<u8> {
+        self.role()
+    }
+    fn chunk(&mut self, chunk: &Chunk) -> Vec<u8> {
+        ChunkEncoder::chunk(self, chunk)
+    }
+    fn finish(&mut self) -> Vec<u8> {
+        ChunkEncoder::finish(self)
+    }
+    fn error(&self, message: &str, kind: &str, code: Option<&str>) -> Vec<u8> {
+        wire::error_event(message, kind, code)
+    }
+    fn usage(&self) -> Option<Usage> {
+        ChunkEncoder::usage(self)
+    }
+    fn finish_reason(&self) -> Option<&FinishReason> {
+        ChunkEncoder::finish_reason(self)
+    }
+}
+
 /// Everything a streamed response needs between chunks.
 struct StreamState {
     stream: Option<FallbackStream>,
-    encoder: ChunkEncoder,
+    encoder: Box<dyn StreamEncoder>,
     first: Option<Bytes>,
     request_id: String,
     /// The chain's series (tokens are counted when the stream ends).
@@ -57,7 +95,7 @@ impl StreamState {
                 self.stream = None;
                 self.log(503);
                 tracing::info!(chain = %self.chain, provider = %self.provider, "stream ended: the gateway is shutting down");
-                return Some(Bytes::from(wire::error_event(
+                return Some(Bytes::from(self.encoder.error(
                     "the gateway is shutting down; the answer is incomplete",
                     "server_error",
                     Some("server_shutting_down"),
@@ -92,7 +130,7 @@ impl StreamState {
                     self.log(200);
                     tracing::warn!(chain = %self.chain, provider = %self.provider, error = %e, "stream failed after it started");
                     let message = format!("{}: {e}", self.provider);
-                    return Some(Bytes::from(wire::error_event(
+                    return Some(Bytes::from(self.encoder.error(
                         &message,
                         "server_error",
                         Some(e.kind.as_str()),
@@ -149,11 +187,22 @@ pub(crate) fn stream_response(
         .or_else(|| app.provider_models.get(&provider).map(String::as_str))
         .unwrap_or(&provider)
         .to_owned();
-    let encoder = ChunkEncoder::new(&app.next_id(), unix_now(), &model, req.include_usage);
+    let encoder: Box<dyn StreamEncoder> = match req.api {
+        ApiFormat::Anthropic => Box::new(crate::messages_response::MessageEncoder::new(
+            &app.next_id(),
+            &model,
+        )),
+        _ => Box::new(ChunkEncoder::new(
+            &app.next_id(),
+            unix_now(),
+            &model,
+            req.include_usage,
+        )),
+    };
     let mut r = Response::new(Body::empty());
     attempt_headers(&mut r, Some(&provider), stream.attempts());
     let state = StreamState {
-        first: Some(Bytes::from(encoder.role())),
+        first: Some(Bytes::from(encoder.start())),
         attempts: stream.attempts().to_vec(),
         stream: Some(stream),
         encoder,

@@ -3,14 +3,7 @@
 
 use std::fmt::Write as _;
 
-use backstop::{ChatRequest, Chunk, FinishReason, LlmConfig, Message, Role, Usage};
-use serde::Deserialize;
-use serde::de::IgnoredAny;
-
-/// Largest `max_tokens` we pass on; anything above is surely a mistake.
-const MAX_TOKENS_LIMIT: u32 = 1_000_000;
-/// OpenAI accepts at most four stop sequences.
-const MAX_STOP: usize = 4;
+use backstop::{ApiFormat, ChatRequest, Chunk, FinishReason, ToolCall, ToolCallDelta, Usage};
 
 /// A request the gateway refuses, naming the field at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +15,7 @@ pub struct BadRequest {
 }
 
 impl BadRequest {
-    fn new(param: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(param: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             param: Some(param.into()),
             message: message.into(),
@@ -30,71 +23,32 @@ impl BadRequest {
     }
 }
 
-#[derive(Deserialize)]
-struct WireRequest {
-    model: String,
-    messages: Vec<WireMessage>,
-    #[serde(default)]
-    stream: Option<bool>,
-    #[serde(default)]
-    stream_options: Option<StreamOptions>,
-    temperature: Option<f32>,
-    max_tokens: Option<i64>,
-    max_completion_tokens: Option<i64>,
-    top_p: Option<f32>,
-    stop: Option<Stop>,
-    n: Option<i64>,
-    // Features the chain cannot translate across providers yet: present → 400 naming them.
-    tools: Option<IgnoredAny>,
-    functions: Option<IgnoredAny>,
-    tool_choice: Option<serde_json::Value>,
-    function_call: Option<IgnoredAny>,
-    audio: Option<IgnoredAny>,
-    modalities: Option<Vec<String>>,
-    response_format: Option<ResponseFormat>,
-    logprobs: Option<bool>,
-    prediction: Option<IgnoredAny>,
+/// A field backstop cannot relay, refused by name.
+pub(crate) fn refused(field: &str, why: &str) -> BadRequest {
+    BadRequest::new(
+        field,
+        format!("`{field}` is not supported by backstop ({why})"),
+    )
 }
 
-#[derive(Deserialize)]
-struct StreamOptions {
-    #[serde(default)]
-    include_usage: bool,
-}
-
-#[derive(Deserialize)]
-struct ResponseFormat {
-    #[serde(rename = "type")]
-    kind: String,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Stop {
-    One(String),
-    Many(Vec<String>),
-}
-
-#[derive(Deserialize)]
-struct WireMessage {
-    role: String,
-    #[serde(default)]
-    content: Option<Content>,
-    tool_calls: Option<IgnoredAny>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Content {
-    Text(String),
-    Parts(Vec<Part>),
-}
-
-#[derive(Deserialize)]
-struct Part {
-    #[serde(rename = "type")]
-    kind: String,
-    text: Option<String>,
+/// Fields of a nested object backstop does not model: refused by name (`at.key`), so none is
+/// dropped silently. `null`s and empty lists are as good as absent (SDKs echo them back).
+pub(crate) fn no_extras(
+    extra: &serde_json::Map<String, serde_json::Value>,
+    at: &str,
+) -> Result<(), BadRequest> {
+    let set = |v: &serde_json::Value| !(v.is_null() || v.as_array().is_some_and(Vec::is_empty));
+    match extra.iter().find(|(_, v)| set(v)) {
+        Some((key, _)) => {
+            let field = if at.is_empty() {
+                key.clone()
+            } else {
+                format!("{at}.{key}")
+            };
+            Err(refused(&field, "not relayed across providers"))
+        }
+        None => Ok(()),
+    }
 }
 
 /// A validated request: which chain, what to send, how to answer.
@@ -108,6 +62,9 @@ pub struct GatewayRequest {
     pub stream: bool,
     /// Send a usage chunk before `[DONE]`.
     pub include_usage: bool,
+    /// The API the request came in (and is answered in): OpenAI chat completions, or
+    /// Anthropic messages.
+    pub api: ApiFormat,
 }
 
 impl GatewayRequest {
@@ -117,20 +74,12 @@ impl GatewayRequest {
     }
 }
 
-/// Parses and validates a chat-completions body. Errors name the field at fault.
-pub fn parse_request(body: &[u8]) -> Result<GatewayRequest, BadRequest> {
-    // Fast path: a plain parse (which also rejects trailing characters). Only a body that
-    // fails it is parsed again with path tracking, to name the bad field.
-    match serde_json::from_slice::<WireRequest>(body) {
-        Ok(wire) => validate(wire),
-        Err(_) => Err(explain_parse_error(body)),
-    }
-}
+pub use crate::openai_request::parse_request;
 
-/// Parses `body` again, tracking the JSON path, to say where and why it is not a request.
-fn explain_parse_error(body: &[u8]) -> BadRequest {
+/// Parses `body` again as a `T`, tracking the JSON path, to say where and why it is not one.
+pub(crate) fn explain_parse_error<T: serde::de::DeserializeOwned>(body: &[u8]) -> BadRequest {
     let de = &mut serde_json::Deserializer::from_slice(body);
-    let result: Result<WireRequest, _> = serde_path_to_error::deserialize(&mut *de);
+    let result: Result<T, _> = serde_path_to_error::deserialize(&mut *de);
     match result {
         Err(e) => {
             let path = e.path().to_string();
@@ -141,7 +90,7 @@ fn explain_parse_error(body: &[u8]) -> BadRequest {
                 inner.to_string()
             };
             BadRequest {
-                param: (path != ".").then_some(path),
+                param: (path != ".").then(|| bounded_path(path)),
                 message,
             }
         }
@@ -150,196 +99,41 @@ fn explain_parse_error(body: &[u8]) -> BadRequest {
             param: None,
             message: match de.end() {
                 Err(e) => format!("request body is not valid JSON: {e}"),
-                Ok(()) => "request body is not a valid chat completion request".to_owned(),
+                Ok(()) => "request body is not a valid request".to_owned(),
             },
         },
     }
 }
 
-fn validate(w: WireRequest) -> Result<GatewayRequest, BadRequest> {
-    let unsupported = |field: &str, what: &str| {
-        Err(BadRequest::new(
+/// A JSON path cut to its first 100 characters (deeply nested input makes huge ones).
+fn bounded_path(mut path: String) -> String {
+    if path.len() > 100 {
+        let mut end = 100;
+        while !path.is_char_boundary(end) {
+            end -= 1;
+        }
+        path.truncate(end);
+        path.push('…');
+    }
+    path
+}
+
+/// Stop sequences: at most four, none empty.
+pub(crate) fn check_stop(stop: &[String], field: &str) -> Result<(), BadRequest> {
+    use crate::openai_request::MAX_STOP;
+    if stop.len() > MAX_STOP {
+        return Err(BadRequest::new(
             field,
-            format!("`{field}` is not supported by backstop yet ({what})"),
-        ))
-    };
-    if w.tools.is_some() || w.functions.is_some() {
-        return unsupported(
-            if w.tools.is_some() {
-                "tools"
-            } else {
-                "functions"
-            },
-            "tool calling",
-        );
-    }
-    if w.function_call.is_some() {
-        return unsupported("function_call", "tool calling");
-    }
-    if w.tool_choice
-        .as_ref()
-        .is_some_and(|v| v.as_str() != Some("none"))
-    {
-        return unsupported("tool_choice", "tool calling");
-    }
-    if w.audio.is_some()
-        || w.modalities
-            .as_ref()
-            .is_some_and(|m| m.iter().any(|x| x != "text"))
-    {
-        return unsupported(
-            if w.audio.is_some() {
-                "audio"
-            } else {
-                "modalities"
-            },
-            "audio output",
-        );
-    }
-    if w.prediction.is_some() {
-        return unsupported("prediction", "predicted outputs");
-    }
-    if w.logprobs == Some(true) {
-        return unsupported("logprobs", "log probabilities");
-    }
-    if let Some(f) = &w.response_format
-        && f.kind != "text"
-    {
-        return unsupported("response_format", "structured output");
-    }
-    match w.n {
-        None | Some(1) => {}
-        Some(n) if n > 1 => return unsupported("n", "several choices per request"),
-        Some(n) => return Err(BadRequest::new("n", format!("`n` must be 1, got {n}"))),
-    }
-    if w.model.trim().is_empty() {
-        return Err(BadRequest::new("model", "`model` must name a chain"));
-    }
-    if w.messages.is_empty() {
-        return Err(BadRequest::new(
-            "messages",
-            "`messages` must contain at least one message",
+            format!("`{field}` takes at most {MAX_STOP} sequences"),
         ));
     }
-    let mut messages = Vec::with_capacity(w.messages.len());
-    for (i, m) in w.messages.into_iter().enumerate() {
-        let role = match m.role.as_str() {
-            "system" | "developer" => Role::System,
-            "user" => Role::User,
-            "assistant" => Role::Assistant,
-            "tool" | "function" => {
-                return unsupported(&format!("messages[{i}].role"), "tool results");
-            }
-            other => {
-                return Err(BadRequest::new(
-                    format!("messages[{i}].role"),
-                    format!(
-                        "unknown role {other:?}; expected system, developer, user or assistant"
-                    ),
-                ));
-            }
-        };
-        if m.tool_calls.is_some() {
-            return unsupported(&format!("messages[{i}].tool_calls"), "tool calling");
-        }
-        let content = match m.content {
-            Some(Content::Text(t)) => t,
-            Some(Content::Parts(parts)) => {
-                let mut text = String::new();
-                for (j, p) in parts.into_iter().enumerate() {
-                    match (p.kind.as_str(), p.text) {
-                        ("text", Some(t)) => text.push_str(&t),
-                        ("text", None) => {
-                            return Err(BadRequest::new(
-                                format!("messages[{i}].content[{j}].text"),
-                                "text part without `text`",
-                            ));
-                        }
-                        (kind, _) => {
-                            return unsupported(
-                                &format!("messages[{i}].content[{j}]"),
-                                &format!("{kind} input"),
-                            );
-                        }
-                    }
-                }
-                text
-            }
-            None if role == Role::Assistant => String::new(),
-            None => {
-                return Err(BadRequest::new(
-                    format!("messages[{i}].content"),
-                    "message has no content",
-                ));
-            }
-        };
-        messages.push(Message::new(role, content));
-    }
-    if !messages.iter().any(|m| m.role == Role::User) {
+    if stop.iter().any(String::is_empty) {
         return Err(BadRequest::new(
-            "messages",
-            "`messages` must contain at least one user message",
+            field,
+            format!("`{field}` sequences must not be empty"),
         ));
     }
-    let mut config = LlmConfig::default();
-    if let Some(t) = w.temperature {
-        if !(0.0..=2.0).contains(&t) {
-            return Err(BadRequest::new(
-                "temperature",
-                format!("`temperature` must be between 0 and 2, got {t}"),
-            ));
-        }
-        config.temperature = Some(t);
-    }
-    if let Some(p) = w.top_p {
-        if !(0.0..=1.0).contains(&p) {
-            return Err(BadRequest::new(
-                "top_p",
-                format!("`top_p` must be between 0 and 1, got {p}"),
-            ));
-        }
-        config.top_p = Some(p);
-    }
-    for (field, value) in [
-        ("max_completion_tokens", w.max_completion_tokens),
-        ("max_tokens", w.max_tokens),
-    ] {
-        if let Some(n) = value {
-            let n = u32::try_from(n)
-                .ok()
-                .filter(|n| (1..=MAX_TOKENS_LIMIT).contains(n))
-                .ok_or_else(|| {
-                    BadRequest::new(
-                        field,
-                        format!("`{field}` must be between 1 and {MAX_TOKENS_LIMIT}, got {n}"),
-                    )
-                })?;
-            config.max_tokens = config.max_tokens.or(Some(n));
-        }
-    }
-    config.stop = match w.stop {
-        None => Vec::new(),
-        Some(Stop::One(s)) => vec![s],
-        Some(Stop::Many(v)) => v,
-    };
-    if config.stop.len() > MAX_STOP {
-        return Err(BadRequest::new(
-            "stop",
-            format!("`stop` takes at most {MAX_STOP} sequences"),
-        ));
-    }
-    if config.stop.iter().any(String::is_empty) {
-        return Err(BadRequest::new(
-            "stop",
-            "`stop` sequences must not be empty",
-        ));
-    }
-    Ok(GatewayRequest {
-        chain: w.model,
-        request: ChatRequest::new(messages).config(config),
-        stream: w.stream.unwrap_or(false),
-        include_usage: w.stream_options.is_some_and(|o| o.include_usage),
-    })
+    Ok(())
 }
 
 /// Appends `s` as a JSON string literal (quotes included).
@@ -393,6 +187,8 @@ pub struct Answer<'a> {
     pub finish: Option<&'a FinishReason>,
     /// Token counts, when known.
     pub usage: Option<&'a Usage>,
+    /// The tool calls the model made.
+    pub tool_calls: &'a [ToolCall],
 }
 
 /// A whole `chat.completion` body.
@@ -407,14 +203,31 @@ pub fn completion_body(id: &str, created: u64, model: &str, answer: Answer<'_>) 
     push_json_str(&mut out, model);
     out.extend_from_slice(br#","choices":[{"index":0,"message":{"role":"assistant","content":"#);
     match (answer.refusal, answer.text) {
-        // A refusal with no text: content is null, as OpenAI sends it.
+        // A refusal or tool calls with no text: content is null, as OpenAI sends it.
         (Some(_), "") => out.extend_from_slice(b"null"),
+        (None, "") if !answer.tool_calls.is_empty() => out.extend_from_slice(b"null"),
         (_, text) => push_json_str(&mut out, text),
     }
     out.extend_from_slice(br#","refusal":"#);
     match answer.refusal {
         Some(r) => push_json_str(&mut out, r),
         None => out.extend_from_slice(b"null"),
+    }
+    if !answer.tool_calls.is_empty() {
+        out.extend_from_slice(br#","tool_calls":["#);
+        for (i, c) in answer.tool_calls.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(br#"{"id":"#);
+            push_json_str(&mut out, &c.id);
+            out.extend_from_slice(br#","type":"function","function":{"name":"#);
+            push_json_str(&mut out, &c.name);
+            out.extend_from_slice(br#","arguments":"#);
+            push_json_str(&mut out, &c.arguments);
+            out.extend_from_slice(b"}}");
+        }
+        out.push(b']');
     }
     out.extend_from_slice(br#"},"logprobs":null,"finish_reason":"#);
     push_json_str(&mut out, openai_finish(answer.finish));
@@ -480,7 +293,7 @@ impl ChunkEncoder {
             self.finish.clone_from(&chunk.finish_reason);
         }
         let refusal = chunk.refusal.as_deref().filter(|r| !r.is_empty());
-        if chunk.text.is_empty() && refusal.is_none() {
+        if chunk.text.is_empty() && refusal.is_none() && chunk.tool_calls.is_empty() {
             return Vec::new();
         }
         let mut out = Vec::with_capacity(self.prefix.len() + chunk.text.len() + 96);
@@ -496,6 +309,12 @@ impl ChunkEncoder {
             }
             out.extend_from_slice(br#""refusal":"#);
             push_json_str(&mut out, r);
+        }
+        if !chunk.tool_calls.is_empty() {
+            if !chunk.text.is_empty() || refusal.is_some() {
+                out.push(b',');
+            }
+            push_tool_call_deltas(&mut out, &chunk.tool_calls);
         }
         out.extend_from_slice(br#"},"logprobs":null,"finish_reason":null}]"#);
         self.close(&mut out);
@@ -530,6 +349,33 @@ impl ChunkEncoder {
         out.extend_from_slice(b"data: [DONE]\n\n");
         out
     }
+}
+
+/// `"tool_calls":[{"index","id","type","function":{"name","arguments"}}]`: the opening
+/// fragment of a call names it, later ones carry arguments only.
+fn push_tool_call_deltas(out: &mut Vec<u8>, deltas: &[ToolCallDelta]) {
+    out.extend_from_slice(br#""tool_calls":["#);
+    for (i, d) in deltas.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let _ = write!(Utf8(out), r#"{{"index":{}"#, d.index);
+        if let Some(id) = &d.id {
+            out.extend_from_slice(br#","id":"#);
+            push_json_str(out, id);
+            out.extend_from_slice(br#","type":"function""#);
+        }
+        out.extend_from_slice(br#","function":{"#);
+        if let Some(name) = &d.name {
+            out.extend_from_slice(br#""name":"#);
+            push_json_str(out, name);
+            out.push(b',');
+        }
+        out.extend_from_slice(br#""arguments":"#);
+        push_json_str(out, &d.arguments);
+        out.extend_from_slice(b"}}");
+    }
+    out.push(b']');
 }
 
 /// An OpenAI-shaped error body: `{"error":{"message","type","param","code"}}`.
@@ -574,79 +420,6 @@ impl std::fmt::Write for Utf8<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn bad(body: &str) -> BadRequest {
-        match parse_request(body.as_bytes()) {
-            Ok(r) => panic!("accepted {body}: {r:?}"),
-            Err(e) => e,
-        }
-    }
-
-    #[test]
-    fn parses_a_plain_request() {
-        let r = parse_request(
-            br#"{"model":"default","messages":[{"role":"system","content":"be brief"},{"role":"user","content":[{"type":"text","text":"hi "},{"type":"text","text":"there"}]}],"temperature":0.2,"max_tokens":64,"stop":"END","stream":true,"stream_options":{"include_usage":true},"user":"u1"}"#,
-        )
-        .unwrap();
-        assert_eq!(r.chain, "default");
-        assert!(r.stream && r.include_usage);
-        assert_eq!(
-            r.request.messages,
-            vec![Message::system("be brief"), Message::user("hi there")]
-        );
-        assert_eq!(r.request.config.temperature, Some(0.2));
-        assert_eq!(r.request.config.max_tokens, Some(64));
-        assert_eq!(r.request.config.stop, vec!["END".to_string()]);
-    }
-
-    #[test]
-    fn errors_name_the_field() {
-        assert_eq!(
-            bad(r#"{"model":"m","messages":[]}"#).param.as_deref(),
-            Some("messages")
-        );
-        assert_eq!(
-            bad(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[]}"#)
-                .param
-                .as_deref(),
-            Some("tools")
-        );
-        assert_eq!(
-            bad(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"n":3}"#)
-                .param
-                .as_deref(),
-            Some("n")
-        );
-        assert_eq!(
-            bad(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":-5}"#)
-                .param
-                .as_deref(),
-            Some("max_tokens")
-        );
-        assert_eq!(
-            bad(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":"5"}"#)
-                .param
-                .as_deref(),
-            Some("max_tokens")
-        );
-        assert_eq!(
-            bad(r#"{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}"#).param.as_deref(),
-            Some("messages[0].content[0]")
-        );
-        assert_eq!(
-            bad(r#"{"model":"m","messages":[{"role":"wizard","content":"x"}]}"#)
-                .param
-                .as_deref(),
-            Some("messages[0].role")
-        );
-        let e = bad(r#"{"model":"m","messages":[{"role":"user","content":"x"}"#);
-        assert!(e.message.contains("not valid JSON"), "{e:?}");
-        let missing = bad(r#"{"messages":[{"role":"user","content":"x"}]}"#);
-        assert!(
-            missing.message.starts_with("missing field `model`"),
-            "{missing:?}"
-        );
-    }
 
     /// The JSON of each `data:` event (but `[DONE]`).
     fn events(bytes: &[u8]) -> Vec<serde_json::Value> {
@@ -716,6 +489,7 @@ mod tests {
                 refusal: None,
                 finish: None,
                 usage: None,
+                tool_calls: &[],
             },
         );
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -744,6 +518,7 @@ mod tests {
                 refusal: Some("No."),
                 finish: Some(&FinishReason::Stop),
                 usage: None,
+                tool_calls: &[],
             },
         );
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -762,6 +537,7 @@ mod tests {
                 refusal: None,
                 finish: Some(&FinishReason::Length),
                 usage: Some(&Usage::new(1, 2)),
+                tool_calls: &[],
             },
         );
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -777,5 +553,57 @@ mod tests {
         .unwrap();
         assert_eq!(err["error"]["param"], "model");
         assert!(err["error"]["code"].is_null());
+    }
+
+    #[test]
+    fn tool_calls_are_encoded_as_openai_documents_them() {
+        let calls = [ToolCall::new(
+            "call_1",
+            "get_weather",
+            "{\"city\":\"Paris\"}",
+        )];
+        let body = completion_body(
+            "id",
+            1,
+            "m",
+            Answer {
+                text: "",
+                refusal: None,
+                finish: Some(&FinishReason::ToolCalls),
+                usage: None,
+                tool_calls: &calls,
+            },
+        );
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let m = &v["choices"][0]["message"];
+        assert!(m["content"].is_null());
+        assert_eq!(
+            m["tool_calls"],
+            serde_json::json!([{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}])
+        );
+        assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+
+        let mut enc = ChunkEncoder::new("c", 1, "m", false);
+        let open = &events(&enc.chunk(&Chunk::tool_call(ToolCallDelta::start(
+            0,
+            "call_1",
+            "get_weather",
+        ))))[0];
+        assert_eq!(
+            open["choices"][0]["delta"]["tool_calls"],
+            serde_json::json!([{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""}}])
+        );
+        let args =
+            &events(&enc.chunk(&Chunk::tool_call(ToolCallDelta::arguments(0, "{\"city\""))))[0];
+        assert_eq!(
+            args["choices"][0]["delta"]["tool_calls"],
+            serde_json::json!([{"index":0,"function":{"arguments":"{\"city\""}}])
+        );
+        enc.chunk(&Chunk {
+            finish_reason: Some(FinishReason::ToolCalls),
+            ..Chunk::default()
+        });
+        let end = events(&enc.finish());
+        assert_eq!(end[0]["choices"][0]["finish_reason"], "tool_calls");
     }
 }

@@ -16,6 +16,11 @@ fn gateway_request_corpus() {
 }
 
 #[test]
+fn messages_request_corpus() {
+    replay("messages_request", checks::messages_request);
+}
+
+#[test]
 fn config_parse_corpus() {
     replay("config_parse", checks::config_parse);
 }

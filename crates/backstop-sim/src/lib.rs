@@ -14,6 +14,17 @@
 //! pieces concatenate to the non-streamed text. Usage: input tokens = words in the
 //! prompt (≥ 1), output tokens = number of chunks. The request's `model` is echoed.
 //!
+//! Tools and structured output, in both formats: offered tools (OpenAI `tools[].function`,
+//! Anthropic `tools[].input_schema`) get a call of every offered tool, in order (parallel
+//! calls; only the first when `parallel_tool_calls: false` or `disable_parallel_tool_use`; the
+//! named one for a named `tool_choice`), with arguments valid against its schema (strings `"sim"`, numbers their `minimum` or 1, enums
+//! their first value), streamed as `delta.tool_calls` fragments or `input_json_delta`s, finish
+//! `tool_calls` / `tool_use` — unless `tool_choice` is `none`, or the conversation ends with a
+//! tool result, which gets `"Simulated answer from <provider> after the tool returned:
+//! <result>."`. `response_format` (`json_object`, `json_schema`) or Anthropic's
+//! `output_config.format` get JSON valid against the schema. Image parts are accepted (and
+//! recorded). Faults apply to all of it.
+//!
 //! Faults ([`Fault`]) are queued with [`SimHandle::fail_next`] or drawn at random with
 //! [`SimHandle::set_random`] (or [`SimHandle::set_random_for`] streamed or non-streamed requests
 //! only); the same is available over HTTP under `/_sim/` (`"scope": "stream"`).

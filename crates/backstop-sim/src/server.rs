@@ -13,9 +13,10 @@ use axum::routing::post;
 
 use crate::body::Script;
 use crate::state::Shared;
+use crate::wire::intent::{Call, Intent};
 use crate::wire::reply::Reply;
 use crate::wire::request::WireRequest;
-use crate::wire::{self, ErrorSpec, Flavor, Meta, anthropic, openai};
+use crate::wire::{self, ErrorSpec, Flavor, Meta, ToolUse, anthropic, openai};
 use crate::{Fault, RecordedRequest};
 
 /// Largest request body accepted (bigger gets the provider's 413).
@@ -172,6 +173,22 @@ async fn respond(
         Flavor::Anthropic => format!("msg_sim_{n}"),
         Flavor::OpenAi | Flavor::Groq => format!("chatcmpl-sim-{n}"),
     };
+    let intent = req.intent();
+    let calls: &[Call] = match &intent {
+        Intent::ToolCalls(calls) => calls,
+        _ => &[],
+    };
+    let tool_ids: Vec<String> = (0..calls.len())
+        .map(|i| match flavor {
+            Flavor::Anthropic => format!("toolu_sim_{n}_{i}"),
+            Flavor::OpenAi | Flavor::Groq => format!("call_sim_{n}_{i}"),
+        })
+        .collect();
+    let tools: Vec<ToolUse<'_>> = calls
+        .iter()
+        .zip(&tool_ids)
+        .map(|(c, id)| ToolUse { id, name: &c.name })
+        .collect();
     let mut meta = Meta {
         flavor,
         id: &id,
@@ -181,6 +198,7 @@ async fn respond(
         input_tokens: req.input_tokens(),
         output_tokens: chunks as u64,
         include_usage: stream && req.include_usage(),
+        tools: &tools,
     };
 
     let tail = match fault {
@@ -267,23 +285,28 @@ async fn respond(
         Some(Fault::GarbledEvent { after_chunks }) => Tail::Garbled(after_chunks),
     };
 
-    let reply = match req.continuation() {
-        Some((prompt, partial)) => Reply::continuation(
+    let reply = match (&intent, req.continuation()) {
+        (Intent::ToolCalls(calls), _) => {
+            let args: Vec<String> = calls.iter().map(|c| c.arguments.clone()).collect();
+            Reply::tool_calls(&args, chunks)
+        }
+        (Intent::Json(text), _) => Reply::split(text, chunks),
+        (Intent::AfterTool(result), _) => Reply::after_tool(flavor, result, chunks),
+        (Intent::Text, Some((prompt, partial))) => Reply::continuation(
             flavor,
             prompt,
             partial,
             chunks,
             shared.continuation_overlap(),
         ),
-        None => Reply::new(flavor, req.last_user_text(), chunks),
+        (Intent::Text, None) => Reply::new(flavor, req.last_user_text(), chunks),
     };
     meta.output_tokens = reply.len() as u64;
     let mut script = Script::new();
     if stream {
         stream_script(&mut script, &meta, &reply, ttft, chunk_delay, tail);
     } else {
-        let text = reply.text();
-        let full = wire::completion_body(&meta, &text);
+        let full = wire::completion_body(&meta, &reply.texts());
         match tail {
             Tail::Done | Tail::NoMarker | Tail::Garbled(_) => script.buf().extend_from_slice(&full),
             Tail::Malformed(_) => script
@@ -339,7 +362,7 @@ fn stream_script(
         | Tail::InBandError(n, _)
         | Tail::Stall(n) => n.min(reply.len()),
     };
-    for (i, piece) in reply.pieces(cut).enumerate() {
+    for (i, piece) in reply.stream_pieces(cut).enumerate() {
         if i > 0 {
             script.sleep(chunk_delay);
         }

@@ -50,6 +50,8 @@ pub struct Spec {
     pub shutdown_grace: Duration,
     /// More `[server]` lines (`client_write_timeout = "1s"`, ...).
     pub server_extra: String,
+    /// More config text (further chains), appended as is.
+    pub extra_toml: String,
 }
 
 impl Default for Spec {
@@ -70,6 +72,7 @@ impl Default for Spec {
             admin_only: false,
             shutdown_grace: Duration::from_secs(5),
             server_extra: String::new(),
+            extra_toml: String::new(),
         }
     }
 }
@@ -136,6 +139,7 @@ pub fn config_text(spec: &Spec, sims: &[SimHandle]) -> String {
          \n[chains.solo]\nproviders = [\"openai\"]\ntimeout = \"{ct}\"\n",
         ct = spec.chain_timeout
     ));
+    t.push_str(&spec.extra_toml);
     t
 }
 

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use super::{ErrorSpec, Meta, push_str, push_u64};
+use super::{ErrorSpec, Meta, Piece, ToolUse, push_str, push_u64};
 
 /// Context window the simulated Anthropic models claim.
 const CONTEXT_WINDOW: u64 = 200_000;
@@ -86,15 +86,16 @@ fn usage(buf: &mut Vec<u8>, input: u64, output: u64) {
     buf.push(b'}');
 }
 
-/// The `message` object; `text: None` renders `content: []` (refusal).
-pub(crate) fn message(buf: &mut Vec<u8>, meta: &Meta<'_>, text: Option<&str>, stop: &str) {
-    message_inner(buf, meta, text, Some(stop), meta.output_tokens);
+/// The `message` object: one text block, or a `tool_use` block per call (`texts` are their
+/// inputs); `None` renders `content: []` (refusal).
+pub(crate) fn message(buf: &mut Vec<u8>, meta: &Meta<'_>, texts: Option<&[String]>, stop: &str) {
+    message_inner(buf, meta, texts, Some(stop), meta.output_tokens);
 }
 
 fn message_inner(
     buf: &mut Vec<u8>,
     meta: &Meta<'_>,
-    text: Option<&str>,
+    texts: Option<&[String]>,
     stop: Option<&str>,
     output_tokens: u64,
 ) {
@@ -103,10 +104,24 @@ fn message_inner(
     buf.extend_from_slice(b",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
     push_str(buf, meta.model);
     buf.extend_from_slice(b",\"content\":[");
-    if let Some(text) = text {
-        buf.extend_from_slice(b"{\"type\":\"text\",\"text\":");
-        push_str(buf, text);
-        buf.push(b'}');
+    match texts {
+        // A tool call's text is its arguments: a JSON object, the block's `input`.
+        Some(args) if !meta.tools.is_empty() => {
+            for (i, (tool, args)) in meta.tools.iter().zip(args).enumerate() {
+                if i > 0 {
+                    buf.push(b',');
+                }
+                tool_use_head(buf, *tool);
+                buf.extend_from_slice(args.as_bytes());
+                buf.push(b'}');
+            }
+        }
+        Some(texts) => {
+            buf.extend_from_slice(b"{\"type\":\"text\",\"text\":");
+            push_str(buf, &texts.concat());
+            buf.push(b'}');
+        }
+        None => {}
     }
     buf.extend_from_slice(b"],\"stop_reason\":");
     match stop {
@@ -116,6 +131,24 @@ fn message_inner(
     buf.extend_from_slice(b",\"stop_sequence\":null,\"usage\":");
     usage(buf, meta.input_tokens, output_tokens);
     buf.push(b'}');
+}
+
+/// `{"type":"tool_use","id":..,"name":..,"input":` (the input follows).
+fn tool_use_head(buf: &mut Vec<u8>, tool: ToolUse<'_>) {
+    buf.extend_from_slice(b"{\"type\":\"tool_use\",\"id\":");
+    push_str(buf, tool.id);
+    buf.extend_from_slice(b",\"name\":");
+    push_str(buf, tool.name);
+    buf.extend_from_slice(b",\"input\":");
+}
+
+/// The stop reason of a finished reply: `tool_use` for a tool call.
+pub(crate) fn stop_reason(meta: &Meta<'_>) -> &'static str {
+    if meta.tools.is_empty() {
+        "end_turn"
+    } else {
+        "tool_use"
+    }
 }
 
 fn event_head(buf: &mut Vec<u8>, name: &str) {
@@ -135,28 +168,57 @@ pub(crate) fn message_start(buf: &mut Vec<u8>, meta: &Meta<'_>) {
 /// `message_start`, `content_block_start`, `ping`.
 pub(crate) fn preamble(buf: &mut Vec<u8>, meta: &Meta<'_>) {
     message_start(buf, meta);
-    event_head(buf, "content_block_start");
-    buf.extend_from_slice(
-        b"{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
-    );
+    block_start(buf, meta, 0);
     event_head(buf, "ping");
     buf.extend_from_slice(b"{\"type\": \"ping\"}\n\n");
 }
 
-/// One `content_block_delta` with a `text_delta`.
-pub(crate) fn text_delta(buf: &mut Vec<u8>, piece: &str) {
+/// `content_block_start` of block `index`: the text block, or tool call `index`.
+fn block_start(buf: &mut Vec<u8>, meta: &Meta<'_>, index: usize) {
+    event_head(buf, "content_block_start");
+    buf.extend_from_slice(b"{\"type\":\"content_block_start\",\"index\":");
+    push_u64(buf, index as u64);
+    buf.extend_from_slice(b",\"content_block\":");
+    match meta.tools.get(index) {
+        Some(tool) => {
+            tool_use_head(buf, *tool);
+            buf.extend_from_slice(b"{}}");
+        }
+        None => buf.extend_from_slice(b"{\"type\":\"text\",\"text\":\"\"}"),
+    }
+    buf.extend_from_slice(b"}\n\n");
+}
+
+fn block_stop(buf: &mut Vec<u8>, index: usize) {
+    event_head(buf, "content_block_stop");
+    buf.extend_from_slice(b"{\"type\":\"content_block_stop\",\"index\":");
+    push_u64(buf, index as u64);
+    buf.extend_from_slice(b"}\n\n");
+}
+
+/// One `content_block_delta`: a `text_delta`, or an `input_json_delta` for a tool call (the
+/// first piece of a later call closes the previous block and opens its own).
+pub(crate) fn text_delta(buf: &mut Vec<u8>, meta: &Meta<'_>, piece: Piece<'_>) {
+    if piece.starts_call && piece.call > 0 {
+        block_stop(buf, piece.call - 1);
+        block_start(buf, meta, piece.call);
+    }
     event_head(buf, "content_block_delta");
-    buf.extend_from_slice(
-        b"{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":",
-    );
-    push_str(buf, piece);
+    buf.extend_from_slice(b"{\"type\":\"content_block_delta\",\"index\":");
+    push_u64(buf, piece.call as u64);
+    buf.extend_from_slice(b",\"delta\":");
+    if !meta.tools.is_empty() {
+        buf.extend_from_slice(b"{\"type\":\"input_json_delta\",\"partial_json\":");
+    } else {
+        buf.extend_from_slice(b"{\"type\":\"text_delta\",\"text\":");
+    }
+    push_str(buf, piece.text);
     buf.extend_from_slice(b"}}\n\n");
 }
 
-/// `content_block_stop` then `message_delta`.
+/// `content_block_stop` (of the last block) then `message_delta`.
 pub(crate) fn finish(buf: &mut Vec<u8>, meta: &Meta<'_>, stop: &str) {
-    event_head(buf, "content_block_stop");
-    buf.extend_from_slice(b"{\"type\":\"content_block_stop\",\"index\":0}\n\n");
+    block_stop(buf, meta.tools.len().saturating_sub(1));
     message_delta(buf, meta.output_tokens, stop);
 }
 

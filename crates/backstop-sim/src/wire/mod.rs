@@ -3,6 +3,8 @@
 //! the string escaping; nothing here knows about HTTP.
 
 pub(crate) mod anthropic;
+pub(crate) mod example;
+pub(crate) mod intent;
 pub(crate) mod openai;
 pub(crate) mod reply;
 pub use reply::reply_text;
@@ -44,6 +46,25 @@ pub(crate) struct Meta<'a> {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub include_usage: bool,
+    /// When the reply is tool calls: their ids and function names, in order (the pieces are
+    /// their arguments; [`Piece::call`] says whose).
+    pub tools: &'a [ToolUse<'a>],
+}
+
+/// One piece of a streamed reply: its text, and for tool calls which call it belongs to and
+/// whether it is that call's first piece.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Piece<'a> {
+    pub text: &'a str,
+    pub call: usize,
+    pub starts_call: bool,
+}
+
+/// The tool call a reply makes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ToolUse<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
 }
 
 /// A provider error: HTTP status plus the fields of the provider's error body.
@@ -125,12 +146,15 @@ pub(crate) fn error_event(buf: &mut Vec<u8>, flavor: Flavor, err: &ErrorSpec) {
     }
 }
 
-/// The complete non-streamed success body.
-pub(crate) fn completion_body(meta: &Meta<'_>, text: &str) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(512 + text.len());
+/// The complete non-streamed success body: `texts` is the reply's text, or each tool call's
+/// arguments.
+pub(crate) fn completion_body(meta: &Meta<'_>, texts: &[String]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(512 + texts.iter().map(String::len).sum::<usize>());
     match meta.flavor {
-        Flavor::Anthropic => anthropic::message(&mut buf, meta, Some(text), "end_turn"),
-        Flavor::OpenAi | Flavor::Groq => openai::completion(&mut buf, meta, text),
+        Flavor::Anthropic => {
+            anthropic::message(&mut buf, meta, Some(texts), anthropic::stop_reason(meta));
+        }
+        Flavor::OpenAi | Flavor::Groq => openai::completion(&mut buf, meta, texts),
     }
     buf
 }
@@ -144,9 +168,9 @@ pub(crate) fn stream_preamble(buf: &mut Vec<u8>, meta: &Meta<'_>) {
 }
 
 /// Appends one content chunk.
-pub(crate) fn stream_piece(buf: &mut Vec<u8>, meta: &Meta<'_>, piece: &str) {
+pub(crate) fn stream_piece(buf: &mut Vec<u8>, meta: &Meta<'_>, piece: Piece<'_>) {
     match meta.flavor {
-        Flavor::Anthropic => anthropic::text_delta(buf, piece),
+        Flavor::Anthropic => anthropic::text_delta(buf, meta, piece),
         Flavor::OpenAi | Flavor::Groq => openai::content_chunk(buf, meta, piece),
     }
 }
@@ -154,7 +178,7 @@ pub(crate) fn stream_piece(buf: &mut Vec<u8>, meta: &Meta<'_>, piece: &str) {
 /// Appends the events after the last content chunk, up to (excluding) the terminal marker.
 pub(crate) fn stream_finish(buf: &mut Vec<u8>, meta: &Meta<'_>) {
     match meta.flavor {
-        Flavor::Anthropic => anthropic::finish(buf, meta, "end_turn"),
+        Flavor::Anthropic => anthropic::finish(buf, meta, anthropic::stop_reason(meta)),
         Flavor::OpenAi | Flavor::Groq => openai::finish(buf, meta),
     }
 }

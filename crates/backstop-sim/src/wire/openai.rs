@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use super::{ErrorSpec, Flavor, Meta, push_opt_str, push_str, push_u64};
+use super::{ErrorSpec, Flavor, Meta, Piece, ToolUse, push_opt_str, push_str, push_u64};
 
 /// Context window the simulated OpenAI models claim.
 const CONTEXT_WINDOW: u64 = 128_000;
@@ -133,8 +133,8 @@ fn x_groq(buf: &mut Vec<u8>, meta: &Meta<'_>, with_usage: bool) {
     buf.push(b'}');
 }
 
-/// The `chat.completion` object.
-pub(crate) fn completion(buf: &mut Vec<u8>, meta: &Meta<'_>, text: &str) {
+/// The `chat.completion` object: `texts` are the reply's text, or each tool call's arguments.
+pub(crate) fn completion(buf: &mut Vec<u8>, meta: &Meta<'_>, texts: &[String]) {
     buf.extend_from_slice(b"{\"id\":");
     push_str(buf, meta.id);
     buf.extend_from_slice(b",\"object\":\"chat.completion\",\"created\":");
@@ -144,10 +144,25 @@ pub(crate) fn completion(buf: &mut Vec<u8>, meta: &Meta<'_>, text: &str) {
     buf.extend_from_slice(
         b",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":",
     );
-    push_str(buf, text);
+    if meta.tools.is_empty() {
+        push_str(buf, &texts.concat());
+    } else {
+        buf.extend_from_slice(b"null,\"tool_calls\":[");
+        for (i, (tool, args)) in meta.tools.iter().zip(texts).enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            tool_call_head(buf, *tool, None);
+            push_str(buf, args);
+            buf.extend_from_slice(b"}}");
+        }
+        buf.push(b']');
+    }
     buf.extend_from_slice(
-        b",\"refusal\":null,\"annotations\":[]},\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":",
+        b",\"refusal\":null,\"annotations\":[]},\"logprobs\":null,\"finish_reason\":",
     );
+    push_str(buf, finish_reason(meta));
+    buf.extend_from_slice(b"}],\"usage\":");
     usage(buf, meta);
     if meta.flavor == Flavor::Groq {
         buf.extend_from_slice(b",\"system_fingerprint\":\"fp_sim\"");
@@ -156,6 +171,31 @@ pub(crate) fn completion(buf: &mut Vec<u8>, meta: &Meta<'_>, text: &str) {
         buf.extend_from_slice(b",\"service_tier\":\"default\",\"system_fingerprint\":\"fp_sim\"");
     }
     buf.push(b'}');
+}
+
+/// `{"index":..,"id":..,"type":"function","function":{"name":..,"arguments":` (arguments
+/// follow; the index only in a stream).
+fn tool_call_head(buf: &mut Vec<u8>, tool: ToolUse<'_>, index: Option<usize>) {
+    buf.push(b'{');
+    if let Some(i) = index {
+        buf.extend_from_slice(b"\"index\":");
+        push_u64(buf, i as u64);
+        buf.push(b',');
+    }
+    buf.extend_from_slice(b"\"id\":");
+    push_str(buf, tool.id);
+    buf.extend_from_slice(b",\"type\":\"function\",\"function\":{\"name\":");
+    push_str(buf, tool.name);
+    buf.extend_from_slice(b",\"arguments\":");
+}
+
+/// `tool_calls` for a tool call, else `stop`.
+fn finish_reason(meta: &Meta<'_>) -> &'static str {
+    if meta.tools.is_empty() {
+        "stop"
+    } else {
+        "tool_calls"
+    }
 }
 
 /// `data: {"id":..,"object":"chat.completion.chunk",...,"choices":[`
@@ -181,17 +221,43 @@ fn chunk_tail(buf: &mut Vec<u8>, meta: &Meta<'_>) {
 /// First chunk: `delta.role`, empty content.
 pub(crate) fn role_chunk(buf: &mut Vec<u8>, meta: &Meta<'_>) {
     chunk_head(buf, meta);
-    buf.extend_from_slice(
-        b"{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}",
-    );
+    match meta.tools.first() {
+        // As OpenAI streams a call: the first delta names it, with empty arguments.
+        Some(tool) => {
+            buf.extend_from_slice(
+                b"{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[",
+            );
+            tool_call_head(buf, *tool, Some(0));
+            buf.extend_from_slice(b"\"\"}}]},\"logprobs\":null,\"finish_reason\":null}");
+        }
+        None => buf.extend_from_slice(
+            b"{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}",
+        ),
+    }
     chunk_tail(buf, meta);
 }
 
-/// One `delta.content` chunk.
-pub(crate) fn content_chunk(buf: &mut Vec<u8>, meta: &Meta<'_>, piece: &str) {
+/// One `delta.content` chunk, or `delta.tool_calls` fragment (a later call's first names it).
+pub(crate) fn content_chunk(buf: &mut Vec<u8>, meta: &Meta<'_>, piece: Piece<'_>) {
     chunk_head(buf, meta);
-    buf.extend_from_slice(b"{\"index\":0,\"delta\":{\"content\":");
-    push_str(buf, piece);
+    match meta.tools.get(piece.call) {
+        Some(tool) => {
+            buf.extend_from_slice(b"{\"index\":0,\"delta\":{\"tool_calls\":[");
+            if piece.starts_call && piece.call > 0 {
+                tool_call_head(buf, *tool, Some(piece.call));
+            } else {
+                buf.extend_from_slice(b"{\"index\":");
+                push_u64(buf, piece.call as u64);
+                buf.extend_from_slice(b",\"function\":{\"arguments\":");
+            }
+            push_str(buf, piece.text);
+            buf.extend_from_slice(b"}}]");
+        }
+        None => {
+            buf.extend_from_slice(b"{\"index\":0,\"delta\":{\"content\":");
+            push_str(buf, piece.text);
+        }
+    }
     buf.extend_from_slice(b"},\"logprobs\":null,\"finish_reason\":null}");
     chunk_tail(buf, meta);
 }
@@ -199,9 +265,9 @@ pub(crate) fn content_chunk(buf: &mut Vec<u8>, meta: &Meta<'_>, piece: &str) {
 /// The `finish_reason:"stop"` chunk, then the usage chunk when asked for.
 pub(crate) fn finish(buf: &mut Vec<u8>, meta: &Meta<'_>) {
     chunk_head(buf, meta);
-    buf.extend_from_slice(
-        b"{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"stop\"}]",
-    );
+    buf.extend_from_slice(b"{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":");
+    push_str(buf, finish_reason(meta));
+    buf.extend_from_slice(b"}]");
     if meta.include_usage {
         buf.extend_from_slice(b",\"usage\":null");
     }

@@ -2,7 +2,7 @@
 //! filler pieces. Piece `i` is what streaming chunk `i` carries; the non-streamed text
 //! is their concatenation.
 
-use super::Flavor;
+use super::{Flavor, Piece};
 
 /// Characters of the last user message echoed in the reply.
 pub(crate) const ECHO_CHARS: usize = 60;
@@ -27,19 +27,17 @@ const FILLER: [&str; 12] = [
 #[derive(Debug)]
 pub(crate) struct Reply {
     pieces: Vec<String>,
+    /// For tool calls: the call each piece belongs to (empty: one text).
+    calls: Vec<usize>,
 }
 
 impl Reply {
     /// The reply split into `chunks` (≥ 1) pieces.
     pub(crate) fn new(flavor: Flavor, last_user: &str, chunks: usize) -> Self {
-        let echo_end = last_user
-            .char_indices()
-            .nth(ECHO_CHARS)
-            .map_or(last_user.len(), |(i, _)| i);
         let header = format!(
             "Simulated answer from {} to: {}.",
             flavor.name(),
-            &last_user[..echo_end]
+            prefix(last_user, ECHO_CHARS)
         );
         let pieces = std::iter::once(header)
             .chain(
@@ -51,7 +49,58 @@ impl Reply {
                     .map(str::to_owned),
             )
             .collect();
-        Self { pieces }
+        Self {
+            pieces,
+            calls: Vec::new(),
+        }
+    }
+
+    /// The answer after a tool returned `result`: a header quoting it, then filler.
+    pub(crate) fn after_tool(flavor: Flavor, result: &str, chunks: usize) -> Self {
+        let mut r = Self::new(flavor, "", chunks);
+        r.pieces[0] = format!(
+            "Simulated answer from {} after the tool returned: {}.",
+            flavor.name(),
+            prefix(result, ECHO_CHARS)
+        );
+        r
+    }
+
+    /// `text` (JSON, tool-call arguments) cut into at most `chunks` pieces of about equal size.
+    pub(crate) fn split(text: &str, chunks: usize) -> Self {
+        let per = text.len().div_ceil(chunks.max(1)).max(1);
+        let mut pieces = Vec::new();
+        let mut rest = text;
+        while !rest.is_empty() {
+            let mut end = per.min(rest.len());
+            while !rest.is_char_boundary(end) {
+                end += 1;
+            }
+            pieces.push(rest[..end].to_owned());
+            rest = &rest[end..];
+        }
+        if pieces.is_empty() {
+            pieces.push(String::new());
+        }
+        Self {
+            pieces,
+            calls: Vec::new(),
+        }
+    }
+
+    /// Tool calls with these arguments, each cut into about `chunks / calls` pieces.
+    pub(crate) fn tool_calls(arguments: &[String], chunks: usize) -> Self {
+        let per = chunks.div_ceil(arguments.len().max(1));
+        let mut out = Self {
+            pieces: Vec::new(),
+            calls: Vec::new(),
+        };
+        for (i, args) in arguments.iter().enumerate() {
+            let part = Self::split(args, per);
+            out.calls.extend(std::iter::repeat_n(i, part.pieces.len()));
+            out.pieces.extend(part.pieces);
+        }
+        out
     }
 
     /// The continuation of `partial`, an answer cut short: if `partial` is how some provider's
@@ -90,10 +139,14 @@ impl Reply {
                 }
                 offset = end;
             }
-            return Self { pieces };
+            return Self {
+                pieces,
+                calls: Vec::new(),
+            };
         }
         Self {
             pieces: vec![format!(" (continued by {}).", flavor.name())],
+            calls: Vec::new(),
         }
     }
 
@@ -103,14 +156,49 @@ impl Reply {
     }
 
     /// The first `n` pieces, in order.
+    #[cfg(test)]
     pub(crate) fn pieces(&self, n: usize) -> impl Iterator<Item = &str> {
         self.pieces.iter().map(String::as_str).take(n)
+    }
+
+    /// The first `n` pieces as streamed: with the call each belongs to.
+    pub(crate) fn stream_pieces(&self, n: usize) -> impl Iterator<Item = Piece<'_>> {
+        self.pieces.iter().enumerate().take(n).map(|(i, text)| {
+            let call = self.calls.get(i).copied().unwrap_or(0);
+            Piece {
+                text,
+                call,
+                starts_call: i == 0 || self.calls.get(i - 1).copied().unwrap_or(0) != call,
+            }
+        })
+    }
+
+    /// The whole text of each call (one text when the reply is not tool calls).
+    pub(crate) fn texts(&self) -> Vec<String> {
+        if self.calls.is_empty() {
+            return vec![self.text()];
+        }
+        let mut out: Vec<String> = Vec::new();
+        for p in self.stream_pieces(usize::MAX) {
+            if p.starts_call {
+                out.push(String::new());
+            }
+            if let Some(last) = out.last_mut() {
+                last.push_str(p.text);
+            }
+        }
+        out
     }
 
     /// The whole text: every piece concatenated.
     pub(crate) fn text(&self) -> String {
         self.pieces.concat()
     }
+}
+
+/// The first `n` characters of `s`.
+fn prefix(s: &str, n: usize) -> &str {
+    &s[..s.char_indices().nth(n).map_or(s.len(), |(i, _)| i)]
 }
 
 /// The whole text the simulator answers to `prompt` on `provider`'s route (`"openai"`,
@@ -140,6 +228,14 @@ mod tests {
         );
         assert_eq!(r.text(), p.concat());
         assert_eq!(Reply::new(Flavor::Groq, "hi", 0).pieces(9).count(), 1);
+    }
+
+    #[test]
+    fn split_pieces_concatenate_to_the_text() {
+        let r = Reply::split(r#"{"city":"Zürich"}"#, 4);
+        assert_eq!(r.len(), 4);
+        assert_eq!(r.text(), r#"{"city":"Zürich"}"#);
+        assert_eq!(Reply::split("{}", 8).len(), 2);
     }
 
     #[test]

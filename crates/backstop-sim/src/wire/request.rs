@@ -20,6 +20,39 @@ pub(crate) struct WireRequest {
     /// Anthropic's top-level system prompt.
     #[serde(default)]
     pub system: Option<Content>,
+    /// Offered tools (OpenAI `{type, function: {name, parameters}}`, Anthropic
+    /// `{name, input_schema}`).
+    #[serde(default)]
+    pub tools: Vec<WireTool>,
+    #[serde(default)]
+    pub tool_choice: Option<serde_json::Value>,
+    /// OpenAI `parallel_tool_calls` (Anthropic: `tool_choice.disable_parallel_tool_use`).
+    #[serde(default)]
+    pub parallel_tool_calls: Option<bool>,
+    /// OpenAI structured output.
+    #[serde(default)]
+    pub response_format: Option<serde_json::Value>,
+    /// Anthropic structured output (`{"format": {"type": "json_schema", "schema"}}`).
+    #[serde(default)]
+    pub output_config: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct WireTool {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub input_schema: Option<serde_json::Value>,
+    #[serde(default)]
+    pub function: Option<WireFunction>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct WireFunction {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub parameters: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -48,8 +81,13 @@ pub(crate) enum Content {
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct Part {
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
     #[serde(default)]
     pub text: Option<String>,
+    /// A `tool_result` block's content: a string or text blocks.
+    #[serde(default)]
+    pub content: Option<Box<Content>>,
 }
 
 impl Content {
@@ -61,7 +99,7 @@ impl Content {
         }
     }
 
-    fn all_text(&self) -> String {
+    pub(crate) fn all_text(&self) -> String {
         let mut out = String::new();
         self.for_each_text(|t| out.push_str(t));
         out
