@@ -17,11 +17,10 @@ use backstop::{EmbeddingRequest, EmbeddingResult, Provider as _};
 
 use crate::app::App;
 use crate::auth::Access;
-use crate::request_id::RequestId;
 use crate::request_log::RequestLog;
 use crate::server::{
     Current, attempt_headers, authorize, error, failed, in_flight_slot, json_content_type,
-    read_body, shutting_down, unknown_model,
+    read_body, request_context, shutting_down, unknown_model,
 };
 
 /// Most texts in one request (OpenAI's limit).
@@ -110,12 +109,7 @@ fn parse(bytes: &[u8]) -> Result<(String, EmbeddingRequest, Encoding), Invalid> 
 pub(crate) async fn embeddings(Current(app): Current, request: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let id = parts
-        .extensions
-        .get::<RequestId>()
-        .cloned()
-        .unwrap_or_else(RequestId::generate);
-    let (span, caller_trace) = crate::telemetry::http_span(&parts.headers, id.as_str());
+    let (id, span, caller_trace) = request_context(&parts, "/v1/embeddings");
     let mut response = match authorize(&app, &parts.headers, Access::Client)
         .and_then(|()| json_content_type(&parts.headers))
     {

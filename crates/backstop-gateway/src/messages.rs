@@ -15,8 +15,9 @@ use tracing::Instrument as _;
 use crate::auth::Access;
 use crate::messages_request::parse_messages_request;
 use crate::messages_response;
-use crate::request_id::RequestId;
-use crate::server::{Current, admit, authorize, bad_request, json_content_type, read_body};
+use crate::server::{
+    Current, admit, authorize, bad_request, json_content_type, read_body, request_context,
+};
 use crate::wire::BadRequest;
 
 /// The Messages API version served.
@@ -27,12 +28,7 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 pub(crate) async fn messages(Current(app): Current, request: Request) -> Response {
     let started = Instant::now();
     let (mut parts, body) = request.into_parts();
-    let id = parts
-        .extensions
-        .get::<RequestId>()
-        .cloned()
-        .unwrap_or_else(RequestId::generate);
-    let (span, caller_trace) = crate::telemetry::http_span(&parts.headers, id.as_str());
+    let (id, span, caller_trace) = request_context(&parts, "/v1/messages");
     // Anthropic clients send `x-api-key`; it counts as the bearer token when there is none.
     if !parts.headers.contains_key(header::AUTHORIZATION)
         && let Some(key) = parts.headers.get("x-api-key")

@@ -438,15 +438,29 @@ fn failure_response(f: &AllProvidersFailed) -> Response {
     r
 }
 
-async fn chat_completions(Current(app): Current, request: Request) -> Response {
-    let started = Instant::now();
-    let (parts, body) = request.into_parts();
+/// What every model route starts with: the request's id (set by the middleware, else a fresh
+/// one) and its HTTP span, continuing the caller's `traceparent` (also returned).
+pub(crate) fn request_context(
+    parts: &Parts,
+    route: &'static str,
+) -> (
+    RequestId,
+    tracing::Span,
+    Option<crate::traceparent::TraceParent>,
+) {
     let id = parts
         .extensions
         .get::<RequestId>()
         .cloned()
         .unwrap_or_else(RequestId::generate);
-    let (span, caller_trace) = crate::telemetry::http_span(&parts.headers, id.as_str());
+    let (span, caller) = crate::telemetry::http_span(&parts.headers, id.as_str(), route);
+    (id, span, caller)
+}
+
+async fn chat_completions(Current(app): Current, request: Request) -> Response {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let (id, span, caller_trace) = request_context(&parts, "/v1/chat/completions");
     let mut response = match authorize(&app, &parts.headers, Access::Client)
         .and_then(|()| json_content_type(&parts.headers))
     {

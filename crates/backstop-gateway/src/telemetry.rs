@@ -102,15 +102,19 @@ impl Telemetry {
     }
 }
 
-/// The gateway's span for one chat request (an OpenTelemetry SERVER span): the caller's
+/// The gateway's span for one request to `route` (an OpenTelemetry SERVER span): the caller's
 /// trace continued when it sent a valid `traceparent`, which is also returned.
-pub fn http_span(headers: &HeaderMap, request_id: &str) -> (tracing::Span, Option<TraceParent>) {
+pub fn http_span(
+    headers: &HeaderMap,
+    request_id: &str,
+    route: &'static str,
+) -> (tracing::Span, Option<TraceParent>) {
     let span = tracing::info_span!(
         "backstop.http",
-        otel.name = "POST /v1/chat/completions",
+        otel.name = %PostName(route),
         otel.kind = "server",
         http.request.method = "POST",
-        http.route = "/v1/chat/completions",
+        http.route = route,
         http.response.status_code = tracing::field::Empty,
         backstop.request_id = request_id,
     );
@@ -121,6 +125,15 @@ pub fn http_span(headers: &HeaderMap, request_id: &str) -> (tracing::Span, Optio
         continue_trace(&span, c);
     }
     (span, caller)
+}
+
+/// `POST {route}`, the HTTP span's name.
+struct PostName(&'static str);
+
+impl std::fmt::Display for PostName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "POST {}", self.0)
+    }
 }
 
 /// Records the answer's status on the HTTP span and names the span in a `traceparent` on
