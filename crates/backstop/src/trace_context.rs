@@ -16,8 +16,9 @@ pub fn set_traceparent_source(source: TraceparentSource) -> bool {
     SOURCE.set(source).is_ok()
 }
 
-#[cfg(feature = "http")]
 /// The value to send upstream: the installed source's, else `fallback` (the caller's).
+#[cfg(feature = "http")]
+#[allow(dead_code)] // called by the HTTP providers, which the `http` feature alone leaves out
 pub(crate) fn outgoing(fallback: Option<&str>) -> Option<String> {
     SOURCE
         .get()
