@@ -1,9 +1,10 @@
 //! Human-readable durations for the config file: `"250ms"`, `"30s"`, `"1.5s"`, `"2m"`, `"1h"`.
 //!
-//! [`parse_duration`] accepts a non-negative decimal number (optionally with a fractional
-//! part) immediately followed by one of the units `ms`, `s`, `m` or `h`. [`format_duration`]
-//! prints a [`Duration`] in the same syntax, so `parse_duration(&format_duration(d)) == Ok(d)`
-//! for every `d`. The [`serde_str`] module plugs both into serde.
+//! [`parse_duration`] is [`humantime::parse_duration`] (which also takes `"1m 30s"`, `"2min"`,
+//! `"1d"`), with its errors sorted into the few kinds a config error needs: empty, negative,
+//! missing unit, malformed, too large. [`format_duration`] prints a [`Duration`] in the
+//! shortest exact form, so `parse_duration(&format_duration(d)) == Ok(d)` for every `d`. The
+//! [`serde_str`] module plugs both into serde.
 
 use std::fmt;
 use std::time::Duration;
@@ -13,7 +14,7 @@ const NANOS_PER_S: u128 = 1_000_000_000;
 const NANOS_PER_M: u128 = 60 * NANOS_PER_S;
 const NANOS_PER_H: u128 = 60 * NANOS_PER_M;
 
-const EXPECTED: &str = "expected a number followed by ms, s, m or h";
+const EXPECTED: &str = "expected a number followed by a unit such as ms, s, m or h";
 
 /// Why a duration string was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,37 +25,27 @@ pub enum DurationErrorKind {
     Negative,
     /// A number with no unit, such as `"30"`.
     MissingUnit,
-    /// The unit was not one of `ms`, `s`, `m`, `h`, or the number was malformed.
+    /// An unknown unit, or a malformed number.
     Malformed,
-    /// The value does not fit in a [`Duration`].
+    /// The value does not fit in a [`Duration`], or is finer than a nanosecond.
     Overflow,
 }
 
 /// A string that is not a valid duration; see [`parse_duration`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration {input:?}: {}", reason(*kind))]
+#[error("invalid duration {input:?}: {detail}")]
 pub struct DurationError {
     input: String,
     kind: DurationErrorKind,
-}
-
-fn reason(kind: DurationErrorKind) -> &'static str {
-    match kind {
-        DurationErrorKind::Empty => "empty string; expected a number followed by ms, s, m or h",
-        DurationErrorKind::Negative => "durations cannot be negative",
-        DurationErrorKind::MissingUnit => {
-            "missing unit; expected a number followed by ms, s, m or h (e.g. \"30s\")"
-        }
-        DurationErrorKind::Malformed => EXPECTED,
-        DurationErrorKind::Overflow => "too large",
-    }
+    detail: String,
 }
 
 impl DurationError {
-    fn new(input: &str, kind: DurationErrorKind) -> Self {
+    fn new(input: &str, kind: DurationErrorKind, detail: String) -> Self {
         Self {
             input: input.to_owned(),
             kind,
+            detail,
         }
     }
 
@@ -69,60 +60,46 @@ impl DurationError {
     }
 }
 
-/// Parses `"250ms"`, `"30s"`, `"1.5s"`, `"2m"`, `"1h"` into a [`Duration`].
+/// Parses `"250ms"`, `"30s"`, `"1.5s"`, `"2m"`, `"1h"` (and humantime's other forms, such as
+/// `"1m 30s"`) into a [`Duration`].
 ///
 /// Zero (`"0s"`) is accepted here; callers that need a positive duration check for it.
-/// Fractions finer than a nanosecond are truncated.
 ///
 /// # Errors
 ///
 /// Empty input, a negative number, a missing or unknown unit, a malformed number, or a
-/// value too large for [`Duration`].
+/// value too large for [`Duration`] or finer than a nanosecond.
 pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
-    let err = |kind| DurationError::new(input, kind);
-    if input.is_empty() {
-        return Err(err(DurationErrorKind::Empty));
+    use humantime::DurationError as H;
+    let err = |kind, detail: &str| DurationError::new(input, kind, detail.to_owned());
+    if input.trim_start().starts_with('-') {
+        return Err(err(
+            DurationErrorKind::Negative,
+            "durations cannot be negative",
+        ));
     }
-    if input.starts_with('-') {
-        return Err(err(DurationErrorKind::Negative));
-    }
-    let number_len = input
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(input.len());
-    let (number, unit) = input.split_at(number_len);
-    let (int_part, frac_part) = match number.split_once('.') {
-        Some((int_part, frac_part)) => (int_part, Some(frac_part)),
-        None => (number, None),
-    };
-    // Require digits on both sides of a decimal point: reject ".5s", "5.s" and "1.2.3s".
-    let digits_ok = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits_ok(int_part) || frac_part.is_some_and(|f| !digits_ok(f)) {
-        return Err(err(DurationErrorKind::Malformed));
-    }
-    let unit_nanos = match unit {
-        "" => return Err(err(DurationErrorKind::MissingUnit)),
-        "ms" => NANOS_PER_MS,
-        "s" => NANOS_PER_S,
-        "m" => NANOS_PER_M,
-        "h" => NANOS_PER_H,
-        _ => return Err(err(DurationErrorKind::Malformed)),
-    };
-    let overflow = || err(DurationErrorKind::Overflow);
-    let int_value: u128 = int_part.parse().map_err(|_| overflow())?;
-    let mut nanos = int_value.checked_mul(unit_nanos).ok_or_else(overflow)?;
-    if let Some(frac) = frac_part {
-        // Only the first 13 fractional digits can matter (an hour is 3.6e12 ns); more would
-        // only risk overflowing the scale below.
-        let frac = &frac[..frac.len().min(13)];
-        let frac_value: u128 = frac.parse().map_err(|_| overflow())?;
-        let scale = 10u128.pow(u32::try_from(frac.len()).map_err(|_| overflow())?);
-        nanos = nanos
-            .checked_add(frac_value * unit_nanos / scale)
-            .ok_or_else(overflow)?;
-    }
-    let secs = u64::try_from(nanos / NANOS_PER_S).map_err(|_| overflow())?;
-    let sub_nanos = u32::try_from(nanos % NANOS_PER_S).map_err(|_| overflow())?;
-    Ok(Duration::new(secs, sub_nanos))
+    humantime::parse_duration(input).map_err(|e| match e {
+        H::Empty => err(
+            DurationErrorKind::Empty,
+            &format!("empty string; {EXPECTED}"),
+        ),
+        H::UnknownUnit { ref unit, .. } if unit.is_empty() => err(
+            DurationErrorKind::MissingUnit,
+            &format!("missing unit; {EXPECTED} (e.g. \"30s\")"),
+        ),
+        H::UnknownUnit { ref unit, .. } => err(
+            DurationErrorKind::Malformed,
+            &format!("unknown unit {unit:?}; {EXPECTED}"),
+        ),
+        H::InvalidCharacter(at) | H::NumberExpected(at) => err(
+            DurationErrorKind::Malformed,
+            &format!("unexpected character at byte {at}; {EXPECTED}"),
+        ),
+        H::NumberOverflow => err(
+            DurationErrorKind::Overflow,
+            "too large, or finer than a nanosecond",
+        ),
+    })
 }
 
 /// Formats a [`Duration`] in the syntax [`parse_duration`] accepts, using the largest unit
