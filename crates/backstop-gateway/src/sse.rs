@@ -75,6 +75,17 @@ struct StreamState {
     resumed: Vec<backstop::Contribution>,
     /// The `max_in_flight` slot, released when the stream ends or is dropped.
     _slot: OwnedSemaphorePermit,
+    /// The request's HTTP span, ended when the body is (see `Drop`), not at the first byte.
+    http_span: tracing::Span,
+}
+
+impl Drop for StreamState {
+    fn drop(&mut self) {
+        // The chain's stream (and its request span) first, so the HTTP span ends after it;
+        // an OpenTelemetry span ends when it was last exited.
+        self.stream = None;
+        self.http_span.in_scope(|| {});
+    }
 }
 
 impl StreamState {
@@ -215,6 +226,7 @@ pub(crate) fn stream_response(
         provider,
         started,
         _slot: slot,
+        http_span: tracing::Span::current(),
     };
     let body = futures_util::stream::unfold(state, |mut state| async move {
         let bytes = state.next().await?;

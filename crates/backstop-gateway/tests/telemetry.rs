@@ -4,7 +4,7 @@
 //! under the caller's span, the chain's request span under it, and one attempt span per
 //! provider under that, with the GenAI attributes; providers are sent the attempt span as
 //! their parent, and the answer names the gateway's span. Spans buffered at shutdown are
-//! flushed before the process exits.
+//! flushed before the process exits. A stream's HTTP and request spans end with its last byte.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod binary;
@@ -258,4 +258,71 @@ async fn without_an_exporter_the_callers_traceparent_is_passed_on_unchanged() {
         .collect();
     assert_eq!(sent, [Some(caller), None], "an invalid one is dropped");
     gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streams_http_span_lasts_until_its_last_byte() {
+    // Eight chunks 40 ms apart: the stream's body outlives its headers by about 300 ms.
+    let sim = Simulator::start(SimConfig {
+        chunks: 8,
+        chunk_delay: Duration::from_millis(40),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let (endpoint, mut exports) = collector().await;
+    let mut gw = binary::Gateway::start(
+        &format!(
+            "[telemetry]\notlp_endpoint = \"{endpoint}\"\n\
+             [providers.only]\nkind = \"openai\"\nmodel = \"gpt-x\"\napi_key_env = \"K\"\nbase_url = \"{}\"\n\
+             [chains.assistant]\nproviders = [\"only\"]\n",
+            sim.openai_base_url()
+        ),
+        binary::Launch {
+            env: &[("K", "sk-test")],
+            ..Default::default()
+        },
+    );
+    let r = reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&serde_json::json!({
+            "model": "assistant",
+            "stream": true,
+            "messages": [{"role": "user", "content": "hi"}]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert!(body.trim_end().ends_with("data: [DONE]"), "{body}");
+    assert!(gw.stop().success(), "{}", gw.logs());
+
+    let mut spans = Vec::new();
+    while let Ok(export) = exports.try_recv() {
+        for rs in export.resource_spans {
+            spans.extend(rs.scope_spans.into_iter().flat_map(|s| s.spans));
+        }
+    }
+    let http = named(&spans, "POST /v1/chat/completions");
+    let request = named(&spans, "chat assistant");
+    assert_eq!((http.len(), request.len()), (1, 1), "{spans:#?}");
+    let (http, request) = (http[0], request[0]);
+    assert_eq!(request.parent_span_id, http.span_id);
+    // The attempt carried the whole stream; the request and HTTP spans that contain it end
+    // no earlier than it does (not at the first byte).
+    let attempt = named(&spans, "chat gpt-x");
+    assert_eq!(attempt.len(), 1, "{spans:#?}");
+    let attempt_end = attempt[0].end_time_unix_nano;
+    for (outer, end) in [
+        ("request", request.end_time_unix_nano),
+        ("HTTP", http.end_time_unix_nano),
+    ] {
+        assert!(
+            end >= attempt_end,
+            "the {outer} span ended {} ms before the stream it carried",
+            (attempt_end - end) / 1_000_000
+        );
+    }
+    assert!(http.end_time_unix_nano >= request.end_time_unix_nano);
 }

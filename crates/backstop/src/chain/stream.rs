@@ -75,7 +75,7 @@ pub struct FallbackStream {
     observer: Option<(String, Arc<dyn Observer>)>,
     resume: Option<ResumeState>,
     contributions: Vec<Contribution>,
-    /// The request's span: open until the stream is dropped.
+    /// The request's span: open until the stream is dropped, and ended then (see `Drop`).
     span: Span,
 }
 
@@ -310,6 +310,9 @@ impl Drop for FallbackStream {
         {
             permit.success();
         }
+        // An OpenTelemetry span ends when it was last exited: touch the request span so it
+        // ends with the stream, not when the stream was committed.
+        self.span.in_scope(|| {});
     }
 }
 
