@@ -204,25 +204,12 @@ impl FallbackChain {
         &self,
         request: &ChatRequest,
     ) -> Result<FallbackResult, AllProvidersFailed> {
-        let span = trace::request(&self.inner.name, Mode::Complete, request);
-        let answer = self
-            .run(request, Mode::Complete, |p, r| p.complete(r), &span)
-            .instrument(span.clone())
+        let (answer, span) = self
+            .run_in_span(request, Mode::Complete, |p, r| p.complete(r))
             .await?;
         trace::completion(&span, &answer.value);
-        let Answer {
-            value: c,
-            permit,
-            entry,
-            attempts,
-            ..
-        } = answer;
-        permit.success();
-        Ok(FallbackResult::new(
-            c,
-            self.inner.entries[entry].breaker.name(),
-            attempts,
-        ))
+        let (value, provider, attempts) = self.accept(answer);
+        Ok(FallbackResult::new(value, provider, attempts))
     }
 
     /// Embeds the request's texts with the first provider that answers: the same breakers,
@@ -232,18 +219,19 @@ impl FallbackChain {
         &self,
         request: &EmbeddingRequest,
     ) -> Result<EmbeddingResult, AllProvidersFailed> {
-        let span = trace::request(&self.inner.name, Mode::Complete, request);
-        let answer = self
-            .run(request, Mode::Complete, |p, r| p.embed(r), &span)
-            .instrument(span.clone())
+        let (answer, span) = self
+            .run_in_span(request, Mode::Complete, |p, r| p.embed(r))
             .await?;
         trace::embeddings(&span, &answer.value);
+        let (value, provider, attempts) = self.accept(answer);
+        Ok(EmbeddingResult::new(value, provider, attempts))
+    }
+
+    /// A whole answer is in: the provider's permit succeeds; its value, provider and attempts.
+    fn accept<T>(&self, answer: Answer<T>) -> (T, &str, Vec<crate::Attempt>) {
         answer.permit.success();
-        Ok(EmbeddingResult::new(
-            answer.value,
-            self.inner.entries[answer.entry].breaker.name(),
-            answer.attempts,
-        ))
+        let provider = self.inner.entries[answer.entry].breaker.name();
+        (answer.value, provider, answer.attempts)
     }
 
     /// Streams the answer from the first provider that produces content (or a finish reason).
@@ -262,10 +250,8 @@ impl FallbackChain {
         &self,
         request: &ChatRequest,
     ) -> Result<FallbackStream, AllProvidersFailed> {
-        let span = trace::request(&self.inner.name, Mode::Stream, request);
-        let answer = self
-            .run(request, Mode::Stream, stream::open_until_content, &span)
-            .instrument(span.clone())
+        let (answer, span) = self
+            .run_in_span(request, Mode::Stream, stream::open_until_content)
             .await?;
         for chunk in &answer.value.1 {
             trace::chunk(&span, chunk);
@@ -325,6 +311,27 @@ impl FallbackChain {
             .or(self.inner.timeout)
             .map(|t| time::after(started, t));
         deadline::earliest(own, deadline::inherited())
+    }
+
+    /// [`run`](Self::run) inside a new request span, returned beside the answer (a stream
+    /// keeps it open).
+    async fn run_in_span<'s, R: Routed, T, F, Fut>(
+        &'s self,
+        request: &'s R,
+        mode: Mode,
+        call: F,
+    ) -> Result<(Answer<T>, Span), AllProvidersFailed>
+    where
+        T: Reply,
+        F: Fn(&'s dyn Provider, &'s R) -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        let span = trace::request(&self.inner.name, mode, request);
+        let answer = self
+            .run(request, mode, call, &span)
+            .instrument(span.clone())
+            .await?;
+        Ok((answer, span))
     }
 
     /// Tries providers until one answers. `call` makes one attempt.
