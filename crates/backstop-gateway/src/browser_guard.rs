@@ -88,8 +88,19 @@ fn host_name(authority: &str) -> Option<String> {
     (!host.is_empty()).then_some(host)
 }
 
-fn refuse(status: StatusCode, kind: &str, message: &str, code: &str) -> Response {
-    error(status, kind, message, None, Some(code))
+/// A refusal in the shape of the API asked: Anthropic's for `/v1/messages`, else OpenAI's.
+fn refuse(anthropic: bool, status: StatusCode, kind: &str, message: &str, code: &str) -> Response {
+    if !anthropic {
+        return error(status, kind, message, None, Some(code));
+    }
+    let body = crate::messages_response::error_body(status.as_u16(), message);
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
 }
 
 /// Shown in messages and logs: bounded, control characters escaped.
@@ -104,10 +115,12 @@ pub async fn guard(State(live): State<Arc<Live>>, request: Request, next: Next) 
     let app = live.app();
     let g = &app.guard;
     let headers = request.headers();
+    let anthropic = request.uri().path() == "/v1/messages";
     let mut hosts = headers.get_all(header::HOST).iter();
     let first = hosts.next();
     if hosts.next().is_some() {
         return refuse(
+            anthropic,
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
             "the request has more than one Host header",
@@ -123,6 +136,7 @@ pub async fn guard(State(live): State<Arc<Live>>, request: Request, next: Next) 
             Some(n) => Some(n),
             None => {
                 return refuse(
+                    anthropic,
                     StatusCode::BAD_REQUEST,
                     "invalid_request_error",
                     "the Host header is not a valid host[:port]",
@@ -133,6 +147,7 @@ pub async fn guard(State(live): State<Arc<Live>>, request: Request, next: Next) 
         // HTTP/1.0 clients may omit Host; HTTP/1.1 ones must send it.
         None if request.version() >= Version::HTTP_11 => {
             return refuse(
+                anthropic,
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
                 "the request has no Host header",
@@ -149,6 +164,7 @@ pub async fn guard(State(live): State<Arc<Live>>, request: Request, next: Next) 
     {
         tracing::debug!(host = %escape_controls(name), "refused a request for a Host that is not allowed");
         return refuse(
+            anthropic,
             StatusCode::FORBIDDEN,
             "permission_error",
             &format!(
@@ -167,6 +183,7 @@ pub async fn guard(State(live): State<Arc<Live>>, request: Request, next: Next) 
     if !allowed {
         tracing::debug!(origin = %shown(&origin), "refused a cross-origin request");
         return refuse(
+            anthropic,
             StatusCode::FORBIDDEN,
             "permission_error",
             &format!(

@@ -144,6 +144,47 @@ async fn requests_from_web_pages_are_refused_by_default() {
 }
 
 #[tokio::test]
+async fn refusals_on_the_messages_api_are_in_anthropics_shape() {
+    let gw = TestGateway::start().await;
+    let body = serde_json::json!({
+        "model": "default",
+        "max_tokens": 16,
+        "messages": [{"role": "user", "content": "hi"}]
+    });
+    for (header, value, message) in [
+        ("origin", "https://evil.example", "allowed_origins"),
+        ("host", "attacker.example", "allowed_hosts"),
+    ] {
+        let r = gw
+            .request(Method::POST, "/v1/messages")
+            .header(header, value)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{header}");
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["type"], "error", "{v}");
+        assert_eq!(v["error"]["type"], "permission_error", "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(message),
+            "{v}"
+        );
+    }
+    // The OpenAI routes keep OpenAI's shape.
+    let r = gw
+        .request(Method::POST, "/v1/chat/completions")
+        .header("origin", "https://evil.example")
+        .json(&chat_body("default", "hi"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(expect_error(r, 403).await["code"], "origin_not_allowed");
+    assert_eq!(gw.sim("openai").request_count(), 0);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
 async fn allowed_origins_get_cors_preflight_and_headers() {
     let gw = TestGateway::start_with(Spec {
         auth: true,
