@@ -5,65 +5,31 @@
 
 mod reliability_support;
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use backstop_sim::SimConfig;
 use reliability_support::{
-    Gateway, PROVIDERS, client, expected_reply, parse_stream, provider_section, start_sims,
+    Gateway, ask_chain_c, client, expected_reply, gateway_over_three, parse_stream,
 };
 
 const CHUNKS: usize = 4;
 
 /// A gateway whose chain `c` tries openai then anthropic, with `chain_extra` (the hedge keys).
 async fn gateway(chain_extra: &str) -> Gateway {
-    let config = SimConfig {
+    let sim = SimConfig {
         chunks: CHUNKS,
         chunk_delay: Duration::from_millis(1),
         ..SimConfig::default()
     };
-    let sims = start_sims(&[config.clone(), config.clone(), config]).await;
-    let mut t = String::from("[server]\n");
-    for (name, sim) in PROVIDERS.iter().zip(&sims) {
-        t.push_str(&provider_section(
-            name,
-            sim,
-            "timeout = \"30s\"\nretries = 0\nbreaker = { failure_threshold = 100 }",
-        ));
-    }
-    t.push_str(&format!(
-        "\n[chains.c]\nproviders = [\"openai\", \"anthropic\"]\nttft_timeout = \"30s\"\ntimeout = \"40s\"\n{chain_extra}\n"
-    ));
-    let env: HashMap<String, String> = PROVIDERS
-        .iter()
-        .map(|p| {
-            (
-                format!("REL_{}_KEY", p.to_uppercase()),
-                "sk-hedge".to_owned(),
-            )
-        })
-        .collect();
-    Gateway::start(sims, &t, env, Duration::from_secs(5)).await
-}
-
-/// POSTs one request; the provider that answered and the body.
-async fn ask(gw: &Gateway, prompt: &str, stream: bool) -> (String, Vec<u8>) {
-    let r = client(1)
-        .post(gw.url("/v1/chat/completions"))
-        .json(&serde_json::json!({
-            "model": "c",
-            "stream": stream,
-            "messages": [{"role": "user", "content": prompt}],
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let provider = r.headers()["x-backstop-provider"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    (provider, r.bytes().await.unwrap().to_vec())
+    gateway_over_three(
+        sim,
+        "timeout = \"30s\"\nretries = 0\nbreaker = { failure_threshold = 100 }",
+        &format!(
+            "\n[chains.c]\nproviders = [\"openai\", \"anthropic\"]\nttft_timeout = \"30s\"\ntimeout = \"40s\"\n{chain_extra}\n"
+        ),
+        "sk-hedge",
+    )
+    .await
 }
 
 /// The value of the hedge counter for `result`.
@@ -84,7 +50,7 @@ async fn a_slow_first_token_is_answered_by_the_hedge_not_after_the_ttft_timeout(
     gw.sim("openai").set_latency(Duration::from_secs(20));
 
     let started = Instant::now();
-    let (provider, body) = ask(&gw, "slow stream", true).await;
+    let (provider, body) = ask_chain_c(&gw, "slow stream", true).await;
     let took = started.elapsed();
     assert_eq!(provider, "anthropic");
     assert_eq!(
@@ -97,7 +63,7 @@ async fn a_slow_first_token_is_answered_by_the_hedge_not_after_the_ttft_timeout(
     );
 
     let started = Instant::now();
-    let (provider, body) = ask(&gw, "slow answer", false).await;
+    let (provider, body) = ask_chain_c(&gw, "slow answer", false).await;
     let took = started.elapsed();
     assert_eq!(provider, "anthropic");
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -135,7 +101,7 @@ async fn a_slow_first_token_is_answered_by_the_hedge_not_after_the_ttft_timeout(
 async fn a_primary_that_answers_in_time_is_not_hedged() {
     let gw = gateway("hedge_after = \"2s\"").await;
     for i in 0..5 {
-        let (provider, _) = ask(&gw, &format!("quick {i}"), i % 2 == 0).await;
+        let (provider, _) = ask_chain_c(&gw, &format!("quick {i}"), i % 2 == 0).await;
         assert_eq!(provider, "openai");
     }
     assert_eq!(gw.sim("anthropic").request_count(), 0);
@@ -149,7 +115,7 @@ async fn the_hedge_budget_caps_the_share_of_hedged_requests() {
     let gw = gateway("hedge_after = \"20ms\"\nhedge_budget = 0.1").await;
     gw.sim("openai").set_ttft(Duration::from_millis(150));
     for i in 0..20 {
-        ask(&gw, &format!("r{i}"), true).await;
+        ask_chain_c(&gw, &format!("r{i}"), true).await;
     }
     let hedged = hedges(&gw, "primary_won") + hedges(&gw, "hedge_won") + hedges(&gw, "neither");
     assert_eq!(hedged, 2, "10% of 20 requests");

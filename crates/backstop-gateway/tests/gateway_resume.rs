@@ -5,69 +5,39 @@
 
 mod reliability_support;
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use backstop_sim::{Fault, SimConfig};
 use reliability_support::{
-    Gateway, PROVIDERS, StreamEnd, client, expected_reply, parse_stream, provider_section,
-    start_sims,
+    Gateway, StreamEnd, ask_chain_c, expected_reply, gateway_over_three, parse_stream,
 };
 
 const CHUNKS: usize = 10;
 
 /// A gateway whose chain `c` tries `order` (provider names) with stream resume on.
 async fn gateway(order: &[&str], chain_extra: &str) -> Gateway {
-    let config = SimConfig {
+    let sim = SimConfig {
         chunks: CHUNKS,
         chunk_delay: Duration::from_millis(2),
         record: true,
         ..SimConfig::default()
     };
-    let sims = start_sims(&[config.clone(), config.clone(), config]).await;
-    let mut t = String::from("[server]\n");
-    for (name, sim) in PROVIDERS.iter().zip(&sims) {
-        t.push_str(&provider_section(
-            name,
-            sim,
-            "timeout = \"2s\"\nretries = 0\nbreaker = { failure_threshold = 100 }",
-        ));
-    }
     let list: Vec<String> = order.iter().map(|p| format!("\"{p}\"")).collect();
-    t.push_str(&format!(
-        "\n[chains.c]\nproviders = [{}]\nstream_resume = true\nidle_timeout = \"300ms\"\ntimeout = \"5s\"\n{chain_extra}\n",
-        list.join(", ")
-    ));
-    let env: HashMap<String, String> = PROVIDERS
-        .iter()
-        .map(|p| {
-            (
-                format!("REL_{}_KEY", p.to_uppercase()),
-                "sk-resume".to_owned(),
-            )
-        })
-        .collect();
-    Gateway::start(sims, &t, env, Duration::from_secs(5)).await
+    gateway_over_three(
+        sim,
+        "timeout = \"2s\"\nretries = 0\nbreaker = { failure_threshold = 100 }",
+        &format!(
+            "\n[chains.c]\nproviders = [{}]\nstream_resume = true\nidle_timeout = \"300ms\"\ntimeout = \"5s\"\n{chain_extra}\n",
+            list.join(", ")
+        ),
+        "sk-resume",
+    )
+    .await
 }
 
 /// POSTs one streamed request; the header naming the committing provider, and the body.
 async fn stream(gw: &Gateway, prompt: &str) -> (String, Vec<u8>) {
-    let r = client(1)
-        .post(gw.url("/v1/chat/completions"))
-        .json(&serde_json::json!({
-            "model": "c",
-            "stream": true,
-            "messages": [{"role": "user", "content": prompt}],
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let provider = r.headers()["x-backstop-provider"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    (provider, r.bytes().await.unwrap().to_vec())
+    ask_chain_c(gw, prompt, true).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -62,6 +62,48 @@ pub async fn start_sims(sims: &[SimConfig]) -> Vec<SimHandle> {
     out
 }
 
+/// A gateway over one simulator per [`PROVIDERS`] entry (all started with `sim`): a provider
+/// section for each with `provider_extra`, then `chains` (the chain sections), keys `key`.
+pub async fn gateway_over_three(
+    sim: SimConfig,
+    provider_extra: &str,
+    chains: &str,
+    key: &str,
+) -> Gateway {
+    let sims = start_sims(&[sim.clone(), sim.clone(), sim]).await;
+    let mut t = String::from("[server]\n");
+    for (name, sim) in PROVIDERS.iter().zip(&sims) {
+        t.push_str(&provider_section(name, sim, provider_extra));
+    }
+    t.push_str(chains);
+    let env: HashMap<String, String> = PROVIDERS
+        .iter()
+        .map(|p| (format!("REL_{}_KEY", p.to_uppercase()), key.to_owned()))
+        .collect();
+    Gateway::start(sims, &t, env, Duration::from_secs(5)).await
+}
+
+/// POSTs one chat request for `prompt` to chain `c`; the provider that answered (its
+/// `x-backstop-provider`) and the body. Any status but 200 fails the test.
+pub async fn ask_chain_c(gw: &Gateway, prompt: &str, stream: bool) -> (String, Vec<u8>) {
+    let r = client(1)
+        .post(gw.url("/v1/chat/completions"))
+        .json(&serde_json::json!({
+            "model": "c",
+            "stream": stream,
+            "messages": [{"role": "user", "content": prompt}],
+        }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let provider = r.headers()["x-backstop-provider"]
+        .to_str()
+        .expect("a provider name")
+        .to_owned();
+    (provider, r.bytes().await.expect("body").to_vec())
+}
+
 impl Gateway {
     /// Builds the gateway from `config_text` with variables from `env`, and serves it.
     pub async fn start(
