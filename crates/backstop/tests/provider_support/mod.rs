@@ -397,7 +397,25 @@ macro_rules! provider_suite {
             let sim = sim().await;
             sim.fail_next(1, Fault::Hang);
             let p = provider(WIRE, &sim);
-            let r = tokio::time::timeout(Duration::from_millis(300), p.complete(&req())).await;
+            let request = req();
+            let call = p.complete(&request);
+            tokio::pin!(call);
+            // However slow the machine, the request reaches the simulator and is then left
+            // hanging: the provider itself never gives up.
+            let waited = tokio::time::timeout(Duration::from_secs(20), async {
+                loop {
+                    tokio::select! {
+                        r = &mut call => panic!("provider must not time out on its own: {r:?}"),
+                        () = tokio::time::sleep(Duration::from_millis(10)) => {}
+                    }
+                    if sim.request_count() == 1 {
+                        break;
+                    }
+                }
+            })
+            .await;
+            assert!(waited.is_ok(), "the request never reached the simulator");
+            let r = tokio::time::timeout(Duration::from_millis(300), &mut call).await;
             assert!(r.is_err(), "provider must not time out on its own: {r:?}");
             assert_eq!(sim.request_count(), 1);
         }
