@@ -1,4 +1,4 @@
-//! Per-process key limits: the same two token buckets as the Redis script (`limit.lua`),
+//! Per-process key limits: the same two leaky buckets as the Redis script (`limit.lua`),
 //! used without Redis and while it cannot be reached.
 
 use std::collections::HashMap;
@@ -9,10 +9,10 @@ use tokio::time::Instant;
 
 use crate::config::KeyLimits;
 
-/// A limit's bucket: holds up to `limit` units, refilled at `limit` per minute; it may go
-/// below zero when a request's reported usage exceeds what was reserved.
+/// What a client used, draining at its limit per minute. Holding the use (not what is left)
+/// lets a reload raise or lower a limit at once.
 #[derive(Debug, Clone, Copy)]
-struct Levels {
+struct Used {
     requests: f64,
     tokens: f64,
     at: Instant,
@@ -21,16 +21,22 @@ struct Levels {
 /// Key limits held in this process, by client identity.
 #[derive(Debug, Default)]
 pub(crate) struct LocalBuckets {
-    keys: Mutex<HashMap<String, Levels>>,
+    keys: Mutex<HashMap<String, Used>>,
 }
 
 const MINUTE: f64 = 60.0;
 
 #[allow(clippy::cast_precision_loss)]
-fn refill(level: f64, limit: Option<u64>, elapsed: f64) -> f64 {
+fn drain(used: f64, limit: Option<u64>, elapsed: f64) -> f64 {
+    limit.map_or(0.0, |l| (used - elapsed * l as f64 / MINUTE).max(0.0))
+}
+
+/// How long until `used + need` fits under `limit` (zero: it fits now).
+#[allow(clippy::cast_precision_loss)]
+fn wait(used: f64, need: f64, limit: Option<u64>) -> f64 {
     limit.map_or(0.0, |l| {
         let l = l as f64;
-        (level + elapsed * l / MINUTE).min(l)
+        ((used + need.min(l) - l) * MINUTE / l).max(0.0)
     })
 }
 
@@ -43,28 +49,17 @@ impl LocalBuckets {
         client: &str,
         tokens: u64,
     ) -> Result<(), Duration> {
-        self.with(limits, client, |l| {
-            let mut wait: f64 = 0.0;
-            if let Some(rpm) = limits.requests_per_minute
-                && l.requests < 1.0
-            {
-                wait = wait.max((1.0 - l.requests) * MINUTE / rpm as f64);
+        self.with(limits, client, |u| {
+            let w = wait(u.requests, 1.0, limits.requests_per_minute).max(wait(
+                u.tokens,
+                tokens as f64,
+                limits.tokens_per_minute,
+            ));
+            if w > 0.0 {
+                return Err(Duration::from_secs_f64(w));
             }
-            if let Some(tpm) = limits.tokens_per_minute {
-                let need = tokens.min(tpm) as f64;
-                if l.tokens < need {
-                    wait = wait.max((need - l.tokens) * MINUTE / tpm as f64);
-                }
-            }
-            if wait > 0.0 {
-                return Err(Duration::from_secs_f64(wait));
-            }
-            if limits.requests_per_minute.is_some() {
-                l.requests -= 1.0;
-            }
-            if limits.tokens_per_minute.is_some() {
-                l.tokens -= tokens as f64;
-            }
+            u.requests += 1.0;
+            u.tokens += tokens as f64;
             Ok(())
         })
     }
@@ -72,27 +67,24 @@ impl LocalBuckets {
     /// Gives back `tokens` (negative: charges more) once the usage is known.
     #[allow(clippy::cast_precision_loss)]
     pub(crate) fn adjust(&self, limits: &KeyLimits, client: &str, tokens: i64) {
-        self.with(limits, client, |l| {
-            if let Some(tpm) = limits.tokens_per_minute {
-                l.tokens = (l.tokens + tokens as f64).min(tpm as f64);
-            }
+        self.with(limits, client, |u| {
+            u.tokens = (u.tokens - tokens as f64).max(0.0);
         });
     }
 
-    #[allow(clippy::cast_precision_loss)]
-    fn with<T>(&self, limits: &KeyLimits, client: &str, f: impl FnOnce(&mut Levels) -> T) -> T {
+    fn with<T>(&self, limits: &KeyLimits, client: &str, f: impl FnOnce(&mut Used) -> T) -> T {
         let now = Instant::now();
         let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
-        let levels = keys.entry(client.to_owned()).or_insert(Levels {
-            requests: limits.requests_per_minute.unwrap_or(0) as f64,
-            tokens: limits.tokens_per_minute.unwrap_or(0) as f64,
+        let used = keys.entry(client.to_owned()).or_insert(Used {
+            requests: 0.0,
+            tokens: 0.0,
             at: now,
         });
-        let elapsed = now.saturating_duration_since(levels.at).as_secs_f64();
-        levels.requests = refill(levels.requests, limits.requests_per_minute, elapsed);
-        levels.tokens = refill(levels.tokens, limits.tokens_per_minute, elapsed);
-        levels.at = now;
-        f(levels)
+        let elapsed = now.saturating_duration_since(used.at).as_secs_f64();
+        used.requests = drain(used.requests, limits.requests_per_minute, elapsed);
+        used.tokens = drain(used.tokens, limits.tokens_per_minute, elapsed);
+        used.at = now;
+        f(used)
     }
 }
 
@@ -136,6 +128,14 @@ mod tests {
             wait > Duration::from_secs(60),
             "a debt takes longer than a minute: {wait:?}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_raised_limit_applies_at_once() {
+        let b = LocalBuckets::default();
+        assert_eq!(b.admit(&limits(Some(1), None), "k", 0), Ok(()));
+        assert!(b.admit(&limits(Some(1), None), "k", 0).is_err());
+        assert_eq!(b.admit(&limits(Some(5), None), "k", 0), Ok(()));
     }
 
     #[tokio::test(start_paused = true)]

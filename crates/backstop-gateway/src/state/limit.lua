@@ -1,6 +1,7 @@
--- backstop:v1 key limits: two token buckets per client key (requests, tokens), refilled
--- continuously at limit/60 s up to the limit, on Redis's own clock (TIME), in one atomic
--- script: no read-then-write race between replicas. Mirrors state/bucket.rs.
+-- backstop:v1 key limits: two leaky buckets per client key (requests, tokens): what was used,
+-- draining at limit/60 s, on Redis's own clock (TIME), in one atomic script, so replicas
+-- never race a read against a write. Holding the use (not what is left) lets a reload change
+-- a limit at once. Mirrors state/bucket.rs.
 -- KEYS[1]  the client's hash (fields r, t, ts)
 -- ARGV[1]  requests per minute (0: none)   ARGV[2]  tokens per minute (0: none)
 -- ARGV[3]  "admit" (take one request and ARGV[4] tokens) or "adjust" (give back ARGV[4]
@@ -12,33 +13,31 @@ local rpm = tonumber(ARGV[1])
 local tpm = tonumber(ARGV[2])
 local amount = tonumber(ARGV[4])
 local h = redis.call('HMGET', KEYS[1], 'r', 't', 'ts')
-local ts = tonumber(h[3]) or now
-local elapsed = math.max(0, now - ts)
-local function refill(level, limit)
+local elapsed = math.max(0, now - (tonumber(h[3]) or now))
+local function drain(used, limit)
   if limit <= 0 then return 0 end
-  return math.min(limit, (tonumber(level) or limit) + elapsed * limit / 60000000)
+  return math.max(0, (tonumber(used) or 0) - elapsed * limit / 60000000)
 end
-local r = refill(h[1], rpm)
-local t = refill(h[2], tpm)
+local r = drain(h[1], rpm)
+local t = drain(h[2], tpm)
 local ok = 1
 local wait = 0
 if ARGV[3] == 'admit' then
-  if rpm > 0 and r < 1 then
-    wait = math.max(wait, (1 - r) * 60000000 / rpm)
+  if rpm > 0 and r + 1 > rpm then
+    wait = math.max(wait, (r + 1 - rpm) * 60000000 / rpm)
   end
-  local need = math.min(amount, tpm)
-  if tpm > 0 and t < need then
-    wait = math.max(wait, (need - t) * 60000000 / tpm)
+  if tpm > 0 and t + math.min(amount, tpm) > tpm then
+    wait = math.max(wait, (t + math.min(amount, tpm) - tpm) * 60000000 / tpm)
   end
   if wait > 0 then
     ok = 0
   else
-    if rpm > 0 then r = r - 1 end
-    if tpm > 0 then t = t - amount end
+    r = r + 1
+    t = t + amount
   end
-elseif tpm > 0 then
-  t = math.min(tpm, t + amount)
+else
+  t = math.max(0, t - amount)
 end
 redis.call('HSET', KEYS[1], 'r', tostring(r), 't', tostring(t), 'ts', tostring(now))
-redis.call('PEXPIRE', KEYS[1], 120000)
+redis.call('PEXPIRE', KEYS[1], 3600000)
 return {ok, math.ceil(wait / 1000)}
