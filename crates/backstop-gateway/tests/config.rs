@@ -1026,6 +1026,34 @@ fn telemetry_is_off_unless_an_endpoint_is_set() {
 }
 
 #[test]
+fn the_deployment_configs_load_and_share_state() {
+    let configmap = std::fs::read_to_string(repo_file("deploy/kubernetes/configmap.yaml")).unwrap();
+    // The ConfigMap's `backstop.toml: |` block, unindented.
+    let embedded: String = configmap
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("backstop.toml: |"))
+        .skip(1)
+        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+        .collect();
+    for (name, text) in [
+        (
+            "deploy/backstop.toml",
+            std::fs::read_to_string(repo_file("deploy/backstop.toml")).unwrap(),
+        ),
+        (
+            "deploy/local/fleet.toml",
+            std::fs::read_to_string(repo_file("deploy/local/fleet.toml")).unwrap(),
+        ),
+        ("configmap.yaml", embedded),
+    ] {
+        let config = Config::parse(&text, name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let state = config.state.unwrap_or_else(|| panic!("{name}: no [state]"));
+        assert_eq!(state.redis_url_env, "BACKSTOP_REDIS_URL", "{name}");
+        assert!(config.server.key_limits.is_some(), "{name}: no key_limits");
+    }
+}
+
+#[test]
 fn state_and_key_limits_parse_with_their_defaults() {
     let off = Config::parse(OK_TAIL, "test.toml").unwrap();
     assert_eq!(off.state, None);
