@@ -11,10 +11,14 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+#[path = "../binary/mod.rs"]
+mod binary;
+
 mod breakers;
 mod limits;
 mod outage;
 mod redis_server;
+mod tls;
 
 use std::time::Duration;
 
