@@ -165,6 +165,8 @@ impl App {
     ) -> Result<App, BuildError> {
         let mut config = config.clone();
         crate::reload::keep_running_server(&mut config.server, &self.config.server);
+        // `[state]` is read at start-up only: the fleet link (and its settings) is kept.
+        config.state.clone_from(&self.config.state);
         let shared = Shared {
             fleet: self.fleet.clone(),
             key_limiter: self.key_limiter.clone(),

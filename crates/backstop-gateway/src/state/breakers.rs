@@ -13,7 +13,8 @@
 //! (every replica closes), its failure a new, longer opening. If the owner is gone, the
 //! others probe when the grace ends. Failure counting stays local: no Redis call per request.
 
-use std::sync::{Arc, Weak};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -21,6 +22,7 @@ use backstop::{Attempt, BreakerState, CircuitBreaker, ErrorKind, Observer, State
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::backend::Backend;
 
@@ -61,6 +63,9 @@ pub(crate) struct BreakerShare {
     breakers: ArcSwap<Vec<CircuitBreaker>>,
     tx: mpsc::Sender<Message>,
     script: redis::Script,
+    /// When a close last arrived, by provider: a re-read begun before it must not re-apply
+    /// the opening it closed.
+    closed_at: Mutex<HashMap<String, Instant>>,
 }
 
 impl BreakerShare {
@@ -73,6 +78,7 @@ impl BreakerShare {
             breakers: ArcSwap::from_pointee(Vec::new()),
             tx,
             script: redis::Script::new(include_str!("share.lua")),
+            closed_at: Mutex::new(HashMap::new()),
         });
         tokio::spawn(publish(share.clone(), rx));
         tokio::spawn(subscribe(share.clone()));
@@ -88,6 +94,15 @@ impl BreakerShare {
     /// The observer to register on every breaker and chain.
     pub(crate) fn observer(self: &Arc<Self>) -> Arc<dyn Observer> {
         Arc::new(ShareObserver(Arc::downgrade(self)))
+    }
+
+    /// True when a close for `provider` arrived after `since`.
+    fn closed_since(&self, provider: &str, since: Instant) -> bool {
+        self.closed_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(provider)
+            .is_some_and(|at| *at >= since)
     }
 
     fn breaker(&self, name: &str) -> Option<CircuitBreaker> {
@@ -121,7 +136,13 @@ impl BreakerShare {
         let period = Duration::from_millis(m.ms);
         match m.op {
             Op::Open => b.open_for(period + PROBE_GRACE),
-            Op::Close => b.close(),
+            Op::Close => {
+                self.closed_at
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(m.provider.clone(), Instant::now());
+                b.close();
+            }
             Op::Hold => b.hold().hold_for(period),
         }
     }
@@ -233,6 +254,7 @@ async fn reread(share: Arc<BreakerShare>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        let started = Instant::now();
         let breakers = share.breakers.load_full();
         let mut pipe = redis::pipe();
         for b in breakers.iter() {
@@ -263,6 +285,9 @@ async fn reread(share: Arc<BreakerShare>) {
                     .filter(|ms| *ms > 0)
             };
             for (i, op) in [(0, Op::Open), (2, Op::Hold)] {
+                if op == Op::Open && share.closed_since(b.name(), started) {
+                    continue;
+                }
                 if let (Some(replica), Some(ms)) = (owner(i), ttl(i)) {
                     share.apply(&Message {
                         op,
