@@ -156,3 +156,46 @@ async fn a_reload_applies_new_key_limits() {
         "the bucket refills at the new rate, up to the new limit"
     );
 }
+
+#[tokio::test]
+async fn embeddings_count_against_the_same_key_limit() {
+    let mut sims = Vec::new();
+    for _ in support::PROVIDERS {
+        sims.push(
+            backstop_sim::Simulator::start(backstop_sim::SimConfig::default())
+                .await
+                .unwrap(),
+        );
+    }
+    let s = Spec {
+        extra_toml: format!(
+            "\n[providers.emb]\nkind = \"openai\"\nmodel = \"e\"\napi_key_env = \"TEST_OPENAI_KEY\"\n\
+             base_url = \"{}\"\ndimensions = 8\n\n[chains.emb]\nproviders = [\"emb\"]\n",
+            sims[0].openai_base_url()
+        ),
+        ..spec("requests_per_minute = 2")
+    };
+    let g = TestGateway::start_sharing(s, sims).await;
+    let embed = || async {
+        g.client
+            .post(g.at("/v1/embeddings"))
+            .bearer_auth(CLIENT_KEY)
+            .json(&serde_json::json!({"model": "emb", "input": "hello"}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(
+        ask_as(&g, CLIENT_KEY, &chat_body("default", "hi"))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(embed().await, 200);
+    assert_eq!(
+        embed().await,
+        429,
+        "the chat request and the embedding used the key's 2"
+    );
+}

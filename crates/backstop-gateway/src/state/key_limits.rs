@@ -236,19 +236,20 @@ pub(crate) fn client_id(headers: &HeaderMap, keys_required: bool) -> String {
     }
 }
 
-/// `server.key_limits` for one request: `Ok(None)` when none are configured, the reservation
-/// to settle when admitted, the refusal to answer otherwise.
+/// `server.key_limits` for one request reserving up to `max_tokens` (`None`:
+/// `default_max_tokens`; embeddings reserve 0 and are charged their usage): `Ok(None)` when
+/// no limits are configured, the reservation to settle when admitted, the refusal otherwise.
 pub(crate) async fn check(
     app: &crate::app::App,
     headers: &HeaderMap,
-    req: &crate::wire::GatewayRequest,
+    max_tokens: Option<u32>,
 ) -> Result<Option<Reservation>, Response> {
     let Some(limits) = app.config.server.key_limits else {
         return Ok(None);
     };
     let client = client_id(headers, app.keys.clients_required());
     app.key_limiter
-        .admit(&limits, client, req.request.config.max_tokens)
+        .admit(&limits, client, max_tokens)
         .await
         .map(Some)
         .inspect_err(|_| app.metrics.key_limited())
