@@ -20,6 +20,7 @@ use crate::config::{ChainConfig, Config, ProviderConfig, ProviderKind, Strategy}
 use crate::limits::{InFlight, Limits};
 use crate::metrics::{ChainMetrics, Metrics, ProviderMetrics};
 use crate::role::Role;
+use crate::state::{Fleet, KeyLimiter, StateError};
 
 /// The shared state every request handler sees.
 pub struct App {
@@ -51,6 +52,10 @@ pub struct App {
     /// The config in force: the file's, except the `[server]` settings a reload cannot change,
     /// which keep their start-up values.
     pub config: Config,
+    /// The link to the fleet (`[state]`); `None`: this process alone.
+    pub fleet: Option<Arc<Fleet>>,
+    /// Enforces `server.key_limits` (across the fleet with `[state]`); one across reloads.
+    pub key_limiter: Arc<KeyLimiter>,
     providers: HashMap<String, Built>,
     ids: Arc<AtomicU64>,
     id_salt: u64,
@@ -108,6 +113,9 @@ pub enum BuildError {
     /// A key variable the config names yields no key.
     #[error(transparent)]
     Keys(#[from] KeyError),
+    /// `[state]` cannot be started.
+    #[error(transparent)]
+    State(#[from] StateError),
 }
 
 impl App {
@@ -123,8 +131,18 @@ impl App {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<App, BuildError> {
         let limits = Limits::resolve(&config.server);
+        let metrics = Arc::new(Metrics::new());
+        let fleet = config
+            .state
+            .as_ref()
+            .map(|s| Fleet::start(s, env, metrics.clone()))
+            .transpose()?;
         let shared = Shared {
-            metrics: Arc::new(Metrics::new()),
+            key_limiter: fleet
+                .as_ref()
+                .map_or_else(KeyLimiter::local, |f| f.limiter()),
+            fleet,
+            metrics,
             stopping: tokio::sync::watch::Sender::new(false),
             ids: Arc::new(AtomicU64::new(0)),
             id_salt: rand::random(),
@@ -147,7 +165,11 @@ impl App {
     ) -> Result<App, BuildError> {
         let mut config = config.clone();
         crate::reload::keep_running_server(&mut config.server, &self.config.server);
+        // `[state]` is read at start-up only: the fleet link (and its settings) is kept.
+        config.state.clone_from(&self.config.state);
         let shared = Shared {
+            fleet: self.fleet.clone(),
+            key_limiter: self.key_limiter.clone(),
             metrics: self.metrics.clone(),
             stopping: self.stopping.clone(),
             ids: self.ids.clone(),
@@ -172,6 +194,8 @@ impl App {
 
 /// What outlives one config.
 struct Shared {
+    fleet: Option<Arc<Fleet>>,
+    key_limiter: Arc<KeyLimiter>,
     metrics: Arc<Metrics>,
     stopping: tokio::sync::watch::Sender<bool>,
     ids: Arc<AtomicU64>,
@@ -203,6 +227,9 @@ fn assemble(
             None => {
                 let breaker = CircuitBreaker::with_config(name.clone(), p.breaker);
                 breaker.observe(Arc::new(metrics.breaker_watch(&breaker)));
+                if let Some(fleet) = &shared.fleet {
+                    breaker.observe(fleet.observer());
+                }
                 Built {
                     llm: provider(name, p, env),
                     breaker,
@@ -240,12 +267,16 @@ fn assemble(
                     .map(|b| b.metrics.clone())
                     .collect();
                 let chain_metrics = metrics.chain(name, members);
+                let observer: Arc<dyn backstop::Observer> = match &shared.fleet {
+                    Some(fleet) => {
+                        Arc::new(crate::state::Tee(chain_metrics.clone(), fleet.observer()))
+                    }
+                    None => chain_metrics.clone(),
+                };
                 let chain =
-                    chain(name, c, &providers, chain_metrics.clone()).map_err(|source| {
-                        BuildError::Chain {
-                            chain: name.clone(),
-                            source,
-                        }
+                    chain(name, c, &providers, observer).map_err(|source| BuildError::Chain {
+                        chain: name.clone(),
+                        source,
                     })?;
                 ServedChain {
                     chain,
@@ -261,6 +292,9 @@ fn assemble(
         .keys()
         .filter_map(|n| providers.get(n).map(|b| b.breaker.clone()))
         .collect();
+    if let Some(fleet) = &shared.fleet {
+        fleet.track(breakers.clone());
+    }
     Ok(App {
         chain_names: config.chains.keys().cloned().collect(),
         chains,
@@ -280,6 +314,8 @@ fn assemble(
         stopping: shared.stopping,
         providers,
         config,
+        fleet: shared.fleet,
+        key_limiter: shared.key_limiter,
         ids: shared.ids,
         id_salt: shared.id_salt,
     })
@@ -335,7 +371,7 @@ fn chain(
     name: &str,
     c: &ChainConfig,
     providers: &HashMap<String, Built>,
-    observer: Arc<ChainMetrics>,
+    observer: Arc<dyn backstop::Observer>,
 ) -> Result<FallbackChain, backstop::ChainBuildError> {
     let members = c
         .providers

@@ -207,7 +207,7 @@ impl Keys {
 }
 
 /// The key of a `Bearer` credential. The scheme is case-insensitive (RFC 9110 §11.1).
-fn bearer(h: &[u8]) -> Option<&[u8]> {
+pub(crate) fn bearer(h: &[u8]) -> Option<&[u8]> {
     let (scheme, key) = h.split_at_checked(7)?;
     scheme
         .eq_ignore_ascii_case(b"Bearer ")

@@ -9,6 +9,43 @@ use crate::duration::format_duration;
 pub fn describe(config: &Config) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "listen {}", config.server.listen);
+    if let Some(k) = &config.server.key_limits {
+        let per = |n: Option<u64>, what: &str| n.map(|n| format!("{n} {what}/min"));
+        let limits: Vec<String> = [
+            per(k.requests_per_minute, "requests"),
+            per(k.tokens_per_minute, "tokens"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let scope = if config.state.is_some() {
+            "across the fleet"
+        } else {
+            "per process"
+        };
+        let _ = writeln!(
+            out,
+            "key limits {} per client key, {scope}",
+            limits.join(", ")
+        );
+    }
+    if let Some(s) = &config.state {
+        let url = if std::env::var_os(&s.redis_url_env).is_some() {
+            "set"
+        } else {
+            "NOT SET"
+        };
+        let _ = writeln!(
+            out,
+            "fleet state on Redis from ${} ({url}), {} per call, key limits {} while it is unreachable",
+            s.redis_url_env,
+            format_duration(s.timeout),
+            match s.on_redis_error {
+                crate::config::OnRedisError::Allow => "per process",
+                crate::config::OnRedisError::Deny => "refused (503)",
+            }
+        );
+    }
     for (name, chain) in &config.chains {
         let members: Vec<String> = chain
             .providers
@@ -75,5 +112,28 @@ fn describe_mode(b: &crate::config::BreakerSettings) -> String {
             format_duration(outage_time)
         ),
         _ => b.mode.as_str().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn key_limits_and_fleet_state_are_described() {
+        let text = "[server]\nkey_limits = { requests_per_minute = 60 }\n\
+                    [state]\nredis_url_env = \"BACKSTOP_TEST_UNSET_REDIS_URL\"\non_redis_error = \"deny\"\n\
+                    [providers.a]\nkind = \"openai\"\nmodel = \"m\"\n[chains.c]\nproviders = [\"a\"]\n";
+        let config = crate::config::Config::parse(text, "t.toml").unwrap_or_else(|e| panic!("{e}"));
+        let out = super::describe(&config);
+        assert!(
+            out.contains("key limits 60 requests/min per client key, across the fleet\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "fleet state on Redis from $BACKSTOP_TEST_UNSET_REDIS_URL (NOT SET), 50ms per call, \
+                 key limits refused (503) while it is unreachable\n"
+            ),
+            "{out}"
+        );
     }
 }

@@ -124,16 +124,22 @@ pub(crate) async fn embeddings(Current(app): Current, request: Request) -> Respo
                     param,
                     None,
                 ),
-                Ok((chain, mut req, encoding)) => match in_flight_slot(&app) {
-                    Err(r) => r,
-                    Ok(_slot) => {
-                        req.request_id = Some(id.as_str().to_owned());
-                        req.traceparent = caller_trace.map(|t| t.to_string());
-                        answer(&app, &chain, &req, encoding, started)
-                            .instrument(span.clone())
-                            .await
+                Ok((chain, mut req, encoding)) => {
+                    // Key limits: one request, its tokens charged from the usage afterwards.
+                    match crate::state::key_limits::check(&app, &parts.headers, Some(0)).await {
+                        Err(r) => r,
+                        Ok(reserved) => match in_flight_slot(&app) {
+                            Err(r) => r,
+                            Ok(_slot) => {
+                                req.request_id = Some(id.as_str().to_owned());
+                                req.traceparent = caller_trace.map(|t| t.to_string());
+                                answer(&app, &chain, &req, encoding, started, reserved)
+                                    .instrument(span.clone())
+                                    .await
+                            }
+                        },
                     }
-                },
+                }
             },
         },
     };
@@ -148,6 +154,7 @@ async fn answer(
     req: &EmbeddingRequest,
     encoding: Encoding,
     started: Instant,
+    reserved: Option<crate::state::key_limits::Reservation>,
 ) -> Response {
     let Some(chain) = app.chains.get(name) else {
         return unknown_model(app, name);
@@ -170,6 +177,12 @@ async fn answer(
         r = chain.embed(req) => r,
         _ = stopping.wait_for(|s| *s) => return shutting_down(id, name, started, false),
     };
+    if let Some(reserved) = reserved {
+        let used = result.as_ref().ok().and_then(|r| r.embeddings.usage);
+        reserved
+            .settle(used.map(|u| u64::from(u.prompt_tokens)))
+            .await;
+    }
     match result {
         Err(f) => failed(id, name, &f, started, false),
         Ok(result) => {

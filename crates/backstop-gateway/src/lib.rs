@@ -25,6 +25,7 @@ pub mod serve;
 pub mod server;
 pub mod sims;
 mod sse;
+pub mod state;
 pub mod status;
 pub mod telemetry;
 pub mod traceparent;

@@ -46,7 +46,20 @@ pub(crate) async fn messages(Current(app): Current, request: Request) -> Respons
                 Ok(mut req) => {
                     req.request.request_id = Some(id.as_str().to_owned());
                     req.request.traceparent = caller_trace.map(|t| t.to_string());
-                    admit(&app, req, started).instrument(span.clone()).await
+                    match crate::state::key_limits::check(
+                        &app,
+                        &parts.headers,
+                        req.request.config.max_tokens,
+                    )
+                    .await
+                    {
+                        Ok(reserved) => {
+                            admit(&app, req, started, reserved)
+                                .instrument(span.clone())
+                                .await
+                        }
+                        Err(r) => r,
+                    }
                 }
                 Err(e) => bad_request(&e),
             },

@@ -50,6 +50,21 @@ fn fixed_values(s: &ServerConfig) -> [String; NOT_RELOADABLE.len()] {
     ]
 }
 
+/// `[state]` as a reload report shows it (read at start-up only: the fleet link is kept).
+fn state_value(s: Option<&crate::config::StateConfig>) -> String {
+    s.map_or_else(
+        || "(none)".to_owned(),
+        |s| {
+            format!(
+                "redis_url_env = {}, on_redis_error = {:?}, timeout = {}",
+                s.redis_url_env,
+                s.on_redis_error,
+                format_duration(s.timeout)
+            )
+        },
+    )
+}
+
 /// Gives `next` the running values of the settings a reload cannot change.
 pub(crate) fn keep_running_server(next: &mut ServerConfig, running: &ServerConfig) {
     next.listen = running.listen;
@@ -94,7 +109,8 @@ pub struct ReloadReport {
     pub chains: Changes,
     /// Providers (an unchanged provider keeps its breaker, hold and client).
     pub providers: Changes,
-    /// Settings that need a restart and were left at their running values.
+    /// Settings that need a restart and were left at their running values (the
+    /// [`NOT_RELOADABLE`] `[server]` keys, and `state`).
     pub not_applied: Vec<NotApplied>,
 }
 
@@ -268,6 +284,11 @@ fn report(file: String, old: &App, new: &App, file_config: &Config) -> ReloadRep
             running,
             configured,
         })
+        .chain((old.config.state != file_config.state).then(|| NotApplied {
+            key: "state",
+            running: state_value(old.config.state.as_ref()),
+            configured: state_value(file_config.state.as_ref()),
+        }))
         .collect();
     ReloadReport {
         file,

@@ -27,6 +27,7 @@ use crate::reload::Live;
 use crate::request_id::RequestId;
 use crate::request_log::RequestLog;
 use crate::sse::stream_response;
+use crate::state::key_limits::Reservation;
 use crate::wire::{self, Answer, BadRequest, GatewayRequest};
 
 /// One config's app, as a request sees it.
@@ -470,7 +471,20 @@ async fn chat_completions(Current(app): Current, request: Request) -> Response {
                 Ok(mut req) => {
                     req.request.request_id = Some(id.as_str().to_owned());
                     req.request.traceparent = caller_trace.map(|t| t.to_string());
-                    admit(&app, req, started).instrument(span.clone()).await
+                    match crate::state::key_limits::check(
+                        &app,
+                        &parts.headers,
+                        req.request.config.max_tokens,
+                    )
+                    .await
+                    {
+                        Ok(reserved) => {
+                            admit(&app, req, started, reserved)
+                                .instrument(span.clone())
+                                .await
+                        }
+                        Err(r) => r,
+                    }
                 }
                 Err(e) => bad_request(&e),
             },
@@ -484,9 +498,15 @@ async fn chat_completions(Current(app): Current, request: Request) -> Response {
 
 /// Sheds the request when `max_in_flight` are already running; the slot is held until the
 /// answer is done (for a stream, until it ends).
-pub(crate) async fn admit(app: &Shared, req: GatewayRequest, started: Instant) -> Response {
+/// `reserved`: the request's key-limit tokens, reconciled with the usage once known.
+pub(crate) async fn admit(
+    app: &Shared,
+    req: GatewayRequest,
+    started: Instant,
+    reserved: Option<Reservation>,
+) -> Response {
     match in_flight_slot(app) {
-        Ok(slot) => answer(app, req, started, slot).await,
+        Ok(slot) => answer(app, req, started, slot, reserved).await,
         Err(r) => r,
     }
 }
@@ -511,6 +531,7 @@ async fn answer(
     req: GatewayRequest,
     started: Instant,
     slot: tokio::sync::OwnedSemaphorePermit,
+    reserved: Option<Reservation>,
 ) -> Response {
     let Some(chain) = app.chains.get(&req.chain) else {
         return unknown_model(app, &req.chain);
@@ -537,6 +558,12 @@ async fn answer(
         r = chain.generate_request(&req.request) => r,
         _ = stopping.wait_for(|s| *s) => return shutting_down(req.request_id(), &req.chain, started, req.stream),
     };
+    if let Some(reserved) = reserved {
+        let used = result.as_ref().ok().and_then(|r| r.usage.as_ref());
+        reserved
+            .settle(used.map(|u| u64::from(u.input_tokens) + u64::from(u.output_tokens)))
+            .await;
+    }
     match result {
         Ok(result) => {
             if let Some(u) = &result.usage {

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use backstop_gateway::config::{
-    BreakerSettings, Config, ConfigError, Diagnostic, ProviderKind, ServerConfig, Strategy,
+    BreakerSettings, Config, ConfigError, DEFAULT_RESERVED_TOKENS, DEFAULT_STATE_TIMEOUT,
+    Diagnostic, OnRedisError, ProviderKind, ServerConfig, Strategy,
 };
 use backstop_gateway::duration::{DurationErrorKind, format_duration, parse_duration};
 
@@ -943,6 +944,55 @@ fn broken_cases() -> Vec<Case> {
             "telemetry.otlp_endpoint",
             "is not an OTLP/HTTP endpoint",
         ),
+        case(
+            "unknown key in state",
+            &format!("[state]\nredis_url_env = \"R\"\nredis_url = \"redis://x\"\n{OK_TAIL}"),
+            3,
+            "state.redis_url",
+            "unknown key `redis_url`",
+        ),
+        case(
+            "state without redis_url_env",
+            &format!("[state]\non_redis_error = \"deny\"\n{OK_TAIL}"),
+            1,
+            "state.redis_url_env",
+            "missing required key `redis_url_env`",
+        ),
+        case(
+            "on_redis_error not allow or deny",
+            &format!("[state]\nredis_url_env = \"R\"\non_redis_error = \"ignore\"\n{OK_TAIL}"),
+            3,
+            "state.on_redis_error",
+            "unknown variant `ignore`",
+        ),
+        case(
+            "state timeout too long",
+            &format!("[state]\nredis_url_env = \"R\"\ntimeout = \"5s\"\n{OK_TAIL}"),
+            3,
+            "state.timeout",
+            "must be at most 1s",
+        ),
+        case(
+            "key limit of zero",
+            &format!("[server]\nkey_limits = {{ requests_per_minute = 0 }}\n{OK_TAIL}"),
+            2,
+            "server.key_limits.requests_per_minute",
+            "must be between 1 and",
+        ),
+        case(
+            "unknown key in key_limits",
+            &format!("[server]\nkey_limits = {{ rpm = 5 }}\n{OK_TAIL}"),
+            2,
+            "server.key_limits.rpm",
+            "unknown key `rpm`",
+        ),
+        case(
+            "empty key_limits",
+            &format!("[server]\nkey_limits = {{}}\n{OK_TAIL}"),
+            2,
+            "server.key_limits",
+            "set requests_per_minute, tokens_per_minute or both",
+        ),
         Case {
             name: "TOML syntax error",
             text: "[providers.a]\nkind = \"openai\"\nmodel = \"m\ntimeout = \"1s\"\n".to_owned(),
@@ -973,6 +1023,57 @@ fn telemetry_is_off_unless_an_endpoint_is_set() {
         on.telemetry.otlp_endpoint.as_deref(),
         Some("http://127.0.0.1:4318")
     );
+}
+
+#[test]
+fn the_deployment_configs_load_and_share_state() {
+    let configmap = std::fs::read_to_string(repo_file("deploy/kubernetes/configmap.yaml")).unwrap();
+    // The ConfigMap's `backstop.toml: |` block, unindented.
+    let embedded: String = configmap
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("backstop.toml: |"))
+        .skip(1)
+        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+        .collect();
+    for (name, text) in [
+        (
+            "deploy/backstop.toml",
+            std::fs::read_to_string(repo_file("deploy/backstop.toml")).unwrap(),
+        ),
+        (
+            "deploy/local/fleet.toml",
+            std::fs::read_to_string(repo_file("deploy/local/fleet.toml")).unwrap(),
+        ),
+        ("configmap.yaml", embedded),
+    ] {
+        let config = Config::parse(&text, name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let state = config.state.unwrap_or_else(|| panic!("{name}: no [state]"));
+        assert_eq!(state.redis_url_env, "BACKSTOP_REDIS_URL", "{name}");
+        assert!(config.server.key_limits.is_some(), "{name}: no key_limits");
+    }
+}
+
+#[test]
+fn state_and_key_limits_parse_with_their_defaults() {
+    let off = Config::parse(OK_TAIL, "test.toml").unwrap();
+    assert_eq!(off.state, None);
+    assert_eq!(off.server.key_limits, None);
+    let on = Config::parse(
+        &format!(
+            "[server]\nkey_limits = {{ requests_per_minute = 60 }}\n\
+             [state]\nredis_url_env = \"BACKSTOP_REDIS_URL\"\n{OK_TAIL}"
+        ),
+        "test.toml",
+    )
+    .unwrap();
+    let state = on.state.unwrap();
+    assert_eq!(state.redis_url_env, "BACKSTOP_REDIS_URL");
+    assert_eq!(state.on_redis_error, OnRedisError::Allow);
+    assert_eq!(state.timeout, DEFAULT_STATE_TIMEOUT);
+    let limits = on.server.key_limits.unwrap();
+    assert_eq!(limits.requests_per_minute, Some(60));
+    assert_eq!(limits.tokens_per_minute, None);
+    assert_eq!(limits.default_max_tokens, DEFAULT_RESERVED_TOKENS);
 }
 
 #[test]

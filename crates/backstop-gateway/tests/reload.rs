@@ -295,6 +295,30 @@ async fn settings_that_need_a_restart_are_named_and_the_rest_applies() {
 }
 
 #[tokio::test]
+async fn a_state_section_added_by_a_reload_is_named_as_needing_a_restart() {
+    let spec = admin_gateway_spec();
+    let gw = TestGateway::start_with(spec.clone()).await;
+    let extra = "\n[state]\nredis_url_env = \"BACKSTOP_REDIS_URL\"\n";
+    std::fs::write(&gw.config_path, config_plus(&gw, &spec, extra)).unwrap();
+    let (status, report) = reload(&gw).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        report["not_applied"],
+        serde_json::json!([{
+            "key": "state",
+            "running": "(none)",
+            "configured": "redis_url_env = BACKSTOP_REDIS_URL, on_redis_error = Allow, timeout = 50ms",
+        }]),
+        "{report}"
+    );
+    assert!(
+        gw.live.app().fleet.is_none(),
+        "no fleet link started by a reload"
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_gateway_without_a_config_file_says_there_is_nothing_to_reload() {
     use backstop_gateway::reload::{Live, ReloadError};
     let gw = TestGateway::start_with(admin_gateway_spec()).await;

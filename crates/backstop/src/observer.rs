@@ -17,6 +17,12 @@ pub struct StateChange<'a> {
     /// The breaker's generation after this change; it grows with every transition, so a
     /// consumer that keeps the highest seen can ignore an event delivered late under concurrency.
     pub generation: u64,
+    /// For a change to Open: how long the breaker stays open (its open period).
+    pub open_for: Option<Duration>,
+    /// True when the change was applied from outside ([`crate::CircuitBreaker::open_for`],
+    /// [`crate::CircuitBreaker::close`], [`crate::CircuitBreaker::reset`]), not decided by
+    /// the breaker's own calls: a layer sharing openings across replicas does not re-publish it.
+    pub applied: bool,
 }
 
 /// How a request through a chain ended, for observers.

@@ -560,3 +560,59 @@ async fn interleaved_rate_limits_do_not_keep_a_failing_provider_in_rotation() {
         primary.calls()
     );
 }
+
+/// What a fleet layer needs from a change: its open period and whether it was applied from outside.
+#[derive(Default)]
+struct Origins {
+    changes: Mutex<Vec<(BreakerState, Option<Duration>, bool)>>,
+}
+
+impl Observer for Origins {
+    fn on_breaker_change(&self, change: &StateChange<'_>) {
+        self.changes
+            .lock()
+            .unwrap()
+            .push((change.to, change.open_for, change.applied));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn changes_say_their_open_period_and_whether_they_were_applied_from_outside() {
+    let b = breaker("p", 2, 1).recovery_timeout(Duration::from_secs(7));
+    let seen = Arc::new(Origins::default());
+    b.observe(seen.clone());
+    b.record_failure();
+    b.record_failure();
+    b.reset();
+    b.open_for(Duration::from_secs(3));
+    b.close();
+    b.trip();
+    b.close();
+    b.close();
+    let changes = seen.changes.lock().unwrap().clone();
+    assert_eq!(
+        changes,
+        [
+            (BreakerState::Open, Some(Duration::from_secs(7)), false),
+            (BreakerState::Closed, None, true),
+            (BreakerState::Open, Some(Duration::from_secs(3)), true),
+            (BreakerState::Closed, None, true),
+            (BreakerState::Open, Some(Duration::from_secs(7)), false),
+            (BreakerState::Closed, None, true),
+        ],
+        "a closed breaker's close() changes nothing"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn close_ends_an_opening_but_keeps_the_hold() {
+    let b = breaker("p", 1, 1);
+    b.hold().hold_for(Duration::from_secs(5));
+    b.trip();
+    b.close();
+    assert_eq!(b.state(), BreakerState::Closed);
+    assert!(
+        b.hold().is_held(),
+        "a hold is shared on its own and outlives a close"
+    );
+}

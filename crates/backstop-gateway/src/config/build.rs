@@ -154,11 +154,16 @@ pub(super) fn build(raw: RawConfig) -> Result<Config, Issue> {
     }
 
     let telemetry = build_telemetry(&root.key("telemetry"), raw.telemetry.unwrap_or_default())?;
+    let state = raw
+        .state
+        .map(|s| super::state::build_state(&root.key("state"), s))
+        .transpose()?;
     Ok(Config {
         server,
         providers,
         chains,
         telemetry,
+        state,
     })
 }
 
@@ -264,6 +269,10 @@ pub(super) fn build_server(path: &KeyPath, raw: RawServer) -> Result<ServerConfi
         },
         allowed_origins: list(&path.key("allowed_origins"), raw.allowed_origins, origin)?,
         allowed_hosts: list(&path.key("allowed_hosts"), raw.allowed_hosts, host)?,
+        key_limits: raw
+            .key_limits
+            .map(|k| super::state::build_key_limits(&path.key("key_limits"), k))
+            .transpose()?,
     })
 }
 

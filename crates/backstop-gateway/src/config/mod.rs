@@ -30,12 +30,17 @@ mod build;
 mod error;
 mod locate;
 mod raw;
+mod state;
 
 use build::build;
 pub use error::{ConfigError, Diagnostic};
 use error::{deserialize_error, syntax_error};
 use locate::locate;
 use raw::RawConfig;
+pub use state::{
+    DEFAULT_RESERVED_TOKENS, DEFAULT_STATE_TIMEOUT, KeyLimits, MAX_STATE_TIMEOUT, OnRedisError,
+    StateConfig,
+};
 
 /// Default `server.listen` address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -87,6 +92,8 @@ pub struct Config {
     pub chains: BTreeMap<String, ChainConfig>,
     /// The `[telemetry]` section (no export when absent).
     pub telemetry: TelemetryConfig,
+    /// The `[state]` section: fleet state on Redis; `None`: this process alone.
+    pub state: Option<StateConfig>,
 }
 
 /// The `[telemetry]` section.
@@ -132,6 +139,9 @@ pub struct ServerConfig {
     /// Host names accepted besides loopback ones when no client keys are configured
     /// (DNS-rebinding protection); `.example.com` also matches its subdomains.
     pub allowed_hosts: Vec<String>,
+    /// Per-client-key request and token limits (across the fleet with `[state]`, per process
+    /// without); `None`: none.
+    pub key_limits: Option<KeyLimits>,
 }
 
 impl Default for ServerConfig {
@@ -150,6 +160,7 @@ impl Default for ServerConfig {
             max_stream_buffer_bytes: DEFAULT_MAX_STREAM_BUFFER_BYTES,
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
+            key_limits: None,
         }
     }
 }

@@ -20,6 +20,8 @@ pub(super) struct RawConfig {
     pub(super) chains: Option<BTreeMap<String, RawChain>>,
     #[serde(default)]
     pub(super) telemetry: Option<RawTelemetry>,
+    #[serde(default)]
+    pub(super) state: Option<super::state::RawState>,
 }
 
 #[derive(Deserialize, Default)]
@@ -48,6 +50,7 @@ pub(super) struct RawServer {
     pub(super) max_stream_buffer_bytes: Option<Int>,
     pub(super) allowed_origins: Option<Vec<String>>,
     pub(super) allowed_hosts: Option<Vec<String>>,
+    pub(super) key_limits: Option<super::state::RawKeyLimits>,
 }
 
 #[derive(Deserialize)]

@@ -20,6 +20,7 @@ use arc_swap::ArcSwap;
 use backstop::{AttemptOutcome, BreakerState, CircuitBreaker, ErrorKind};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 pub use failovers::{Failover, FailoverLog, PassedOver};
@@ -112,6 +113,8 @@ pub struct Metrics {
     shed: [Counter; SHED_REASONS.len()],
     write_timeouts: Counter,
     reloads: [Counter; RELOAD_RESULTS.len()],
+    state_up: Gauge,
+    key_limited: Counter,
     /// The breakers of the running config, read at scrape time.
     breakers: Arc<ArcSwap<Vec<CircuitBreaker>>>,
     /// Names with series, so those a reload drops can be removed.
@@ -269,6 +272,18 @@ impl Metrics {
             Family::default(),
         );
         let reloads = RELOAD_RESULTS.map(|s| reload_family.get_or_create_owned(&l1("result", s)));
+        let state_up = reg(
+            &mut r,
+            "backstop_state_backend_up",
+            "1 while the fleet state backend ([state], Redis) answers; 0 when it does not or none is configured",
+            Gauge::default(),
+        );
+        let key_limited = reg(
+            &mut r,
+            "backstop_key_limited",
+            "Requests refused with 429 by server.key_limits",
+            Counter::default(),
+        );
         let breakers = Arc::new(ArcSwap::from_pointee(Vec::new()));
         r.register_collector(Box::new(breakers::BreakerCollector::new(breakers.clone())));
         Self {
@@ -291,10 +306,22 @@ impl Metrics {
             shed,
             write_timeouts,
             reloads,
+            state_up,
+            key_limited,
             breakers,
             known: Mutex::new((BTreeSet::new(), BTreeSet::new())),
             failovers: Arc::default(),
         }
+    }
+
+    /// Sets `backstop_state_backend_up`.
+    pub fn state_backend_up(&self, up: bool) {
+        self.state_up.set(i64::from(up));
+    }
+
+    /// Counts a request refused by `server.key_limits`.
+    pub fn key_limited(&self) {
+        self.key_limited.inc();
     }
 
     /// The handles of one provider's series (created when new, shared when it has some).

@@ -52,6 +52,11 @@ pub struct Spec {
     pub server_extra: String,
     /// More config text (further chains), appended as is.
     pub extra_toml: String,
+    /// A Redis URL: the config gets `[state] redis_url_env = "TEST_REDIS_URL"` (plus
+    /// [`Self::state_extra`]) and the variable holds it.
+    pub redis_url: Option<String>,
+    /// More `[state]` lines.
+    pub state_extra: String,
 }
 
 impl Default for Spec {
@@ -73,6 +78,8 @@ impl Default for Spec {
             shutdown_grace: Duration::from_secs(5),
             server_extra: String::new(),
             extra_toml: String::new(),
+            redis_url: None,
+            state_extra: String::new(),
         }
     }
 }
@@ -140,6 +147,10 @@ pub fn config_text(spec: &Spec, sims: &[SimHandle]) -> String {
         ct = spec.chain_timeout
     ));
     t.push_str(&spec.extra_toml);
+    if spec.redis_url.is_some() {
+        t.push_str("\n[state]\nredis_url_env = \"TEST_REDIS_URL\"\n");
+        t.push_str(&spec.state_extra);
+    }
     t
 }
 
@@ -170,9 +181,19 @@ impl TestGateway {
                     .expect("start simulator"),
             );
         }
+        Self::start_sharing(spec, sims).await
+    }
+
+    /// Starts a gateway in front of these simulators (another gateway's: a second replica).
+    pub async fn start_sharing(spec: Spec, sims: Vec<SimHandle>) -> Self {
         let text = config_text(&spec, &sims);
         let config = Config::parse(&text, "test.toml")
             .unwrap_or_else(|e| panic!("config does not parse: {e}\n{text}"));
+        let redis_url = spec.redis_url.clone();
+        let env = move |var: &str| match var {
+            "TEST_REDIS_URL" => redis_url.clone(),
+            _ => env(var),
+        };
         let app = Arc::new(App::build_with_env(&config, &env).expect("build app"));
         let config_path = temp_path("config.toml");
         std::fs::write(&config_path, &text).expect("write config");

@@ -433,14 +433,35 @@ impl CircuitBreaker {
         self.apply(None, Verdict::Success);
     }
 
-    /// Opens the breaker now, for `recovery_timeout`.
+    /// Opens the breaker now, for `recovery_timeout`, as if its own calls had tripped it
+    /// (its [`StateChange`] is not `applied`: a fleet layer shares it).
     pub fn trip(&self) {
-        self.open_for(self.inner.config.recovery_timeout);
+        self.open(self.inner.config.recovery_timeout, false);
     }
 
     /// Opens the breaker now for `period` (an opening learned elsewhere, or an operator's).
     /// An open breaker that would stay open longer is left as it is.
     pub fn open_for(&self, period: Duration) {
+        self.open(period, true);
+    }
+
+    /// Closes the breaker (an end of an opening learned elsewhere: another replica's probe
+    /// succeeded). Unlike [`reset`](Self::reset) the rate-limit hold is kept.
+    pub fn close(&self) {
+        let change = {
+            let mut core = self.lock();
+            if matches!(core.state, State::Closed) {
+                None
+            } else {
+                self.clear_window(&mut core, Instant::now());
+                core.reopens = 0;
+                self.transition(&mut core, State::Closed)
+            }
+        };
+        self.notify(change.map(Transition::applied));
+    }
+
+    fn open(&self, period: Duration, applied: bool) {
         let change = {
             let mut core = self.lock();
             let now = Instant::now();
@@ -454,7 +475,7 @@ impl CircuitBreaker {
                 _ => self.transition(&mut core, State::Open { until, since: now }),
             }
         };
-        self.notify(change);
+        self.notify(change.map(|c| if applied { c.applied() } else { c }));
     }
 
     /// Closes the breaker, forgets past failures and ends any rate-limit hold.
@@ -466,7 +487,7 @@ impl CircuitBreaker {
             self.transition(&mut core, State::Closed)
         };
         self.inner.hold.clear();
-        self.notify(change);
+        self.notify(change.map(Transition::applied));
     }
 
     fn lock(&self) -> MutexGuard<'_, Core> {
@@ -604,10 +625,16 @@ impl CircuitBreaker {
         self.inner
             .snapshot
             .store((core.generation << 2) | to.code(), Ordering::Release);
+        let open_for = match core.state {
+            State::Open { until, since } => Some(until.saturating_duration_since(since)),
+            _ => None,
+        };
         (from != to).then_some(Transition {
             from,
             to,
             generation: core.generation,
+            open_for,
+            applied: false,
         })
     }
 
@@ -616,6 +643,8 @@ impl CircuitBreaker {
             from,
             to,
             generation,
+            open_for,
+            applied,
         }) = change
         else {
             return;
@@ -626,6 +655,8 @@ impl CircuitBreaker {
             from,
             to,
             generation,
+            open_for,
+            applied,
         };
         for o in read_lock(&self.inner.observers).iter() {
             o.on_breaker_change(&change);
@@ -648,6 +679,17 @@ struct Transition {
     from: BreakerState,
     to: BreakerState,
     generation: u64,
+    open_for: Option<Duration>,
+    applied: bool,
+}
+
+impl Transition {
+    fn applied(self) -> Self {
+        Self {
+            applied: true,
+            ..self
+        }
+    }
 }
 
 fn read_lock<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
