@@ -550,8 +550,14 @@ async fn answer(
                 stream,
                 started,
                 slot,
+                reserved,
             ),
-            Err(f) => failed(req.request_id(), &req.chain, &f, started, req.stream),
+            Err(f) => {
+                if let Some(reserved) = reserved {
+                    reserved.settle(None).await;
+                }
+                failed(req.request_id(), &req.chain, &f, started, req.stream)
+            }
         };
     }
     let result = tokio::select! {

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use crate::metrics::ChainMetrics;
 use crate::request_log::RequestLog;
 use crate::server::{Shared, attempt_headers, unix_now};
+use crate::state::key_limits::Reservation;
 use crate::wire::{self, ChunkEncoder, GatewayRequest};
 
 /// One stream's events in the wire format the client asked in (OpenAI chunks, Anthropic
@@ -77,6 +78,9 @@ struct StreamState {
     _slot: OwnedSemaphorePermit,
     /// The request's HTTP span, ended when the body is (see `Drop`), not at the first byte.
     http_span: tracing::Span,
+    /// The request's key-limit tokens: settled with the usage when the stream ends whole,
+    /// kept (dropped unsettled) when it breaks, since part of them was spent.
+    reserved: Option<Reservation>,
 }
 
 impl Drop for StreamState {
@@ -150,9 +154,15 @@ impl StreamState {
                 None => {
                     self.resumed = stream.contributions()[1..].to_vec();
                     self.stream = None;
-                    if let Some(u) = self.encoder.usage() {
+                    let usage = self.encoder.usage();
+                    if let Some(u) = &usage {
                         self.metrics
                             .tokens(&self.provider, u.input_tokens, u.output_tokens);
+                    }
+                    if let (Some(reserved), Some(u)) = (self.reserved.take(), &usage) {
+                        reserved
+                            .settle(Some(u64::from(u.input_tokens) + u64::from(u.output_tokens)))
+                            .await;
                     }
                     self.log(200);
                     return Some(Bytes::from(self.encoder.finish()));
@@ -189,6 +199,7 @@ pub(crate) fn stream_response(
     stream: FallbackStream,
     started: Instant,
     slot: OwnedSemaphorePermit,
+    reserved: Option<Reservation>,
 ) -> Response {
     let provider = stream.provider_used().to_owned();
     // The same `model` as a non-streamed answer: the provider's word, else the configured
@@ -227,6 +238,7 @@ pub(crate) fn stream_response(
         started,
         _slot: slot,
         http_span: tracing::Span::current(),
+        reserved,
     };
     let body = futures_util::stream::unfold(state, |mut state| async move {
         let bytes = state.next().await?;

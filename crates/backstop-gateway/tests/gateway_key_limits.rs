@@ -117,6 +117,43 @@ async fn tokens_reserved_from_max_tokens_come_back_when_the_usage_is_smaller() {
 }
 
 #[tokio::test]
+async fn a_whole_streams_reserved_tokens_come_back_too() {
+    const LIMIT: u64 = 1000;
+    const RESERVE: u64 = 400;
+    let g = TestGateway::start_with(spec(&format!("tokens_per_minute = {LIMIT}"))).await;
+    let body = serde_json::json!({
+        "model": "default", "max_tokens": RESERVE, "stream": true,
+        "stream_options": {"include_usage": true},
+        "messages": [{"role": "user", "content": "a prompt of a few words"}],
+    });
+    let mut used = Vec::new();
+    for _ in 0..200 {
+        let r = ask_as(&g, CLIENT_KEY, &body).await;
+        if r.status() == 429 {
+            break;
+        }
+        assert_eq!(r.status(), 200);
+        let text = r.text().await.unwrap();
+        assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+        // The usage chunk, the last before [DONE].
+        let usage = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+            .find_map(|v| v["usage"]["total_tokens"].as_u64())
+            .expect("a usage chunk");
+        used.push(usage);
+    }
+    // Unsettled, 400 of 1,000 would admit two streams; settled with their usage, many more.
+    assert!(
+        used.len() > 2,
+        "stream reservations were not reconciled: {used:?}"
+    );
+    let total: u64 = used.iter().sum();
+    assert!(total > LIMIT - RESERVE, "refused with only {total} used");
+}
+
+#[tokio::test]
 async fn a_reload_applies_new_key_limits() {
     let mut s = spec("requests_per_minute = 1");
     s.admin_only = false;
