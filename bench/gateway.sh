@@ -24,6 +24,8 @@ WARMUP=""
 STREAMS=1000
 STREAMS_HOLD=""
 CHUNKS=16
+RATES="3000 10000"
+PACE_MS=10
 QUICK=0
 OUTPUT="$ROOT/BENCHMARKS.md"
 WRITE=1
@@ -41,6 +43,10 @@ Usage: bench/gateway.sh [options]
   --repeat N         runs per measurement; the table quotes medians (default 3; --quick: 1)
   --warmup D         warm-up per target before measuring (default 2s; --quick: 1s)
   --chunks N         content chunks per simulated reply (default 16)
+  --rates "R ..."    fixed request rates (req/s) paced beside the saturation runs, non-streaming
+                     (default "3000 10000"; "" for none). Each connection waits --pace ms before
+                     each request; the connection count is chosen for the rate
+  --pace MS          the pause per connection in paced runs (default 10)
   --streams N        concurrent open streams for the memory test (default 1000)
   --hold S           seconds to hold the streams open while sampling RSS (default 5; --quick: 3)
   --quick            short runs to check the script end to end (numbers are indicative only)
@@ -64,6 +70,8 @@ while [ $# -gt 0 ]; do
         --repeat) REPEAT=${2:?}; shift 2 ;;
         --warmup) WARMUP=${2:?}; shift 2 ;;
         --chunks) CHUNKS=${2:?}; shift 2 ;;
+        --rates) RATES=$2; shift 2 ;;
+        --pace) PACE_MS=${2:?}; shift 2 ;;
         --streams) STREAMS=${2:?}; shift 2 ;;
         --hold) STREAMS_HOLD=${2:?}; shift 2 ;;
         --quick) QUICK=1; shift ;;
@@ -332,9 +340,9 @@ measure() {
     local secs out line
     secs=$(to_seconds "$dur")
     out="$WORK/wrk.$section.$label.$run.txt"
-    BENCH_MODEL=$model BENCH_STREAM=$stream \
+    env BENCH_MODEL="$model" BENCH_STREAM="$stream" ${M_DELAY:+BENCH_DELAY_MS=$M_DELAY} \
         timeout --kill-after=5 $(( secs + 30 )) \
-        wrk -t "$THREADS" -c "$CONNECTIONS" -d "$dur" --latency -s "$HERE/post.lua" \
+        wrk -t "$THREADS" -c "${M_CONNS:-$CONNECTIONS}" -d "$dur" --latency -s "$HERE/post.lua" \
         "http://127.0.0.1:$port/v1/chat/completions" >"$out" 2>&1 \
         || die "wrk failed for $section/$label: $(tail -n 5 "$out")"
     line=$(grep '^BENCH_RESULT ' "$out" | tail -n 1)
@@ -433,7 +441,7 @@ TRIPPED_BEFORE=$(sim_requests "$TRIPPED_PORT")
 # (a)–(d): wrk
 # ---------------------------------------------------------------------------------------
 
-runs_per_repeat=9
+runs_per_repeat=$(( 9 + 3 * $(echo $RATES | wc -w) ))
 total=$(( WARMUP_S * 5 + DURATION_S * runs_per_repeat * REPEAT ))
 log "measuring: $REPEAT × $runs_per_repeat runs of $DURATION, $CONNECTIONS connections, $THREADS wrk threads (about $(( total / 60 )) min $(( total % 60 )) s)"
 
@@ -460,6 +468,20 @@ for run in $(seq 1 "$REPEAT"); do
                 nginx) port=$NGINX_PORT ;;
             esac
             measure "$section" "$target" "$run" "$port" bench "$stream" "$DURATION"
+        done
+    done
+    # Fixed rates: each connection pauses PACE_MS before each request (wrk's delay()), so a
+    # connection sends about 1000 / (PACE_MS + latency) req/s; the count is chosen for the rate.
+    for rate in $RATES; do
+        for k in 0 1 2; do
+            target=${order[$(( (k + run - 1) % 3 ))]}
+            case "$target" in
+                direct) port=$FAST_PORT ;;
+                gateway) port=$GW_PORT ;;
+                nginx) port=$NGINX_PORT ;;
+            esac
+            M_CONNS=$(( (rate * (PACE_MS + 1) + 999) / 1000 )) M_DELAY=$PACE_MS \
+                measure "r$rate" "$target" "$run" "$port" bench 0 "$DURATION"
         done
     done
     measure fo healthy "$run" "$GW_PORT" bench 0 "$DURATION"
@@ -515,6 +537,8 @@ cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)
     echo "THREADS=$THREADS"
     echo "REPEAT=$REPEAT"
     echo "CHUNKS=$CHUNKS"
+    echo "RATES=$RATES"
+    echo "PACE_MS=$PACE_MS"
     echo "QUICK=$QUICK"
     echo "GW_IDLE_KB=$GW_IDLE_KB"
     echo "GW_HWM_KB=$GW_HWM_KB"

@@ -4,6 +4,8 @@
 --   BENCH_MODEL   the request's "model" (a chain name for the gateway; echoed by the simulator)
 --   BENCH_STREAM  "1" to send "stream":true (SSE reply; wrk times the whole chunked body)
 --   BENCH_PROMPT  the user message (plain ASCII, no quotes or backslashes)
+--   BENCH_DELAY_MS  if set, each connection waits this long before each request (paced runs:
+--                   about connections × 1000 / (delay + latency) req/s; wrk's 1 ms resolution)
 --
 -- At the end wrk calls done(), which prints one machine-readable line starting with
 -- BENCH_RESULT; gateway.sh parses that instead of wrk's human-readable summary.
@@ -18,6 +20,13 @@ wrk.headers["Authorization"] = "Bearer bench"
 wrk.body = '{"model":"' .. model .. '",'
   .. (stream and '"stream":true,' or '')
   .. '"messages":[{"role":"user","content":"' .. prompt .. '"}]}'
+
+local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "")
+if delay_ms then
+  function delay()
+    return delay_ms
+  end
+end
 
 function done(summary, latency, requests)
   local e = summary.errors

@@ -53,12 +53,14 @@ pub fn init_with_writer<W>(
             .boxed(),
         LogFormat::Json => fmt.json().with_filter(events_only).boxed(),
     };
-    let traces = telemetry.map(Telemetry::layer);
-    // `try_init`: a second call (tests) keeps the first subscriber.
-    let _ = tracing_subscriber::registry()
-        .with(fmt)
-        .with(traces)
-        .try_init();
+    // `try_init`: a second call (tests) keeps the first subscriber. No trace layer at all
+    // without telemetry: an absent (`None`) layer still enables every span, and the registry
+    // would then allocate and track each request's spans for nobody.
+    let registry = tracing_subscriber::registry().with(fmt);
+    let _ = match telemetry {
+        Some(t) => registry.with(t.layer()).try_init(),
+        None => registry.try_init(),
+    };
 }
 
 /// `name=value` fields (the message bare), every value with control characters escaped.

@@ -48,6 +48,15 @@ impl RequestLog<'_> {
     /// `resumed` lists `provider@offset`, `-` when no one did; `upstream_ids` lists each
     /// attempt's `provider:id` (the provider's own request id), `-` when none sent one.
     pub(crate) fn emit(&self) {
+        // The fields below are built only for a subscriber that wants the line (not at `warn`).
+        // Asked as an event: the log layer takes events only, and a plain `enabled!` is a hint.
+        if !tracing::enabled!(
+            kind: tracing::metadata::Kind::EVENT,
+            target: "backstop::request",
+            tracing::Level::INFO
+        ) {
+            return;
+        }
         let upstream_ids = self
             .attempts
             .iter()
