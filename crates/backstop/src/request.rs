@@ -198,6 +198,7 @@ impl LlmConfig {
 
 /// A chat request: what every provider receives.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct ChatRequest {
     /// The conversation so far, oldest first.
     pub messages: Vec<Message>,

@@ -121,6 +121,7 @@ fn openai_equivalent(raw: &str) -> &'static str {
 
 /// A whole answer from one provider.
 #[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub struct Completion {
     /// The generated text.
     pub text: String,
