@@ -204,6 +204,11 @@ PORTKEY_JS="$TOOLS_DIR/portkey/node_modules/@portkey-ai/gateway/build/start-serv
 LITELLM_VENV="$TOOLS_DIR/litellm-venv"
 declare -A SKIP=()   # peer or peer/section → why it is not measured
 
+# install_error LOG: the line of an install log that says what failed (the first "error:").
+install_error() {
+    { grep -m 1 -iE 'error:' "$1" || tail -n 1 "$1"; } 2>/dev/null | sed 's/^npm error //' | cut -c 1-200
+}
+
 install_portkey() {
     [ -f "$PORTKEY_JS" ] && return 0
     command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
@@ -216,7 +221,7 @@ install_portkey() {
     # --ignore-scripts: its only install script is patch-package, and the package ships no patches.
     if ! timeout 600 npm install --prefix "$TOOLS_DIR/portkey" --no-audit --no-fund --ignore-scripts \
         >"$TOOLS_DIR/portkey-install.log" 2>&1 || [ ! -f "$PORTKEY_JS" ]; then
-        SKIP[portkey]="not installed: npm install @portkey-ai/gateway@$PORTKEY_VERSION failed: $(tail -n 1 "$TOOLS_DIR/portkey-install.log")"
+        SKIP[portkey]="not installed: npm install @portkey-ai/gateway@$PORTKEY_VERSION failed: $(install_error "$TOOLS_DIR/portkey-install.log")"
         return 1
     fi
 }
@@ -231,7 +236,7 @@ install_litellm() {
         || ! timeout 900 "$LITELLM_VENV/bin/pip" install -q "litellm[proxy]==$LITELLM_VERSION" \
             >>"$TOOLS_DIR/litellm-install.log" 2>&1 \
         || [ ! -x "$LITELLM_VENV/bin/litellm" ]; then
-        SKIP[litellm]="not installed: pip install litellm[proxy]==$LITELLM_VERSION failed: $(tail -n 1 "$TOOLS_DIR/litellm-install.log")"
+        SKIP[litellm]="not installed: pip install litellm[proxy]==$LITELLM_VERSION failed: $(install_error "$TOOLS_DIR/litellm-install.log")"
         return 1
     fi
 }
