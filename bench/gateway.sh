@@ -566,7 +566,7 @@ check_peer() {
     [ -z "$why" ] && return 0
     local err
     err=$(cat "$WORK/$name.out" "$WORK/$name.err" 2>/dev/null | tr '\r\033' '\n\n' \
-        | grep -E 'Error|error' | tail -n 1 | cut -c 1-160)
+        | grep -oE '([A-Za-z]+ )?[A-Za-z]*(Error|error)[: ].*' | tail -n 1 | cut -c 1-160)
     SKIP[$name/$sec]="not measured: check failed: $why${err:+ (its log: $err)}"
     return 1
 }
