@@ -493,7 +493,7 @@ wait_http() {
     for i in $(seq 1 $(( secs * 5 ))); do
         curl -s --max-time 1 -o /dev/null "$url" && return 0
         if ! kill -0 "$pid" 2>/dev/null; then
-            SKIP[$name]="not measured: $name exited at start-up: $(tail -n 3 "$WORK/$name.err" "$WORK/$name.out" 2>/dev/null | tr -d '\033' | grep -v '^$' | tail -n 1)"
+            SKIP[$name]="not measured: $name exited at start-up: $(cat "$WORK/$name.err" "$WORK/$name.out" 2>/dev/null | tr '\r\033' '\n\n' | grep -v '^[[:space:]]*$' | tail -n 1 | cut -c 1-200)"
             return 1
         fi
         sleep 0.2
@@ -521,8 +521,10 @@ start_portkey() {
     PORTKEY_PORT=$(free_port)
     start portkey node --import "$HERE/node_loopback.mjs" "$PORTKEY_JS" --port="$PORTKEY_PORT" --headless
     PORTKEY_PID=$LAST_PID
-    wait_http portkey "$PORTKEY_PID" "http://127.0.0.1:$PORTKEY_PORT/" 30 || return 1
-    loopback_only portkey "$PORTKEY_PORT" || return 1
+    if ! wait_http portkey "$PORTKEY_PID" "http://127.0.0.1:$PORTKEY_PORT/" 30 \
+        || ! loopback_only portkey "$PORTKEY_PORT"; then
+        stop_pid "$PORTKEY_PID"; return 1
+    fi
     local target="{\"provider\":\"openai\",\"api_key\":\"$BACKSTOP_BENCH_UPSTREAM_KEY\",\"custom_host\":\"http://127.0.0.1:$FAST_PORT/v1\"}"
     PORTKEY_CONFIG="{\"strategy\":{\"mode\":\"fallback\"},\"targets\":[$target,$target]}"
 }
@@ -538,8 +540,10 @@ start_litellm() {
         "$LITELLM_VENV/bin/litellm" --config "$WORK/litellm.yaml" --host 127.0.0.1 \
         --port "$LITELLM_PORT" --num_workers 1 --log_config "$HERE/configs/litellm-logging.json"
     LITELLM_PID=$LAST_PID
-    wait_http litellm "$LITELLM_PID" "http://127.0.0.1:$LITELLM_PORT/health/liveliness" 90 || return 1
-    loopback_only litellm "$LITELLM_PORT" || return 1
+    if ! wait_http litellm "$LITELLM_PID" "http://127.0.0.1:$LITELLM_PORT/health/liveliness" 90 \
+        || ! loopback_only litellm "$LITELLM_PORT"; then
+        stop_pid "$LITELLM_PID"; return 1
+    fi
 }
 
 peer_port() { case "$1" in portkey) echo "$PORTKEY_PORT" ;; litellm) echo "$LITELLM_PORT" ;; esac; }
