@@ -8,6 +8,9 @@
 #   (a) simulator directly, (b) gateway → simulator, (c) nginx → simulator,
 #   non-streaming and streaming; (d) failover cost (primary refusing connections, primary's
 #   breaker open) against a healthy primary; (e) gateway RSS idle and with 1,000 open streams.
+# Beside (a)–(c), where they install: the Portkey gateway and the LiteLLM proxy in front of the
+# same simulator (installed under target/bench-tools/; a row that cannot be installed, started
+# or checked is reported as not measured, with the reason).
 # It prints a markdown table and writes it into BENCHMARKS.md between
 # <!-- load:begin --> and <!-- load:end -->. Every process it starts is stopped on exit.
 
@@ -32,6 +35,11 @@ WRITE=1
 INSTALL=1
 BUILD=1
 KEEP=0
+PEERS="portkey litellm"
+NOTE=""
+# The other gateways measured beside backstop, pinned so runs compare.
+PORTKEY_VERSION=1.15.2
+LITELLM_VERSION=1.108.7
 
 usage() {
     cat <<'EOF'
@@ -54,6 +62,9 @@ Usage: bench/gateway.sh [options]
   --no-write         print the table only
   --no-install       do not apt-get install wrk / nginx when missing
   --no-build         use the existing release binaries
+  --peers "P ..."    other gateways measured beside backstop, where they install: portkey,
+                     litellm (default both; "" for none)
+  --note TEXT        a note printed with the table (e.g. what else was running)
   --keep-logs        keep the temp dir with logs and raw results
   -h, --help         this help
 EOF
@@ -80,6 +91,8 @@ while [ $# -gt 0 ]; do
         --no-install) INSTALL=0; shift ;;
         --no-build) BUILD=0; shift ;;
         --keep-logs) KEEP=1; shift ;;
+        --peers) PEERS=${2//,/ }; shift 2 ;;
+        --note) NOTE=${2:?}; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown argument: $1" ;;
     esac
@@ -178,6 +191,61 @@ if [ "$BUILD" = 1 ]; then
     (cd "$ROOT" && cargo build --release --locked -p backstop-gateway -p backstop-sim) >&2
 fi
 [ -x "$BIN/backstop" ] && [ -x "$BIN/backstop-sim" ] || die "no release binaries in $BIN (build them, or drop --no-build)"
+
+# ---------------------------------------------------------------------------------------
+# Other gateways (Portkey, LiteLLM): installed under target/bench-tools/, never fatal
+# ---------------------------------------------------------------------------------------
+
+for p in $PEERS; do
+    case "$p" in portkey|litellm) ;; *) die "--peers: unknown gateway '$p' (portkey, litellm)" ;; esac
+done
+TOOLS_DIR="$TARGET_DIR/bench-tools"
+PORTKEY_JS="$TOOLS_DIR/portkey/node_modules/@portkey-ai/gateway/build/start-server.js"
+LITELLM_VENV="$TOOLS_DIR/litellm-venv"
+declare -A SKIP=()   # peer or peer/section → why it is not measured
+
+# install_error LOG: the line of an install log that says what failed (the first "error:").
+install_error() {
+    { grep -m 1 -iE 'error:' "$1" || tail -n 1 "$1"; } 2>/dev/null | sed 's/^npm error //' | cut -c 1-200
+}
+
+install_portkey() {
+    [ -f "$PORTKEY_JS" ] && return 0
+    command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
+        || { SKIP[portkey]="not installed: node and npm are needed"; return 1; }
+    [ "$INSTALL" = 1 ] || { SKIP[portkey]="not installed ($PORTKEY_JS missing, --no-install given)"; return 1; }
+    mkdir -p "$TOOLS_DIR/portkey"
+    printf '{ "private": true, "dependencies": { "@portkey-ai/gateway": "%s" } }\n' "$PORTKEY_VERSION" \
+        >"$TOOLS_DIR/portkey/package.json"
+    log "installing @portkey-ai/gateway@$PORTKEY_VERSION into $TOOLS_DIR/portkey (npm)"
+    # --ignore-scripts: its only install script is patch-package, and the package ships no patches.
+    if ! timeout 600 npm install --prefix "$TOOLS_DIR/portkey" --no-audit --no-fund --ignore-scripts \
+        >"$TOOLS_DIR/portkey-install.log" 2>&1 || [ ! -f "$PORTKEY_JS" ]; then
+        SKIP[portkey]="not installed: npm install @portkey-ai/gateway@$PORTKEY_VERSION failed: $(install_error "$TOOLS_DIR/portkey-install.log")"
+        return 1
+    fi
+}
+
+install_litellm() {
+    [ -x "$LITELLM_VENV/bin/litellm" ] && return 0
+    [ "$INSTALL" = 1 ] || { SKIP[litellm]="not installed ($LITELLM_VENV/bin/litellm missing, --no-install given)"; return 1; }
+    python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
+        || { SKIP[litellm]="not installed: LiteLLM needs Python ≥ 3.10"; return 1; }
+    log "installing litellm[proxy]==$LITELLM_VERSION into $LITELLM_VENV (pip, a few minutes)"
+    if ! { [ -x "$LITELLM_VENV/bin/pip" ] || python3 -m venv "$LITELLM_VENV"; } >"$TOOLS_DIR/litellm-install.log" 2>&1 \
+        || ! timeout 900 "$LITELLM_VENV/bin/pip" install -q "litellm[proxy]==$LITELLM_VERSION" \
+            >>"$TOOLS_DIR/litellm-install.log" 2>&1 \
+        || [ ! -x "$LITELLM_VENV/bin/litellm" ]; then
+        SKIP[litellm]="not installed: pip install litellm[proxy]==$LITELLM_VERSION failed: $(install_error "$TOOLS_DIR/litellm-install.log")"
+        return 1
+    fi
+}
+
+ACTIVE_PEERS=()
+for p in $PEERS; do
+    mkdir -p "$TOOLS_DIR"
+    if "install_$p"; then ACTIVE_PEERS+=("$p"); else log "$p: ${SKIP[$p]}"; fi
+done
 
 # ---------------------------------------------------------------------------------------
 # Processes and cleanup
@@ -337,10 +405,14 @@ smoke() {
 # measure SECTION LABEL RUN PORT MODEL STREAM DURATION [record=1]
 measure() {
     local section=$1 label=$2 run=$3 port=$4 model=$5 stream=$6 dur=$7 record=${8:-1}
-    local secs out line
+    local secs out line envs
     secs=$(to_seconds "$dur")
     out="$WORK/wrk.$section.$label.$run.txt"
-    env BENCH_MODEL="$model" BENCH_STREAM="$stream" ${M_DELAY:+BENCH_DELAY_MS=$M_DELAY} \
+    envs=(BENCH_MODEL="$model" BENCH_STREAM="$stream")
+    [ -z "${M_DELAY:-}" ] || envs+=(BENCH_DELAY_MS="$M_DELAY")
+    [ -z "${M_AUTH:-}" ] || envs+=(BENCH_AUTH="$M_AUTH")
+    [ -z "${M_HNAME:-}" ] || envs+=(BENCH_HEADER_NAME="$M_HNAME" BENCH_HEADER_VALUE="$M_HVALUE")
+    env "${envs[@]}" \
         timeout --kill-after=5 $(( secs + 30 )) \
         wrk -t "$THREADS" -c "${M_CONNS:-$CONNECTIONS}" -d "$dur" --latency -s "$HERE/post.lua" \
         "http://127.0.0.1:$port/v1/chat/completions" >"$out" 2>&1 \
@@ -415,6 +487,108 @@ done
 
 log "simulator :$FAST_PORT, gateway :$GW_PORT, nginx :$NGINX_PORT, tripped-primary simulator :$TRIPPED_PORT, slow simulator :$SLOW_PORT, closed port :$CLOSED_PORT"
 
+# wait_http NAME PID URL SECONDS: until URL answers (any status); else sets SKIP[NAME], returns 1.
+wait_http() {
+    local name=$1 pid=$2 url=$3 secs=$4 i
+    for i in $(seq 1 $(( secs * 5 ))); do
+        curl -s --max-time 1 -o /dev/null "$url" && return 0
+        if ! kill -0 "$pid" 2>/dev/null; then
+            SKIP[$name]="not measured: $name exited at start-up: $(cat "$WORK/$name.err" "$WORK/$name.out" 2>/dev/null | tr '\r\033' '\n\n' | grep -v '^[[:space:]]*$' | tail -n 1 | cut -c 1-200)"
+            return 1
+        fi
+        sleep 0.2
+    done
+    SKIP[$name]="not measured: $name did not answer within $secs s"
+    return 1
+}
+
+# loopback_only NAME PORT: every listening socket on PORT is on 127.0.0.1 (checked with ss).
+loopback_only() {
+    local addrs
+    command -v ss >/dev/null 2>&1 || return 0
+    addrs=$(ss -Hltn "sport = :$2" | awk '{ print $4 }')
+    if [ -z "$addrs" ] || echo "$addrs" | grep -qv '^127\.0\.0\.1:'; then
+        SKIP[$1]="not measured: $1 listens on '$(echo $addrs)', not only on 127.0.0.1"
+        return 1
+    fi
+}
+
+# Portkey: its start-up script takes only --port= and --headless (no UI, no log stream) and
+# listens on every interface, so node_loopback.mjs binds it to 127.0.0.1. The fallback config
+# travels in the x-portkey-config header of every request: two OpenAI-compatible targets
+# (custom_host, with /v1) on the fast simulator, like backstop's chain `bench`.
+start_portkey() {
+    PORTKEY_PORT=$(free_port)
+    start portkey node --import "$HERE/node_loopback.mjs" "$PORTKEY_JS" --port="$PORTKEY_PORT" --headless
+    PORTKEY_PID=$LAST_PID
+    if ! wait_http portkey "$PORTKEY_PID" "http://127.0.0.1:$PORTKEY_PORT/" 30 \
+        || ! loopback_only portkey "$PORTKEY_PORT"; then
+        stop_pid "$PORTKEY_PID"; return 1
+    fi
+    local target="{\"provider\":\"openai\",\"api_key\":\"$BACKSTOP_BENCH_UPSTREAM_KEY\",\"custom_host\":\"http://127.0.0.1:$FAST_PORT/v1\"}"
+    PORTKEY_CONFIG="{\"strategy\":{\"mode\":\"fallback\"},\"targets\":[$target,$target]}"
+}
+
+# LiteLLM: offline cost map, a master key, no database; primary `bench` and fallback
+# `bench-fallback`, both the fast simulator; its default single uvicorn worker; the uvicorn
+# access log off (nginx's is off too, and the gateway logs at warn).
+start_litellm() {
+    LITELLM_PORT=$(free_port)
+    LITELLM_MASTER_KEY="sk-bench-$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
+    sed -e "s/@FAST_PORT@/$FAST_PORT/g" "$HERE/configs/litellm.yaml" >"$WORK/litellm.yaml"
+    start litellm env LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_MASTER_KEY="$LITELLM_MASTER_KEY" \
+        "$LITELLM_VENV/bin/litellm" --config "$WORK/litellm.yaml" --host 127.0.0.1 \
+        --port "$LITELLM_PORT" --num_workers 1 --log_config "$HERE/configs/litellm-logging.json"
+    LITELLM_PID=$LAST_PID
+    if ! wait_http litellm "$LITELLM_PID" "http://127.0.0.1:$LITELLM_PORT/health/liveliness" 90 \
+        || ! loopback_only litellm "$LITELLM_PORT"; then
+        stop_pid "$LITELLM_PID"; return 1
+    fi
+}
+
+peer_port() { case "$1" in portkey) echo "$PORTKEY_PORT" ;; litellm) echo "$LITELLM_PORT" ;; esac; }
+peer_auth() { case "$1" in litellm) echo "Bearer $LITELLM_MASTER_KEY" ;; *) echo "Bearer bench" ;; esac; }
+
+# check_peer NAME STREAM(0|1): one request through the peer must be 200 and a chat completion
+# (or an SSE stream ending in [DONE]); else sets SKIP[NAME/ns|st] and returns 1.
+check_peer() {
+    local name=$1 stream=$2 sec=ns body out code hdr=() why=""
+    [ "$stream" = 1 ] && sec=st
+    if [ "$stream" = 1 ]; then body=${BODY_ST/MODEL/bench}; else body=${BODY_NS/MODEL/bench}; fi
+    [ "$name" = portkey ] && hdr=(-H "x-portkey-config: $PORTKEY_CONFIG")
+    out="$WORK/check.$name.$sec"
+    code=$(curl -sS --max-time 30 -o "$out.body" -w '%{http_code}' -H 'Content-Type: application/json' \
+        -H "Authorization: $(peer_auth "$name")" "${hdr[@]}" --data "$body" \
+        "http://127.0.0.1:$(peer_port "$name")/v1/chat/completions" 2>"$out.err") || code="curl failed: $(tail -n 1 "$out.err")"
+    if [ "$code" != 200 ]; then
+        why="HTTP $code: $(head -c 200 "$out.body" 2>/dev/null)"
+    elif [ "$stream" = 1 ] && ! grep -q 'data: \[DONE\]' "$out.body"; then
+        why="the stream did not end with [DONE]"
+    elif [ "$stream" = 0 ] && ! grep -q '"chat.completion"' "$out.body"; then
+        why="not a chat completion: $(head -c 200 "$out.body")"
+    fi
+    [ -z "$why" ] && return 0
+    local err
+    err=$(cat "$WORK/$name.out" "$WORK/$name.err" 2>/dev/null | tr '\r\033' '\n\n' \
+        | grep -oE '([A-Za-z]+ )?[A-Za-z]*(Error|error)[: ].*' | tail -n 1 | cut -c 1-160)
+    SKIP[$name/$sec]="not measured: check failed: $why${err:+ (its log: $err)}"
+    return 1
+}
+
+# Which peer rows are measured: each mode is checked on its own.
+PEER_ROWS=()   # "portkey/ns" ...
+for p in "${ACTIVE_PEERS[@]}"; do
+    if "start_$p"; then
+        for st in 0 1; do
+            sec=ns; [ "$st" = 1 ] && sec=st
+            if check_peer "$p" "$st"; then PEER_ROWS+=("$p/$sec"); else log "$p $sec: ${SKIP[$p/$sec]}"; fi
+        done
+        log "$p on :$(peer_port "$p")"
+    else
+        log "$p: ${SKIP[$p]}"
+    fi
+done
+
 # Every path answers, and streams end properly.
 for s in 0 1; do
     smoke "$FAST_PORT" bench "$s" >/dev/null
@@ -441,8 +615,24 @@ TRIPPED_BEFORE=$(sim_requests "$TRIPPED_PORT")
 # (a)–(d): wrk
 # ---------------------------------------------------------------------------------------
 
-runs_per_repeat=$(( 9 + 3 * $(echo $RATES | wc -w) ))
-total=$(( WARMUP_S * 5 + DURATION_S * runs_per_repeat * REPEAT ))
+runs_per_repeat=$(( 9 + 3 * $(echo $RATES | wc -w) + ${#PEER_ROWS[@]} ))
+total=$(( WARMUP_S * (5 + ${#PEER_ROWS[@]}) + DURATION_S * runs_per_repeat * REPEAT ))
+
+# run_target SECTION TARGET RUN STREAM DURATION [record]: one wrk run against a named path.
+run_target() {
+    local section=$1 target=$2 run=$3 stream=$4 dur=$5 record=${6:-1}
+    case "$target" in
+        direct) measure "$section" direct "$run" "$FAST_PORT" bench "$stream" "$dur" "$record" ;;
+        gateway) measure "$section" gateway "$run" "$GW_PORT" bench "$stream" "$dur" "$record" ;;
+        nginx) measure "$section" nginx "$run" "$NGINX_PORT" bench "$stream" "$dur" "$record" ;;
+        portkey) M_HNAME=x-portkey-config M_HVALUE=$PORTKEY_CONFIG \
+            measure "$section" portkey "$run" "$PORTKEY_PORT" bench "$stream" "$dur" "$record" ;;
+        litellm) M_AUTH="Bearer $LITELLM_MASTER_KEY" \
+            measure "$section" litellm "$run" "$LITELLM_PORT" bench "$stream" "$dur" "$record" ;;
+    esac
+}
+# has_row PEER SECTION: that peer row passed its check.
+has_row() { local r; for r in "${PEER_ROWS[@]}"; do [ "$r" = "$1/$2" ] && return 0; done; return 1; }
 log "measuring: $REPEAT × $runs_per_repeat runs of $DURATION, $CONNECTIONS connections, $THREADS wrk threads (about $(( total / 60 )) min $(( total % 60 )) s)"
 
 if [ "$WARMUP_S" -gt 0 ]; then
@@ -452,36 +642,31 @@ if [ "$WARMUP_S" -gt 0 ]; then
     measure warm nginx 0 "$NGINX_PORT" bench 0 "${WARMUP_S}s" 0
     measure warm failover 0 "$GW_PORT" failover 0 "${WARMUP_S}s" 0
     measure warm breaker 0 "$GW_PORT" breaker 0 "${WARMUP_S}s" 0
+    for r in "${PEER_ROWS[@]}"; do
+        st=0; [ "${r#*/}" = st ] && st=1
+        run_target warm "${r%/*}" 0 "$st" "${WARMUP_S}s" 0
+    done
 fi
 
 for run in $(seq 1 "$REPEAT"); do
     log "run $run of $REPEAT"
-    # Rotate the order of the three paths from run to run, so none always goes first.
+    # Rotate the order of the paths from run to run, so none always goes first.
     order=(direct gateway nginx)
     for stream in 0 1; do
         section=ns; [ "$stream" = 1 ] && section=st
-        for k in 0 1 2; do
-            target=${order[$(( (k + run - 1) % 3 ))]}
-            case "$target" in
-                direct) port=$FAST_PORT ;;
-                gateway) port=$GW_PORT ;;
-                nginx) port=$NGINX_PORT ;;
-            esac
-            measure "$section" "$target" "$run" "$port" bench "$stream" "$DURATION"
+        paths=(direct gateway nginx)
+        for p in "${ACTIVE_PEERS[@]}"; do has_row "$p" "$section" && paths+=("$p"); done
+        for (( k = 0; k < ${#paths[@]}; k++ )); do
+            run_target "$section" "${paths[$(( (k + run - 1) % ${#paths[@]} ))]}" "$run" "$stream" "$DURATION"
         done
     done
     # Fixed rates: each connection pauses PACE_MS before each request (wrk's delay()), so a
     # connection sends about 1000 / (PACE_MS + latency) req/s; the count is chosen for the rate.
+    # (Portkey and LiteLLM saturate far below these rates: saturation runs only.)
     for rate in $RATES; do
         for k in 0 1 2; do
-            target=${order[$(( (k + run - 1) % 3 ))]}
-            case "$target" in
-                direct) port=$FAST_PORT ;;
-                gateway) port=$GW_PORT ;;
-                nginx) port=$NGINX_PORT ;;
-            esac
             M_CONNS=$(( (rate * (PACE_MS + 1) + 999) / 1000 )) M_DELAY=$PACE_MS \
-                measure "r$rate" "$target" "$run" "$port" bench 0 "$DURATION"
+                run_target "r$rate" "${order[$(( (k + run - 1) % 3 ))]}" "$run" 0 "$DURATION"
         done
     done
     measure fo healthy "$run" "$GW_PORT" bench 0 "$DURATION"
@@ -502,6 +687,8 @@ TRIPPED_SIM_REQUESTS=$(( TRIPPED_AFTER - TRIPPED_BEFORE ))
 # The load runs are over: stop the gateway and nginx so (e) runs on a quiet, fresh gateway.
 stop_pid "$NGINX_PID"
 stop_pid "$GW_MAIN_PID"
+[ -z "${PORTKEY_PID:-}" ] || stop_pid "$PORTKEY_PID"
+[ -z "${LITELLM_PID:-}" ] || stop_pid "$LITELLM_PID"
 
 # ---------------------------------------------------------------------------------------
 # (e): RSS idle and with N open streams, on a fresh gateway
@@ -540,6 +727,15 @@ cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)
     echo "RATES=$RATES"
     echo "PACE_MS=$PACE_MS"
     echo "QUICK=$QUICK"
+    echo "PEERS=$PEERS"
+    echo "NOTE=${NOTE//$'\n'/ }"
+    echo "PORTKEY_VERSION=$PORTKEY_VERSION"
+    echo "LITELLM_VERSION=$LITELLM_VERSION"
+    echo "NODE_VERSION=$(node --version 2>/dev/null || echo none)"
+    for k in "${!SKIP[@]}"; do
+        v=${SKIP[$k]//$'\n'/ }
+        echo "SKIP_${k/\//_}=${v//$'\r'/ }"
+    done
     echo "GW_IDLE_KB=$GW_IDLE_KB"
     echo "GW_HWM_KB=$GW_HWM_KB"
     echo "GW_AFTER_KB=$GW_AFTER_KB"

@@ -6,6 +6,8 @@
 --   BENCH_PROMPT  the user message (plain ASCII, no quotes or backslashes)
 --   BENCH_DELAY_MS  if set, each connection waits this long before each request (paced runs:
 --                   about connections × 1000 / (delay + latency) req/s; wrk's 1 ms resolution)
+--   BENCH_AUTH    the Authorization header (default "Bearer bench"; LiteLLM needs its master key)
+--   BENCH_HEADER_NAME, BENCH_HEADER_VALUE  one more request header (Portkey's x-portkey-config)
 --
 -- At the end wrk calls done(), which prints one machine-readable line starting with
 -- BENCH_RESULT; gateway.sh parses that instead of wrk's human-readable summary.
@@ -16,7 +18,11 @@ local prompt = os.getenv("BENCH_PROMPT") or "Say something short about fallback 
 
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer bench"
+wrk.headers["Authorization"] = os.getenv("BENCH_AUTH") or "Bearer bench"
+local extra_name = os.getenv("BENCH_HEADER_NAME")
+if extra_name and extra_name ~= "" then
+  wrk.headers[extra_name] = os.getenv("BENCH_HEADER_VALUE") or ""
+end
 wrk.body = '{"model":"' .. model .. '",'
   .. (stream and '"stream":true,' or '')
   .. '"messages":[{"role":"user","content":"' .. prompt .. '"}]}'

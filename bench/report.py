@@ -85,6 +85,11 @@ def mb(kb):
         return "n/a"
 
 
+def fmt_ratio(r):
+    """Two decimals, or two significant digits below 0.1 (Portkey, LiteLLM: 0.014, 0.0015)."""
+    return f"{r:.2f}" if r >= 0.1 else f"{r:.2g}"
+
+
 def mark(ok):
     return "✅" if ok else "❌"
 
@@ -105,6 +110,17 @@ def render(med, meta):
       f"{meta.get('BACKSTOP_VERSION', 'backstop')} (release build)")
     w(f"- Simulator: zero latency, `--no-record`, {meta.get('CHUNKS', '?')} content chunks per "
       f"reply (non-streaming replies carry the same text in one body)")
+    peers = meta.get("PEERS", "").split()
+    if "portkey" in peers:
+        w(f"- Portkey gateway {meta.get('PORTKEY_VERSION', '?')} (npm `@portkey-ai/gateway`, "
+          f"Node {meta.get('NODE_VERSION', '?')}, `--headless`, bound to 127.0.0.1): fallback "
+          f"config in the `x-portkey-config` header, two targets `provider: openai` with "
+          f"`custom_host` = the simulator's `/v1`")
+    if "litellm" in peers:
+        w(f"- LiteLLM proxy {meta.get('LITELLM_VERSION', '?')} (pip `litellm[proxy]`, one uvicorn "
+          f"worker, its default; access log off): model `bench` with fallback `bench-fallback`, "
+          f"both `openai/` on the simulator's `/v1`; master key, no database, "
+          f"`LITELLM_LOCAL_MODEL_COST_MAP=True`")
     if meta.get("QUICK") == "1":
         w("- **Quick run** (`--quick`): short runs, numbers are indicative only.")
     if meta.get("NOTE"):
@@ -116,16 +132,27 @@ def render(med, meta):
     w("| Mode | Path | req/s | ÷ nginx | p50 | p99 | errors |")
     w("|---|---|---:|---:|---:|---:|---:|")
     names = {"direct": "(a) simulator directly", "gateway": "(b) backstop → simulator",
-             "nginx": "(c) nginx → simulator"}
+             "nginx": "(c) nginx → simulator", "portkey": "Portkey gateway → simulator",
+             "litellm": "LiteLLM proxy → simulator"}
+    skipped = []
     for sec, mode in (("ns", "non-streaming"), ("st", "streaming")):
-        for label in ("direct", "gateway", "nginx"):
+        for label in ("direct", "gateway", "nginx", *peers):
             m = med.get((sec, label))
             if not m:
+                why = meta.get(f"SKIP_{label}_{sec}") or meta.get(f"SKIP_{label}")
+                if label in peers:
+                    w(f"| {mode} | {names.get(label, label)} | — | — | — | — | "
+                      f"not measured¹ |")
+                    skipped.append(f"{names.get(label, label)}, {mode}: "
+                                   f"{why or 'not measured (no result)'}")
                 continue
             n = med.get((sec, "nginx"))
-            ratio = f"{m['rps'] / n['rps']:.2f}" if n and n["rps"] else "n/a"
+            ratio = fmt_ratio(m["rps"] / n["rps"]) if n and n["rps"] else "n/a"
             w(f"| {mode} | {names[label]} | {m['rps']:,.0f} | {ratio} | {ms(m['p50'])} | "
               f"{ms(m['p99'])} | {m['errors']} |")
+    if skipped:
+        w("")
+        w("¹ " + "; ".join(s.replace("|", "\\|") for s in skipped) + ".")
     heads = []
     for sec, mode in (("ns", "non-streaming"), ("st", "streaming")):
         d, g, n = med.get((sec, "direct")), med.get((sec, "gateway")), med.get((sec, "nginx"))
