@@ -126,14 +126,20 @@ pub(crate) async fn embeddings(Current(app): Current, request: Request) -> Respo
                 ),
                 Ok((chain, mut req, encoding)) => {
                     // Key limits: one request, its tokens charged from the usage afterwards.
-                    match crate::state::key_limits::check(&app, &parts.headers, Some(0)).await {
+                    match Box::pin(crate::state::key_limits::check(
+                        &app,
+                        &parts.headers,
+                        Some(0),
+                    ))
+                    .await
+                    {
                         Err(r) => r,
                         Ok(reserved) => match in_flight_slot(&app) {
                             Err(r) => r,
                             Ok(_slot) => {
                                 req.request_id = Some(id.as_str().to_owned());
                                 req.traceparent = caller_trace.map(|t| t.to_string());
-                                answer(&app, &chain, &req, encoding, started, reserved)
+                                Box::pin(answer(&app, &chain, &req, encoding, started, reserved))
                                     .instrument(span.clone())
                                     .await
                             }

@@ -46,15 +46,15 @@ pub(crate) async fn messages(Current(app): Current, request: Request) -> Respons
                 Ok(mut req) => {
                     req.request.request_id = Some(id.as_str().to_owned());
                     req.request.traceparent = caller_trace.map(|t| t.to_string());
-                    match crate::state::key_limits::check(
+                    match Box::pin(crate::state::key_limits::check(
                         &app,
                         &parts.headers,
                         req.request.config.max_tokens,
-                    )
+                    ))
                     .await
                     {
                         Ok(reserved) => {
-                            admit(&app, req, started, reserved)
+                            Box::pin(admit(&app, req, started, reserved))
                                 .instrument(span.clone())
                                 .await
                         }

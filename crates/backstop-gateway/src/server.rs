@@ -471,15 +471,17 @@ async fn chat_completions(Current(app): Current, request: Request) -> Response {
                 Ok(mut req) => {
                     req.request.request_id = Some(id.as_str().to_owned());
                     req.request.traceparent = caller_trace.map(|t| t.to_string());
-                    match crate::state::key_limits::check(
+                    match Box::pin(crate::state::key_limits::check(
                         &app,
                         &parts.headers,
                         req.request.config.max_tokens,
-                    )
+                    ))
                     .await
                     {
                         Ok(reserved) => {
-                            admit(&app, req, started, reserved)
+                            // Boxed: the handler's future stays small, and axum and tower move
+                            // (copy) it several times per request.
+                            Box::pin(admit(&app, req, started, reserved))
                                 .instrument(span.clone())
                                 .await
                         }
