@@ -10,13 +10,12 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use tokio::time::Instant;
-use tracing::Instrument as _;
 
 use crate::auth::Access;
 use crate::messages_request::parse_messages_request;
 use crate::messages_response;
 use crate::server::{
-    Current, admit, authorize, bad_request, json_content_type, read_body, request_context,
+    Current, authorize, bad_request, json_content_type, limit_and_admit, read_body, request_context,
 };
 use crate::wire::BadRequest;
 
@@ -43,23 +42,8 @@ pub(crate) async fn messages(Current(app): Current, request: Request) -> Respons
         Err(r) => r,
         Ok(()) => match read_body(&app, body).await {
             Ok(bytes) => match parse_messages_request(&bytes) {
-                Ok(mut req) => {
-                    req.request.request_id = Some(id.as_str().to_owned());
-                    req.request.traceparent = caller_trace.map(|t| t.to_string());
-                    match Box::pin(crate::state::key_limits::check(
-                        &app,
-                        &parts.headers,
-                        req.request.config.max_tokens,
-                    ))
-                    .await
-                    {
-                        Ok(reserved) => {
-                            Box::pin(admit(&app, req, started, reserved))
-                                .instrument(span.clone())
-                                .await
-                        }
-                        Err(r) => r,
-                    }
+                Ok(req) => {
+                    limit_and_admit(&app, &parts, req, &id, caller_trace, &span, started).await
                 }
                 Err(e) => bad_request(&e),
             },

@@ -468,25 +468,8 @@ async fn chat_completions(Current(app): Current, request: Request) -> Response {
         Err(r) => r,
         Ok(()) => match read_body(&app, body).await {
             Ok(bytes) => match wire::parse_request(&bytes) {
-                Ok(mut req) => {
-                    req.request.request_id = Some(id.as_str().to_owned());
-                    req.request.traceparent = caller_trace.map(|t| t.to_string());
-                    match Box::pin(crate::state::key_limits::check(
-                        &app,
-                        &parts.headers,
-                        req.request.config.max_tokens,
-                    ))
-                    .await
-                    {
-                        Ok(reserved) => {
-                            // Boxed: the handler's future stays small, and axum and tower move
-                            // (copy) it several times per request.
-                            Box::pin(admit(&app, req, started, reserved))
-                                .instrument(span.clone())
-                                .await
-                        }
-                        Err(r) => r,
-                    }
+                Ok(req) => {
+                    limit_and_admit(&app, &parts, req, &id, caller_trace, &span, started).await
                 }
                 Err(e) => bad_request(&e),
             },
@@ -496,6 +479,36 @@ async fn chat_completions(Current(app): Current, request: Request) -> Response {
     crate::telemetry::finish_http_span(&span, &mut response);
     app.metrics.http_status(response.status().as_u16());
     response
+}
+
+/// A parsed chat request (either API) from here on: its id and trace context, the client
+/// key's limits, then [`admit`] inside the HTTP span.
+pub(crate) async fn limit_and_admit(
+    app: &Shared,
+    parts: &Parts,
+    mut req: GatewayRequest,
+    id: &RequestId,
+    caller_trace: Option<crate::traceparent::TraceParent>,
+    span: &tracing::Span,
+    started: Instant,
+) -> Response {
+    req.request.request_id = Some(id.as_str().to_owned());
+    req.request.traceparent = caller_trace.map(|t| t.to_string());
+    // Both boxed: the handler's future stays small, and axum and tower move (copy) it into
+    // boxes several times per request.
+    let limited = Box::pin(crate::state::key_limits::check(
+        app,
+        &parts.headers,
+        req.request.config.max_tokens,
+    ));
+    match limited.await {
+        Ok(reserved) => {
+            Box::pin(admit(app, req, started, reserved))
+                .instrument(span.clone())
+                .await
+        }
+        Err(r) => r,
+    }
 }
 
 /// Sheds the request when `max_in_flight` are already running; the slot is held until the
