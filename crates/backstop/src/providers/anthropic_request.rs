@@ -254,17 +254,7 @@ pub(super) fn request_body(
     if let Some(k) = p.top_k {
         o.insert("top_k".into(), json!(k));
     }
-    if let Some((ApiFormat::Anthropic, extra)) = &p.extra {
-        for (k, v) in extra {
-            o.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-    }
-    serde_json::to_vec(&Value::Object(o)).map_err(|e| {
-        ProviderError::new(
-            ErrorKind::InvalidRequest,
-            format!("cannot encode request: {e}"),
-        )
-    })
+    super::http::encode_body(o, p, ApiFormat::Anthropic)
 }
 
 #[cfg(test)]

@@ -822,6 +822,29 @@ pub(crate) fn tokens(n: u64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
+/// Encodes a request body: the translated fields `o`, plus the caller's untranslated ones
+/// that came in this provider's own `format` (never overriding a translated field).
+#[cfg(any(feature = "openai", feature = "groq", feature = "anthropic"))]
+pub(crate) fn encode_body(
+    mut o: serde_json::Map<String, serde_json::Value>,
+    params: &crate::Params,
+    format: crate::ApiFormat,
+) -> Result<Vec<u8>, ProviderError> {
+    if let Some((from, extra)) = &params.extra
+        && *from == format
+    {
+        for (k, v) in extra {
+            o.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    serde_json::to_vec(&serde_json::Value::Object(o)).map_err(|e| {
+        ProviderError::new(
+            ErrorKind::InvalidRequest,
+            format!("cannot encode request: {e}"),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,8 +3,8 @@
 use serde_json::{Map, Value, json};
 
 use crate::{
-    ApiFormat, ChatRequest, ContentPart, ErrorKind, LlmConfig, Message, ProviderError,
-    ResponseFormat, Role, ToolCall, ToolChoice, Unsupported,
+    ApiFormat, ChatRequest, ContentPart, LlmConfig, Message, ProviderError, ResponseFormat, Role,
+    ToolCall, ToolChoice, Unsupported,
 };
 
 /// What the OpenAI wire cannot carry: several choices (a completion holds one), log
@@ -178,17 +178,7 @@ pub(crate) fn request_body(
     put(&mut o, "metadata", p.metadata.as_ref());
     put(&mut o, "store", p.store);
     put(&mut o, "service_tier", p.service_tier.as_deref());
-    if let Some((ApiFormat::OpenAi, extra)) = &p.extra {
-        for (k, v) in extra {
-            o.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-    }
-    serde_json::to_vec(&Value::Object(o)).map_err(|e| {
-        ProviderError::new(
-            ErrorKind::InvalidRequest,
-            format!("cannot encode request: {e}"),
-        )
-    })
+    super::http::encode_body(o, p, ApiFormat::OpenAi)
 }
 
 #[cfg(test)]
