@@ -284,6 +284,9 @@ cleanup() {
     set +e
     trap - EXIT INT TERM
     local i
+    if declare -F pause_peer >/dev/null; then  # a stopped peer would not see TERM
+        pause_peer portkey CONT; pause_peer litellm CONT
+    fi
     for (( i=${#PIDS[@]}-1; i>=0; i-- )); do
         stop_pid "${PIDS[$i]}"
     done
@@ -546,6 +549,15 @@ start_litellm() {
     fi
 }
 
+# pause_peer NAME STOP|CONT: the peer's processes (and their children) stop while other targets
+# are measured: idle, LiteLLM still takes a third of a core and Portkey a sixth, which would
+# be taken from whatever is being measured on these 2 cores.
+peer_pid() { case "$1" in portkey) echo "${PORTKEY_PID:-}" ;; litellm) echo "${LITELLM_PID:-}" ;; esac; }
+tree_pids() { local p; echo "$1"; for p in $(pgrep -P "$1" 2>/dev/null); do tree_pids "$p"; done; }
+pause_peer() {
+    local pid; pid=$(peer_pid "$1"); [ -n "$pid" ] || return 0
+    kill -"$2" $(tree_pids "$pid") 2>/dev/null || true
+}
 peer_port() { case "$1" in portkey) echo "$PORTKEY_PORT" ;; litellm) echo "$LITELLM_PORT" ;; esac; }
 peer_auth() { case "$1" in litellm) echo "Bearer $LITELLM_MASTER_KEY" ;; *) echo "Bearer bench" ;; esac; }
 
@@ -584,6 +596,7 @@ for p in "${ACTIVE_PEERS[@]}"; do
             if check_peer "$p" "$st"; then PEER_ROWS+=("$p/$sec"); else log "$p $sec: ${SKIP[$p/$sec]}"; fi
         done
         log "$p on :$(peer_port "$p")"
+        pause_peer "$p" STOP
     else
         log "$p: ${SKIP[$p]}"
     fi
@@ -625,10 +638,12 @@ run_target() {
         direct) measure "$section" direct "$run" "$FAST_PORT" bench "$stream" "$dur" "$record" ;;
         gateway) measure "$section" gateway "$run" "$GW_PORT" bench "$stream" "$dur" "$record" ;;
         nginx) measure "$section" nginx "$run" "$NGINX_PORT" bench "$stream" "$dur" "$record" ;;
-        portkey) M_HNAME=x-portkey-config M_HVALUE=$PORTKEY_CONFIG \
-            measure "$section" portkey "$run" "$PORTKEY_PORT" bench "$stream" "$dur" "$record" ;;
-        litellm) M_AUTH="Bearer $LITELLM_MASTER_KEY" \
-            measure "$section" litellm "$run" "$LITELLM_PORT" bench "$stream" "$dur" "$record" ;;
+        portkey) pause_peer portkey CONT; M_HNAME=x-portkey-config M_HVALUE=$PORTKEY_CONFIG \
+            measure "$section" portkey "$run" "$PORTKEY_PORT" bench "$stream" "$dur" "$record"
+            pause_peer portkey STOP ;;
+        litellm) pause_peer litellm CONT; M_AUTH="Bearer $LITELLM_MASTER_KEY" \
+            measure "$section" litellm "$run" "$LITELLM_PORT" bench "$stream" "$dur" "$record"
+            pause_peer litellm STOP ;;
     esac
 }
 # has_row PEER SECTION: that peer row passed its check.
@@ -687,6 +702,7 @@ TRIPPED_SIM_REQUESTS=$(( TRIPPED_AFTER - TRIPPED_BEFORE ))
 # The load runs are over: stop the gateway and nginx so (e) runs on a quiet, fresh gateway.
 stop_pid "$NGINX_PID"
 stop_pid "$GW_MAIN_PID"
+pause_peer portkey CONT; pause_peer litellm CONT
 [ -z "${PORTKEY_PID:-}" ] || stop_pid "$PORTKEY_PID"
 [ -z "${LITELLM_PID:-}" ] || stop_pid "$LITELLM_PID"
 

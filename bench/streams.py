@@ -55,7 +55,11 @@ async def open_stream(s, host, port, request, gate, open_timeout):
                     raise TimeoutError("no first event in time")
                 chunk = await asyncio.wait_for(s.reader.read(65536), left)
                 if not chunk:
-                    raise ConnectionError("closed before the first event")
+                    # Say what the server answered, if anything (a gateway at its connection
+                    # cap answers 503 and closes).
+                    status = buf.split(b"\r\n", 1)[0].decode("latin-1") if buf else ""
+                    raise ConnectionError("closed before the first event"
+                                          + (f" ({status})" if status else ""))
                 buf += chunk
             status = buf.split(b"\r\n", 1)[0]
             if b" 200 " not in status + b" ":
