@@ -28,6 +28,33 @@ fn parses_a_plain_request() {
 }
 
 #[test]
+fn a_body_that_is_not_utf8_is_refused_saying_where() {
+    // The parse checks the whole body's UTF-8 first; a body that fails it still gets serde's
+    // own error, with its position.
+    let e = parse_request(
+        b"{\"model\":\"m\xff\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+    )
+    .unwrap_err();
+    assert!(e.message.contains("not valid JSON"), "{}", e.message);
+    assert!(
+        e.message
+            .contains("invalid unicode code point at line 1 column 12"),
+        "{}",
+        e.message
+    );
+    // Multi-byte UTF-8 is taken as it is.
+    let r = parse_request(
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"h\u{e9}llo \u{1f600}\"}]}"
+            .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(
+        r.request.messages,
+        vec![Message::user("h\u{e9}llo \u{1f600}")]
+    );
+}
+
+#[test]
 fn errors_name_the_field() {
     assert_eq!(
         bad(r#"{"model":"m","messages":[]}"#).param.as_deref(),

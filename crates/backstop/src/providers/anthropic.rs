@@ -193,7 +193,7 @@ pub(super) fn parse_message(
     fallback_model: &str,
     json_mode: bool,
 ) -> Result<Completion, ProviderError> {
-    let parsed: WireMessageResponse = serde_json::from_slice(body)
+    let parsed: WireMessageResponse = http::from_json_body(body)
         .map_err(|e| ProviderError::protocol(format!("malformed message: {e}")))?;
     if let Some(error) = parsed
         .error

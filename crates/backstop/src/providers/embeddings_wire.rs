@@ -66,7 +66,7 @@ pub(crate) fn parse(
     request: &EmbeddingRequest,
     fallback_model: &str,
 ) -> Result<Embeddings, ProviderError> {
-    let list: List = serde_json::from_slice(body)
+    let list: List = super::http::from_json_body(body)
         .map_err(|e| ProviderError::protocol(format!("malformed embeddings answer: {e}")))?;
     if let Some(error) = list.error {
         return Err(in_band_error(&error));

@@ -139,7 +139,7 @@ pub(crate) fn parse_completion(
     body: &[u8],
     fallback_model: &str,
 ) -> Result<Completion, ProviderError> {
-    let parsed: ChatCompletion = serde_json::from_slice(body)
+    let parsed: ChatCompletion = http::from_json_body(body)
         .map_err(|e| ProviderError::protocol(format!("malformed chat completion: {e}")))?;
     if let Some(error) = parsed.error {
         return Err(in_band_error(&error));
@@ -546,6 +546,25 @@ mod tests {
         // The documented body reports `completion_tokens_details.reasoning_tokens: 0`.
         assert_eq!(c.usage, Some(Usage::new(9, 12).reasoning(Some(0))));
         assert_eq!(c.finish_reason, Some(FinishReason::Stop));
+    }
+
+    #[test]
+    fn a_completion_that_is_not_utf8_is_protocol_saying_where() {
+        let e = parse_completion(b"{\"choices\":[{\"message\":{\"content\":\"\xff\"}}]}", "m")
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Protocol);
+        assert!(
+            e.message
+                .contains("invalid unicode code point at line 1 column 36"),
+            "{}",
+            e.message
+        );
+        let c = parse_completion(
+            "{\"choices\":[{\"message\":{\"content\":\"\u{e9}\u{1f600}\"}}]}".as_bytes(),
+            "m",
+        )
+        .unwrap();
+        assert_eq!(c.text, "\u{e9}\u{1f600}");
     }
 
     #[test]
