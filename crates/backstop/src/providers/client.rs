@@ -2,6 +2,7 @@
 //! roots, mTLS, tracing middleware), or one connection pool shared by every provider in the
 //! process that brought none.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -9,7 +10,9 @@ use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 
+use super::direct::{self, DirectClient};
 use super::http::from_reqwest;
+use super::upstream::UpstreamResponse;
 use crate::{ErrorKind, ProviderError};
 
 /// An HTTP client for a provider: a [`reqwest::Client`] or, with the `reqwest-middleware`
@@ -67,15 +70,15 @@ impl HttpClient {
         url: reqwest::Url,
         headers: HeaderMap,
         body: Vec<u8>,
-    ) -> Result<reqwest::Response, ProviderError> {
-        match &self.inner {
+    ) -> Result<UpstreamResponse, ProviderError> {
+        let response = match &self.inner {
             Inner::Reqwest(client) => client
                 .post(url)
                 .headers(headers)
                 .body(body)
                 .send()
                 .await
-                .map_err(|e| from_reqwest(&e)),
+                .map_err(|e| from_reqwest(&e))?,
             #[cfg(feature = "reqwest-middleware")]
             Inner::Middleware(client) => client
                 .post(url)
@@ -89,8 +92,46 @@ impl HttpClient {
                         ErrorKind::Connect,
                         format!("HTTP client middleware failed: {e}"),
                     ),
-                }),
+                })?,
+        };
+        Ok(UpstreamResponse::Reqwest(response))
+    }
+}
+
+/// One shared pool: reqwest's client, and the direct one for cleartext upstreams (`None` when
+/// the environment names a proxy, which only reqwest honours).
+#[derive(Clone)]
+pub(crate) struct Pooled {
+    reqwest: reqwest::Client,
+    direct: Option<Box<DirectClient>>,
+}
+
+impl Pooled {
+    /// POSTs with the direct client when `uri` is set (an `http://` target) and the pool has
+    /// one; otherwise with reqwest.
+    pub(crate) async fn post(
+        &self,
+        url: &reqwest::Url,
+        uri: Option<&http::Uri>,
+        headers: HeaderMap,
+        body: Vec<u8>,
+    ) -> Result<UpstreamResponse, ProviderError> {
+        match (&self.direct, uri) {
+            (Some(client), Some(uri)) => direct::post(client, uri.clone(), headers, body).await,
+            _ => {
+                HttpClient::from(self.reqwest.clone())
+                    .post(url.clone(), headers, body)
+                    .await
+            }
         }
+    }
+}
+
+impl fmt::Debug for Pooled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pooled")
+            .field("direct", &self.direct.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -104,10 +145,10 @@ type PoolKey = (Option<tokio::runtime::Id>, Duration);
 /// The pools shared by providers that brought no client: one per runtime (a connection is
 /// driven by tasks of the runtime that opened it, so reusing it from another runtime can hang)
 /// and connect timeout (almost always one entry). A handful at most: a linear scan is enough.
-static POOLS: Mutex<VecDeque<(PoolKey, reqwest::Client)>> = Mutex::new(VecDeque::new());
+static POOLS: Mutex<VecDeque<(PoolKey, Pooled)>> = Mutex::new(VecDeque::new());
 
 /// The process-wide client for `connect_timeout` on the current runtime, built on first use.
-fn pooled(key: PoolKey) -> Result<reqwest::Client, ProviderError> {
+fn pooled(key: PoolKey) -> Result<Pooled, ProviderError> {
     pooled_in(
         &mut POOLS.lock().unwrap_or_else(PoisonError::into_inner),
         key,
@@ -115,13 +156,16 @@ fn pooled(key: PoolKey) -> Result<reqwest::Client, ProviderError> {
 }
 
 fn pooled_in(
-    pools: &mut VecDeque<(PoolKey, reqwest::Client)>,
+    pools: &mut VecDeque<(PoolKey, Pooled)>,
     key: PoolKey,
-) -> Result<reqwest::Client, ProviderError> {
+) -> Result<Pooled, ProviderError> {
     if let Some((_, client)) = pools.iter().find(|(k, _)| *k == key) {
         return Ok(client.clone());
     }
-    let client = build(key.1)?;
+    let client = Pooled {
+        reqwest: build(key.1)?,
+        direct: (!direct::proxy_in_environment()).then(|| Box::new(direct::build(key.1))),
+    };
     if pools.len() >= MAX_POOLS {
         pools.pop_front();
     }
@@ -138,7 +182,7 @@ fn current_runtime() -> Option<tokio::runtime::Id> {
 #[derive(Debug)]
 pub(crate) struct SharedClient {
     connect_timeout: Duration,
-    first: OnceLock<(Option<tokio::runtime::Id>, reqwest::Client)>,
+    first: OnceLock<(Option<tokio::runtime::Id>, Pooled)>,
 }
 
 impl SharedClient {
@@ -150,17 +194,17 @@ impl SharedClient {
     }
 
     /// The shared client for the runtime this call runs on.
-    pub(crate) fn get(&self) -> Result<HttpClient, ProviderError> {
+    pub(crate) fn get(&self) -> Result<Cow<'_, Pooled>, ProviderError> {
         let runtime = current_runtime();
         if let Some((id, client)) = self.first.get()
             && *id == runtime
         {
-            return Ok(client.clone().into());
+            return Ok(Cow::Borrowed(client));
         }
         let client = pooled((runtime, self.connect_timeout))?;
         // Only the first runtime is remembered; others look up the pools each call.
         let _ = self.first.set((runtime, client.clone()));
-        Ok(client.into())
+        Ok(Cow::Owned(client))
     }
 }
 

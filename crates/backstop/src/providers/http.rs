@@ -13,6 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::client::{HttpClient, SharedClient};
 use super::redact::Redactor;
 use super::sse::{SseDecoder, SseEvent};
+use super::upstream::UpstreamResponse;
 use crate::{ChatRequest, Chunk, ChunkStream, EmbeddingRequest, ErrorKind, ProviderError};
 
 /// Default time allowed to establish a TCP (and TLS) connection.
@@ -103,12 +104,29 @@ pub(crate) struct Endpoint {
     /// The caller's client; `None`: the process-wide pool for `connect_timeout`.
     caller_client: Option<HttpClient>,
     client: Result<ClientChoice, ProviderError>,
-    prepared: Result<(reqwest::Url, HeaderMap), ProviderError>,
+    prepared: Result<(Target, HeaderMap), ProviderError>,
     /// The embeddings path beside `path` (same base, key and client), for APIs that have one.
     embeddings_path: Option<&'static str>,
     /// `{base}{embeddings_path}`, computed with `prepared`.
-    embeddings_url: Result<reqwest::Url, ProviderError>,
+    embeddings_url: Result<Target, ProviderError>,
     redactor: Redactor,
+}
+
+/// Where a request goes: the URL, and for a cleartext `http://` URL also the `http::Uri` the
+/// direct client sends to (parsed once here, not per request).
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    url: reqwest::Url,
+    uri: Option<http::Uri>,
+}
+
+impl Target {
+    fn new(url: reqwest::Url) -> Self {
+        let uri = (url.scheme() == "http")
+            .then(|| url.as_str().parse::<http::Uri>().ok())
+            .flatten();
+        Target { url, uri }
+    }
 }
 
 impl Endpoint {
@@ -233,9 +251,9 @@ impl Endpoint {
         self.redactor = Redactor::new(self.key.resolve().ok().flatten());
     }
 
-    fn url(&self, path: &str) -> Result<reqwest::Url, ProviderError> {
+    fn url(&self, path: &str) -> Result<Target, ProviderError> {
         let full = format!("{}{}", self.base_url, path);
-        reqwest::Url::parse(&full).map_err(|e| {
+        reqwest::Url::parse(&full).map(Target::new).map_err(|e| {
             ProviderError::new(
                 ErrorKind::InvalidRequest,
                 format!("invalid base URL {:?}: {e}", self.base_url),
@@ -243,7 +261,7 @@ impl Endpoint {
         })
     }
 
-    fn compute(&self) -> Result<(reqwest::Url, HeaderMap), ProviderError> {
+    fn compute(&self) -> Result<(Target, HeaderMap), ProviderError> {
         let url = self.url(self.path)?;
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -305,7 +323,7 @@ impl Endpoint {
         classify: ClassifyFn,
         request: &ChatRequest,
         model: &str,
-    ) -> Result<reqwest::Response, ProviderError> {
+    ) -> Result<UpstreamResponse, ProviderError> {
         let (url, _) = self.prepared.as_ref().map_err(Clone::clone)?;
         let ids = (
             request.request_id.as_deref(),
@@ -322,7 +340,7 @@ impl Endpoint {
         classify: ClassifyFn,
         request: &EmbeddingRequest,
         model: &str,
-    ) -> Result<reqwest::Response, ProviderError> {
+    ) -> Result<UpstreamResponse, ProviderError> {
         let url = self.embeddings_url.as_ref().map_err(Clone::clone)?;
         let ids = (
             request.request_id.as_deref(),
@@ -334,18 +352,14 @@ impl Endpoint {
     /// POSTs to `url` with the request's id and trace context `(request_id, traceparent)`.
     async fn post_to(
         &self,
-        url: &reqwest::Url,
+        target: &Target,
         body: Vec<u8>,
         classify: ClassifyFn,
         (request_id, caller_traceparent): (Option<&str>, Option<&str>),
         model: &str,
-    ) -> Result<reqwest::Response, ProviderError> {
+    ) -> Result<UpstreamResponse, ProviderError> {
         let (_, headers) = self.prepared.as_ref().map_err(Clone::clone)?;
-        self.record_call(url, model);
-        let client = match self.client.as_ref().map_err(Clone::clone)? {
-            ClientChoice::Caller(client) => client.clone(),
-            ClientChoice::Shared(shared) => shared.get()?,
-        };
+        self.record_call(&target.url, model);
         let mut headers = headers.clone();
         if let Some(value) = request_id.and_then(|id| HeaderValue::from_str(id).ok()) {
             headers.insert(X_REQUEST_ID, value);
@@ -354,10 +368,15 @@ impl Endpoint {
         if let Some(value) = traceparent.and_then(|t| HeaderValue::from_str(&t).ok()) {
             headers.insert(TRACEPARENT, value);
         }
-        let response = client
-            .post(url.clone(), headers, body)
-            .await
-            .map_err(|e| self.redactor.error(e))?;
+        let sent = match self.client.as_ref().map_err(Clone::clone)? {
+            ClientChoice::Caller(client) => client.post(target.url.clone(), headers, body).await,
+            ClientChoice::Shared(shared) => {
+                (shared.get()?)
+                    .post(&target.url, target.uri.as_ref(), headers, body)
+                    .await
+            }
+        };
+        let response = sent.map_err(|e| self.redactor.error(e))?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -446,7 +465,7 @@ pub(crate) type ClassifyFn = fn(u16, Option<Duration>, &[u8]) -> ProviderError;
 
 /// Reads (a bounded prefix of) an error response and classifies it; returns the body read.
 async fn error_from_response(
-    mut response: reqwest::Response,
+    mut response: UpstreamResponse,
     classify: ClassifyFn,
 ) -> (ProviderError, Vec<u8>) {
     let status = response.status().as_u16();
@@ -519,6 +538,17 @@ pub(crate) fn from_reqwest(e: &reqwest::Error) -> ProviderError {
     ProviderError::new(kind, error_chain(e))
 }
 
+/// Maps a failure of the direct client or of a body it is reading (hyper's errors): as
+/// [`from_reqwest`], Connect unless our own process ran out of something.
+pub(crate) fn from_transport(e: &(dyn std::error::Error + 'static)) -> ProviderError {
+    let kind = if is_local_failure(e) {
+        ErrorKind::LocalResource
+    } else {
+        ErrorKind::Connect
+    };
+    ProviderError::new(kind, error_chain(e))
+}
+
 /// Raw OS error numbers that mean this process, not the peer, ran out of something.
 #[cfg(unix)]
 const LOCAL_ERRNOS: [i32; 4] = [
@@ -572,7 +602,7 @@ pub(crate) fn is_local_failure(e: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// `error: cause: cause`, without the URL reqwest likes to add.
-fn error_chain(e: &reqwest::Error) -> String {
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut message = String::new();
     let mut current: Option<&dyn std::error::Error> = Some(e);
     let mut first = true;
@@ -600,14 +630,8 @@ fn error_chain(e: &reqwest::Error) -> String {
 }
 
 /// Reads a whole 2xx body; a cut-off body is a transport failure.
-pub(crate) async fn read_body(response: reqwest::Response) -> Result<Bytes, ProviderError> {
-    response.bytes().await.map_err(|e| {
-        let mut err = from_reqwest(&e);
-        if err.kind == ErrorKind::InvalidRequest {
-            err.kind = ErrorKind::Connect;
-        }
-        err
-    })
+pub(crate) async fn read_body(response: UpstreamResponse) -> Result<Bytes, ProviderError> {
+    response.bytes().await
 }
 
 /// What a wire format makes of one SSE event.
@@ -748,7 +772,7 @@ impl<P: StreamParser> SseChunks<P> {
 }
 
 struct StreamState<P> {
-    body: futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>,
+    body: futures_util::stream::BoxStream<'static, Result<Bytes, ProviderError>>,
     chunks: SseChunks<P>,
     redactor: Redactor,
     /// The provider's id for the request, until it rides out on the first item.
@@ -759,13 +783,13 @@ struct StreamState<P> {
 /// any failure is one `Err` item (its message scrubbed by `redactor`), after which the
 /// stream ends. The first item (chunk or error) carries the provider's id for the request.
 pub(crate) fn chunk_stream<P: StreamParser>(
-    response: reqwest::Response,
+    response: UpstreamResponse,
     parser: P,
     redactor: Redactor,
 ) -> ChunkStream {
     let state = StreamState {
         upstream_id: upstream_request_id(response.headers()),
-        body: response.bytes_stream().boxed(),
+        body: response.bytes_stream(),
         chunks: SseChunks::new(parser),
         redactor,
     };
@@ -777,13 +801,7 @@ pub(crate) fn chunk_stream<P: StreamParser>(
                         st.chunks.push(&bytes);
                         continue;
                     }
-                    Some(Err(e)) => {
-                        let mut err = from_reqwest(&e);
-                        if err.kind == ErrorKind::InvalidRequest {
-                            err.kind = ErrorKind::Connect;
-                        }
-                        st.chunks.fail(err)
-                    }
+                    Some(Err(e)) => st.chunks.fail(e),
                     None => st.chunks.end_of_body(),
                 },
                 next => next,
@@ -924,13 +942,27 @@ mod tests {
             AuthScheme::Bearer,
             &[("anthropic-version", "2023-06-01")],
         );
-        let (url, headers) = e.prepared.as_ref().unwrap();
-        assert_eq!(url.as_str(), "http://127.0.0.1:1/x");
+        let (target, headers) = e.prepared.as_ref().unwrap();
+        assert_eq!(target.url.as_str(), "http://127.0.0.1:1/x");
         let auth = headers.get("authorization").unwrap();
         assert!(auth.is_sensitive());
         assert_eq!(auth.to_str().unwrap(), "Bearer sk-abc");
         assert_eq!(headers.get("anthropic-version").unwrap(), "2023-06-01");
         assert!(!format!("{e:?}").contains("sk-abc"));
+    }
+
+    #[test]
+    fn only_cleartext_targets_get_a_uri_for_the_direct_client() {
+        let target = |base: &str| {
+            let e = Endpoint::new("t", base, "/v1/x", ApiKey::None, AuthScheme::Bearer, &[]);
+            e.prepared.as_ref().unwrap().0.clone()
+        };
+        let plain = target("http://127.0.0.1:8080");
+        assert_eq!(plain.uri.unwrap().to_string(), "http://127.0.0.1:8080/v1/x");
+        assert!(
+            target("https://api.example.com").uri.is_none(),
+            "TLS stays with reqwest"
+        );
     }
 
     #[test]

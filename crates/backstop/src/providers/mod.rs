@@ -15,10 +15,12 @@
 
 mod client;
 mod core;
+mod direct;
 pub(crate) mod http;
 mod ratelimit;
 mod redact;
 mod sse;
+mod upstream;
 
 #[cfg(any(feature = "openai", feature = "groq"))]
 mod embeddings_wire;
