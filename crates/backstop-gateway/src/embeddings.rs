@@ -58,7 +58,7 @@ struct Invalid(String, Option<&'static str>);
 
 /// The library request, the chain's name and the encoding the client wants.
 fn parse(bytes: &[u8]) -> Result<(String, EmbeddingRequest, Encoding), Invalid> {
-    let wire: WireRequest = crate::wire::from_json_body(bytes)
+    let wire: WireRequest = backstop::providers::from_json_body(bytes)
         .map_err(|e| Invalid(format!("invalid embeddings request: {e}"), None))?;
     let texts = match wire.input {
         Input::One(s) => vec![s],

@@ -103,7 +103,7 @@ struct OutputFormat {
 
 /// Parses and validates a Messages body. Errors name the field at fault.
 pub fn parse_messages_request(body: &[u8]) -> Result<GatewayRequest, BadRequest> {
-    match crate::wire::from_json_body::<WireRequest>(body) {
+    match backstop::providers::from_json_body::<WireRequest>(body) {
         Ok(wire) => validate(wire),
         Err(_) => Err(crate::wire::explain_parse_error::<WireRequest>(body)),
     }

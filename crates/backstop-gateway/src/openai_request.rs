@@ -193,7 +193,7 @@ struct WireJsonSchema {
 pub fn parse_request(body: &[u8]) -> Result<GatewayRequest, BadRequest> {
     // Fast path: a plain parse (which also rejects trailing characters). Only a body that
     // fails it is parsed again with path tracking, to name the bad field.
-    match crate::wire::from_json_body::<WireRequest>(body) {
+    match backstop::providers::from_json_body::<WireRequest>(body) {
         Ok(wire) => validate(wire),
         Err(_) => Err(crate::wire::explain_parse_error::<WireRequest>(body)),
     }

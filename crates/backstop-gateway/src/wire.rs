@@ -76,18 +76,6 @@ impl GatewayRequest {
 
 pub use crate::openai_request::parse_request;
 
-/// Parses a JSON body. On bytes serde_json checks UTF-8 string by string; one check of the
-/// whole body first (std's word-at-a-time ASCII path) is cheaper, and a body that fails it is
-/// parsed from the bytes, so the error still says where. (The library's providers do the same.)
-pub(crate) fn from_json_body<'a, T: serde::Deserialize<'a>>(
-    body: &'a [u8],
-) -> serde_json::Result<T> {
-    match std::str::from_utf8(body) {
-        Ok(s) => serde_json::from_str(s),
-        Err(_) => serde_json::from_slice(body),
-    }
-}
-
 /// Parses `body` again as a `T`, tracking the JSON path, to say where and why it is not one.
 pub(crate) fn explain_parse_error<T: serde::de::DeserializeOwned>(body: &[u8]) -> BadRequest {
     let de = &mut serde_json::Deserializer::from_slice(body);

@@ -826,12 +826,15 @@ pub(crate) fn chunk_stream<P: StreamParser>(
     }))
 }
 
-/// Parses a JSON body. On bytes serde_json checks UTF-8 string by string; one check of the
-/// whole body first (std's word-at-a-time ASCII path) is cheaper, and a body that fails it is
-/// parsed from the bytes, so the error still says where.
-pub(crate) fn from_json_body<'a, T: serde::Deserialize<'a>>(
-    body: &'a [u8],
-) -> serde_json::Result<T> {
+/// Parses a JSON body as `serde_json::from_slice` does, for fewer instructions: on bytes
+/// serde_json checks UTF-8 string by string; one check of the whole body first (std's
+/// word-at-a-time ASCII path) is cheaper, and a body that fails it is parsed from the bytes,
+/// so the error still says where. The providers read answers with it, the gateway requests.
+///
+/// # Errors
+///
+/// serde_json's, with its line and column.
+pub fn from_json_body<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> serde_json::Result<T> {
     match std::str::from_utf8(body) {
         Ok(s) => serde_json::from_str(s),
         Err(_) => serde_json::from_slice(body),

@@ -42,6 +42,7 @@ mod openai;
 pub use anthropic::AnthropicLlm;
 #[cfg(feature = "groq")]
 pub use groq::GroqLlm;
+pub use http::from_json_body;
 #[cfg(feature = "openai")]
 pub use openai::{OpenAiCompatible, OpenAiLlm};
 pub use ratelimit::MAX_HINT;
