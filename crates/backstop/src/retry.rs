@@ -6,6 +6,9 @@ use rand::Rng;
 
 use crate::ErrorKind;
 
+/// How late tokio's timer may wake a sleep: it resolves to whole milliseconds, rounding up.
+const TIMER_TICK: Duration = Duration::from_millis(1);
+
 /// Retry settings. Defaults: 1 retry, 100 ms base backoff doubling up to 2 s, full jitter,
 /// Retry-After hints honoured up to 2 s, timeouts not retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +93,10 @@ impl RetryPolicy {
 
     /// Decides after the attempt numbered `retries_done` (0 for the first) failed with `kind`,
     /// given `time_left` before the request deadline. Backoff never sleeps past the deadline:
-    /// a wait that would end after it gives up instead.
+    /// a wait that would end at or after it gives up instead, counting the millisecond by which
+    /// tokio's timer may wake late (it rounds a sleep's end up to its next tick; without the
+    /// margin a wait just short of the deadline woke at it, leaving no time for the next
+    /// provider).
     pub fn decide(
         &self,
         kind: ErrorKind,
@@ -112,7 +118,7 @@ impl RetryPolicy {
             _ => self.backoff(retries_done, &mut rand::rng()),
         };
         match time_left {
-            Some(left) if wait >= left => RetryDecision::GiveUp,
+            Some(left) if wait + TIMER_TICK >= left => RetryDecision::GiveUp,
             _ => RetryDecision::RetryAfter(wait),
         }
     }
@@ -246,8 +252,13 @@ mod tests {
             p.decide(wait, 0, Some(Duration::from_millis(999))),
             RetryDecision::GiveUp
         );
+        // A wait that ends within the timer's millisecond of the deadline could wake at it.
         assert_eq!(
             p.decide(wait, 0, Some(Duration::from_millis(1001))),
+            RetryDecision::GiveUp
+        );
+        assert_eq!(
+            p.decide(wait, 0, Some(Duration::from_micros(1_001_001))),
             RetryDecision::RetryAfter(Duration::from_secs(1))
         );
     }
