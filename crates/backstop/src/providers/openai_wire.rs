@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod fast_chunk;
+
 use super::core::{HttpCore, WireFormat};
 use super::http::{self, Step, StreamParser};
 use super::openai_request::check;
@@ -414,9 +416,12 @@ impl StreamParser for OpenAiStream {
                 },
             );
         }
-        let chunk: WireChunk = match http::parse_event_json(data, "chat completion chunk") {
-            Ok(c) => c,
-            Err(e) => return Step::Unreadable(e),
+        let chunk: WireChunk = match fast_chunk::fast_chunk(data) {
+            Some(c) => c,
+            None => match http::parse_event_json(data, "chat completion chunk") {
+                Ok(c) => c,
+                Err(e) => return Step::Unreadable(e),
+            },
         };
         if let Some(error) = chunk.error {
             return Step::Fail(in_band_error(&error));
