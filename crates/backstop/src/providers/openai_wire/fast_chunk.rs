@@ -27,15 +27,11 @@ pub(super) fn fast_chunk(data: &str) -> Option<WireChunk<'_>> {
     c.object(|c, key| {
         match key {
             b"model" => {
-                if std::mem::replace(&mut seen_model, true) {
-                    return None;
-                }
+                first(&mut seen_model)?;
                 model = c.string_or_null()?;
             }
             b"choices" => {
-                if std::mem::replace(&mut seen_choices, true) {
-                    return None;
-                }
+                first(&mut seen_choices)?;
                 choice = c.only_choice()?;
             }
             // Present and null only; a value goes to serde.
@@ -45,9 +41,7 @@ pub(super) fn fast_chunk(data: &str) -> Option<WireChunk<'_>> {
                 } else {
                     &mut seen_error
                 };
-                if std::mem::replace(seen, true) {
-                    return None;
-                }
+                first(seen)?;
                 c.null()?;
             }
             _ => c.skip_value(0)?,
@@ -64,6 +58,11 @@ pub(super) fn fast_chunk(data: &str) -> Option<WireChunk<'_>> {
         usage: None,
         error: None,
     })
+}
+
+/// `None` the second time a member is seen: serde refuses a duplicate field.
+fn first(seen: &mut bool) -> Option<()> {
+    (!std::mem::replace(seen, true)).then_some(())
 }
 
 struct Cursor<'a> {
@@ -211,15 +210,11 @@ impl<'a> Cursor<'a> {
         self.object(|c, key| {
             match key {
                 b"delta" => {
-                    if std::mem::replace(&mut seen_delta, true) {
-                        return None;
-                    }
+                    first(&mut seen_delta)?;
                     delta = c.delta()?;
                 }
                 b"finish_reason" => {
-                    if std::mem::replace(&mut seen_finish, true) {
-                        return None;
-                    }
+                    first(&mut seen_finish)?;
                     finish = c.string_or_null()?.map(Cow::into_owned);
                 }
                 _ => c.skip_value(0)?,
@@ -246,15 +241,11 @@ impl<'a> Cursor<'a> {
         self.object(|c, key| {
             match key {
                 b"content" => {
-                    if std::mem::replace(&mut seen_content, true) {
-                        return None;
-                    }
+                    first(&mut seen_content)?;
                     content = c.string_or_null()?.map(Cow::into_owned);
                 }
                 b"refusal" => {
-                    if std::mem::replace(&mut seen_refusal, true) {
-                        return None;
-                    }
+                    first(&mut seen_refusal)?;
                     refusal = c.string_or_null()?.map(Cow::into_owned);
                 }
                 b"tool_calls" => return None,
