@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
@@ -102,7 +102,11 @@ impl HttpClient {
 /// the environment names a proxy, which only reqwest honours).
 #[derive(Clone)]
 pub(crate) struct Pooled {
-    reqwest: reqwest::Client,
+    /// Built by the first request that needs it (https, a proxy): building loads the trust
+    /// roots, which takes descriptors, so a process out of them fails to build it. That failure
+    /// is not kept: the next request tries again.
+    reqwest: Arc<OnceLock<reqwest::Client>>,
+    connect_timeout: Duration,
     direct: Option<Box<DirectClient>>,
 }
 
@@ -119,11 +123,19 @@ impl Pooled {
         match (&self.direct, uri) {
             (Some(client), Some(uri)) => direct::post(client, uri.clone(), headers, body).await,
             _ => {
-                HttpClient::from(self.reqwest.clone())
+                HttpClient::from(self.reqwest()?)
                     .post(url.clone(), headers, body)
                     .await
             }
         }
+    }
+
+    fn reqwest(&self) -> Result<reqwest::Client, ProviderError> {
+        if let Some(client) = self.reqwest.get() {
+            return Ok(client.clone());
+        }
+        let built = build(self.connect_timeout)?;
+        Ok(self.reqwest.get_or_init(|| built).clone())
     }
 }
 
@@ -148,29 +160,27 @@ type PoolKey = (Option<tokio::runtime::Id>, Duration);
 static POOLS: Mutex<VecDeque<(PoolKey, Pooled)>> = Mutex::new(VecDeque::new());
 
 /// The process-wide client for `connect_timeout` on the current runtime, built on first use.
-fn pooled(key: PoolKey) -> Result<Pooled, ProviderError> {
+fn pooled(key: PoolKey) -> Pooled {
     pooled_in(
         &mut POOLS.lock().unwrap_or_else(PoisonError::into_inner),
         key,
     )
 }
 
-fn pooled_in(
-    pools: &mut VecDeque<(PoolKey, Pooled)>,
-    key: PoolKey,
-) -> Result<Pooled, ProviderError> {
+fn pooled_in(pools: &mut VecDeque<(PoolKey, Pooled)>, key: PoolKey) -> Pooled {
     if let Some((_, client)) = pools.iter().find(|(k, _)| *k == key) {
-        return Ok(client.clone());
+        return client.clone();
     }
     let client = Pooled {
-        reqwest: build(key.1)?,
+        reqwest: Arc::new(OnceLock::new()),
+        connect_timeout: key.1,
         direct: (!direct::proxy_in_environment()).then(|| Box::new(direct::build(key.1))),
     };
     if pools.len() >= MAX_POOLS {
         pools.pop_front();
     }
     pools.push_back((key, client.clone()));
-    Ok(client)
+    client
 }
 
 fn current_runtime() -> Option<tokio::runtime::Id> {
@@ -194,17 +204,17 @@ impl SharedClient {
     }
 
     /// The shared client for the runtime this call runs on.
-    pub(crate) fn get(&self) -> Result<Cow<'_, Pooled>, ProviderError> {
+    pub(crate) fn get(&self) -> Cow<'_, Pooled> {
         let runtime = current_runtime();
         if let Some((id, client)) = self.first.get()
             && *id == runtime
         {
-            return Ok(Cow::Borrowed(client));
+            return Cow::Borrowed(client);
         }
-        let client = pooled((runtime, self.connect_timeout))?;
+        let client = pooled((runtime, self.connect_timeout));
         // Only the first runtime is remembered; others look up the pools each call.
         let _ = self.first.set((runtime, client.clone()));
-        Ok(Cow::Owned(client))
+        Cow::Owned(client)
     }
 }
 
@@ -220,9 +230,11 @@ fn build(connect_timeout: Duration) -> Result<reqwest::Client, ProviderError> {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| {
+            // Our own failure, never the provider's (for instance out of descriptors while
+            // loading the trust roots): neutral for its breaker.
             let cause = from_reqwest(&e);
             ProviderError::new(
-                ErrorKind::Connect,
+                ErrorKind::LocalResource,
                 format!("failed to build HTTP client: {}", cause.message),
             )
         })
@@ -262,24 +274,37 @@ mod tests {
         };
         let first = runtime();
         first.block_on(async {
-            a.get().unwrap();
-            b.get().unwrap();
-            a.get().unwrap();
+            a.get();
+            b.get();
+            a.get();
         });
         assert_eq!(pools_for(odd), 1, "one pool for both providers");
         let second = runtime();
         second.block_on(async {
-            a.get().unwrap();
-            b.get().unwrap();
+            a.get();
+            b.get();
         });
         assert_eq!(pools_for(odd), 2, "another runtime, another pool");
+    }
+
+    #[test]
+    fn reqwest_is_built_only_when_a_request_needs_it() {
+        // Building it loads the trust roots; a cleartext-only process never needs them.
+        let mut pools = VecDeque::new();
+        let pool = pooled_in(&mut pools, (None, Duration::from_millis(6_543)));
+        assert!(pool.reqwest.get().is_none());
+        pool.reqwest().unwrap();
+        assert!(
+            pools[0].1.reqwest.get().is_some(),
+            "built once, for every clone"
+        );
     }
 
     #[test]
     fn the_pools_are_bounded() {
         let mut pools = VecDeque::new();
         for i in 0..MAX_POOLS as u64 + 4 {
-            pooled_in(&mut pools, (None, Duration::from_millis(7_000 + i))).unwrap();
+            pooled_in(&mut pools, (None, Duration::from_millis(7_000 + i)));
         }
         assert_eq!(pools.len(), MAX_POOLS);
         assert_eq!(

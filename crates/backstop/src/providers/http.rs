@@ -113,7 +113,8 @@ pub(crate) struct Endpoint {
 }
 
 /// Where a request goes: the URL, and for a cleartext `http://` URL also the `http::Uri` the
-/// direct client sends to (parsed once here, not per request).
+/// direct client sends to (parsed once here, not per request). A URL with credentials in it
+/// stays with reqwest, which turns them into an `Authorization` header.
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
     url: reqwest::Url,
@@ -122,7 +123,8 @@ pub(crate) struct Target {
 
 impl Target {
     fn new(url: reqwest::Url) -> Self {
-        let uri = (url.scheme() == "http")
+        let plain = url.scheme() == "http" && url.username().is_empty() && url.password().is_none();
+        let uri = plain
             .then(|| url.as_str().parse::<http::Uri>().ok())
             .flatten();
         Target { url, uri }
@@ -371,7 +373,7 @@ impl Endpoint {
         let sent = match self.client.as_ref().map_err(Clone::clone)? {
             ClientChoice::Caller(client) => client.post(target.url.clone(), headers, body).await,
             ClientChoice::Shared(shared) => {
-                (shared.get()?)
+                (shared.get())
                     .post(&target.url, target.uri.as_ref(), headers, body)
                     .await
             }
@@ -965,6 +967,10 @@ mod tests {
         assert!(
             target("https://api.example.com").uri.is_none(),
             "TLS stays with reqwest"
+        );
+        assert!(
+            target("http://user:secret@127.0.0.1:8080").uri.is_none(),
+            "credentials in the URL stay with reqwest, which sends them as basic auth"
         );
     }
 
