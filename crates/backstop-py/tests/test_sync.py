@@ -21,17 +21,16 @@ def test_ctrl_c_interrupts_a_blocking_generate_and_counts_as_a_cancellation(
     # The deadline only bounds the test if the interrupt were ignored (it would fail below).
     chain, (openai, _, _) = tutorial_chain(timeout=10)
 
-    # Counted from here: a count that ever went past 1 (a late request of an earlier test on
-    # these shared simulators) would otherwise never match, and the interrupt would come only
-    # after the 5,000 polls, too late for the call.
-    before = sims["openai"].requests()
-
     def interrupt_once_the_call_is_sent() -> None:
         for _ in range(5000):
-            if sims["openai"].requests() > before:
+            if sims["openai"].requests() == 1:
                 break
         os.kill(os.getpid(), signal.SIGINT)
 
+    # Python installs its Ctrl-C handler only if SIGINT was not ignored when it started, and a
+    # runner started in the background (`cmd &` without job control, nohup) ignores it: the
+    # SIGINT below would then be dropped and the call run to its deadline. Install it here.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     interrupter = threading.Thread(target=interrupt_once_the_call_is_sent)
     interrupter.start()
     try:
@@ -39,6 +38,7 @@ def test_ctrl_c_interrupts_a_blocking_generate_and_counts_as_a_cancellation(
             chain.generate("hi")
     finally:
         interrupter.join()
+        signal.signal(signal.SIGINT, previous)
     # Like any cancellation of an in-flight call (cancel_counts_as_timeout), a timeout.
     assert openai.snapshot()["failures_in_window"] == 1
     assert sims["anthropic"].requests() == 0
