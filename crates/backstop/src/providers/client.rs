@@ -219,11 +219,16 @@ impl SharedClient {
 }
 
 /// Builds a pooled client: the TLS backend the features chose, a connect timeout, no overall
-/// timeout (the chain owns attempt timeouts) and no redirects.
+/// timeout (the chain owns attempt timeouts), no redirects, and HTTP/1.1 only.
 fn build(connect_timeout: Duration) -> Result<reqwest::Client, ProviderError> {
     install_ring_provider();
     reqwest::Client::builder()
         .connect_timeout(connect_timeout)
+        // HTTP/1.1, as the providers' own SDKs speak: offered HTTP/2 by ALPN, hyper's pool puts
+        // every request to a host on one connection and never opens a second, so requests past
+        // the provider's concurrent-stream limit (100 to 250 at the usual fronts) would wait
+        // behind long streams and time out as the provider's fault (tests/upstream_tls.rs).
+        .http1_only()
         .pool_idle_timeout(Duration::from_secs(90))
         // LLM APIs answer in place: a redirect is a misconfigured base URL, reported as an
         // error status rather than followed (which would re-send the prompt elsewhere).
