@@ -10,18 +10,15 @@
 //!
 //! Content-Type is checked by the JSON endpoints themselves (415).
 
+use std::borrow::Cow;
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
-use axum::middleware::Next;
 use axum::response::Response;
 use backstop::providers::escape_controls;
 
 use crate::config::ServerConfig;
-use crate::reload::Live;
 use crate::server::error;
 
 /// Headers a browser page may read from our answers.
@@ -110,17 +107,28 @@ fn shown(value: &HeaderValue) -> String {
     escape_controls(&cut)
 }
 
-/// The middleware: Host first, then Origin (with preflight), then the route.
-pub async fn guard(State(live): State<Arc<Live>>, request: Request, next: Next) -> Response {
-    let app = live.app();
-    let g = &app.guard;
+/// What the guard decided about a request.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Route it.
+    Pass,
+    /// Route it, and give the answer this allowed origin's CORS headers ([`expose`]).
+    Cors(HeaderValue),
+    /// Answer this instead: a refusal or a preflight's answer.
+    Answer(Response),
+}
+
+/// Host first, then Origin (with preflight).
+pub fn check<B>(g: &BrowserGuard, request: &axum::http::Request<B>) -> Verdict {
     let headers = request.headers();
     let anthropic = request.uri().path() == "/v1/messages";
+    let refused = |status, kind, message: &str, code| {
+        Verdict::Answer(refuse(anthropic, status, kind, message, code))
+    };
     let mut hosts = headers.get_all(header::HOST).iter();
     let first = hosts.next();
     if hosts.next().is_some() {
-        return refuse(
-            anthropic,
+        return refused(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
             "the request has more than one Host header",
@@ -128,15 +136,14 @@ pub async fn guard(State(live): State<Arc<Live>>, request: Request, next: Next) 
         );
     }
     let authority = match request.uri().authority() {
-        Some(a) => Some(a.as_str().to_owned()),
-        None => first.map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned()),
+        Some(a) => Some(Cow::Borrowed(a.as_str())),
+        None => first.map(|h| String::from_utf8_lossy(h.as_bytes())),
     };
     let name = match authority {
         Some(a) => match host_name(&a) {
             Some(n) => Some(n),
             None => {
-                return refuse(
-                    anthropic,
+                return refused(
                     StatusCode::BAD_REQUEST,
                     "invalid_request_error",
                     "the Host header is not a valid host[:port]",
@@ -146,8 +153,7 @@ pub async fn guard(State(live): State<Arc<Live>>, request: Request, next: Next) 
         },
         // HTTP/1.0 clients may omit Host; HTTP/1.1 ones must send it.
         None if request.version() >= Version::HTTP_11 => {
-            return refuse(
-                anthropic,
+            return refused(
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
                 "the request has no Host header",
@@ -163,8 +169,7 @@ pub async fn guard(State(live): State<Arc<Live>>, request: Request, next: Next) 
         && !g.host_allowed(name)
     {
         tracing::debug!(host = %escape_controls(name), "refused a request for a Host that is not allowed");
-        return refuse(
-            anthropic,
+        return refused(
             StatusCode::FORBIDDEN,
             "permission_error",
             &format!(
@@ -177,13 +182,12 @@ pub async fn guard(State(live): State<Arc<Live>>, request: Request, next: Next) 
         );
     }
     let Some(origin) = headers.get(header::ORIGIN).cloned() else {
-        return next.run(request).await;
+        return Verdict::Pass;
     };
     let allowed = origin.to_str().is_ok_and(|o| g.origin_allowed(o));
     if !allowed {
         tracing::debug!(origin = %shown(&origin), "refused a cross-origin request");
-        return refuse(
-            anthropic,
+        return refused(
             StatusCode::FORBIDDEN,
             "permission_error",
             &format!(
@@ -197,9 +201,13 @@ pub async fn guard(State(live): State<Arc<Live>>, request: Request, next: Next) 
     if request.method() == Method::OPTIONS
         && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
     {
-        return preflight(origin, headers);
+        return Verdict::Answer(preflight(origin, headers));
     }
-    let mut response = next.run(request).await;
+    Verdict::Cors(origin)
+}
+
+/// The CORS headers of an allowed origin's answer.
+pub fn expose(response: &mut Response, origin: HeaderValue) {
     let h = response.headers_mut();
     h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
     h.append(header::VARY, HeaderValue::from_static("origin"));
@@ -207,7 +215,6 @@ pub async fn guard(State(live): State<Arc<Live>>, request: Request, next: Next) 
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static(EXPOSED),
     );
-    response
 }
 
 /// The answer to an allowed origin's preflight: the methods we serve and the headers it asked

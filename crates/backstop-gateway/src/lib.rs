@@ -10,6 +10,7 @@ pub mod demo;
 mod describe;
 pub mod duration;
 mod embeddings;
+pub mod front;
 pub mod limits;
 pub mod logs;
 mod messages;

@@ -23,6 +23,7 @@ use tracing::Instrument;
 use crate::admin;
 use crate::app::App;
 use crate::auth::{Access, Denied};
+use crate::front::Front;
 use crate::reload::Live;
 use crate::request_id::RequestId;
 use crate::request_log::RequestLog;
@@ -34,19 +35,31 @@ use crate::wire::{self, Answer, BadRequest, GatewayRequest};
 pub(crate) type Shared = Arc<App>;
 
 /// The app in force when the request arrived: a reload does not change it under a request
-/// (or a stream) already running.
+/// (or a stream) already running. The front puts it in the request's extensions, so the
+/// guard and the handler see the same config.
+#[derive(Clone)]
 pub(crate) struct Current(pub(crate) Shared);
 
 impl FromRequestParts<Arc<Live>> for Current {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(_: &mut Parts, live: &Arc<Live>) -> Result<Self, Self::Rejection> {
-        Ok(Current(live.app()))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        live: &Arc<Live>,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .remove::<Current>()
+            .unwrap_or_else(|| Current(live.app())))
     }
 }
 
-/// The gateway's routes, behind the Host and Origin rules.
-pub fn router(live: Arc<Live>) -> Router {
+/// The gateway's routes, behind the request id and the Host and Origin rules.
+pub fn router(live: Arc<Live>) -> Front {
+    Front::new(live.clone(), routes(live))
+}
+
+fn routes(live: Arc<Live>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/embeddings", post(crate::embeddings::embeddings))
@@ -63,12 +76,6 @@ pub fn router(live: Arc<Live>) -> Router {
         .merge(crate::status::routes(&live))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            live.clone(),
-            crate::browser_guard::guard,
-        ))
-        // Outermost: every answer, the guard's refusals included, carries the request id.
-        .layer(axum::middleware::from_fn(crate::request_id::layer))
         .with_state(live)
 }
 
