@@ -6,6 +6,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod fast_chunk;
+mod fast_completion;
+mod json_cursor;
 
 use super::core::{HttpCore, WireFormat};
 use super::http::{self, Step, StreamParser};
@@ -21,6 +23,7 @@ use crate::{
 // Responses
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct ChatCompletion {
     #[serde(default)]
     model: Option<String>,
@@ -33,6 +36,7 @@ struct ChatCompletion {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct Choice {
     #[serde(default)]
     message: Option<ChoiceMessage>,
@@ -41,6 +45,7 @@ struct Choice {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct ChoiceMessage {
     #[serde(default)]
     content: Option<String>,
@@ -51,6 +56,7 @@ struct ChoiceMessage {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct WireToolCall {
     #[serde(default)]
     id: Option<String>,
@@ -59,6 +65,7 @@ struct WireToolCall {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct WireFunction {
     #[serde(default)]
     name: Option<String>,
@@ -79,6 +86,7 @@ struct WireToolCallDelta {
 
 /// OpenAI `usage`; a count that is absent is unknown, not zero.
 #[derive(Deserialize, Clone, Copy)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct WireUsage {
     #[serde(default)]
     prompt_tokens: Option<u64>,
@@ -91,12 +99,14 @@ struct WireUsage {
 }
 
 #[derive(Deserialize, Clone, Copy)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct PromptDetails {
     #[serde(default)]
     cached_tokens: Option<u64>,
 }
 
 #[derive(Deserialize, Clone, Copy)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct CompletionDetails {
     #[serde(default)]
     reasoning_tokens: Option<u64>,
@@ -141,8 +151,14 @@ pub(crate) fn parse_completion(
     body: &[u8],
     fallback_model: &str,
 ) -> Result<Completion, ProviderError> {
-    let parsed: ChatCompletion = http::from_json_body(body)
-        .map_err(|e| ProviderError::protocol(format!("malformed chat completion: {e}")))?;
+    let fast = std::str::from_utf8(body)
+        .ok()
+        .and_then(fast_completion::fast_completion);
+    let parsed: ChatCompletion = match fast {
+        Some(parsed) => parsed,
+        None => http::from_json_body(body)
+            .map_err(|e| ProviderError::protocol(format!("malformed chat completion: {e}")))?,
+    };
     if let Some(error) = parsed.error {
         return Err(in_band_error(&error));
     }
@@ -224,6 +240,7 @@ impl ErrorEnvelope {
 
 /// `error` is an object on OpenAI; some compatible servers send a bare string.
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 #[serde(untagged)]
 pub(crate) enum ErrorValue {
     Object(WireError),
@@ -231,6 +248,7 @@ pub(crate) enum ErrorValue {
 }
 
 #[derive(Deserialize, Default)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 pub(crate) struct WireError {
     #[serde(default)]
     message: Option<String>,
