@@ -183,7 +183,11 @@ impl App {
     /// A fresh `chatcmpl-…` id.
     pub fn next_id(&self) -> String {
         let n = self.ids.fetch_add(1, Ordering::Relaxed);
-        format!("chatcmpl-{:016x}{:08x}", self.id_salt, n)
+        let mut id = String::with_capacity(9 + 16 + 16);
+        id.push_str("chatcmpl-");
+        push_hex(&mut id, self.id_salt, 16);
+        push_hex(&mut id, n, 8);
+        id
     }
 
     /// The breaker of the provider with this name.
@@ -414,5 +418,39 @@ fn chain(
                 p.options,
             )
         })),
+    }
+}
+
+/// `n` in lower-case hex, at least `width` digits: `format!("{n:0width$x}")` without the
+/// formatter (a tenth of writing a completion's body).
+fn push_hex(out: &mut String, n: u64, width: usize) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digits = (64 - n.leading_zeros() as usize).div_ceil(4).max(width);
+    for i in (0..digits).rev() {
+        let d = n.checked_shr(4 * i as u32).unwrap_or(0) & 0xf;
+        out.push(char::from(HEX[d as usize]));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ids_are_written_as_the_formatter_writes_them() {
+        for n in [
+            0,
+            1,
+            0xf,
+            0x10,
+            0xdead_beef,
+            0xffff_ffff,
+            0x1_0000_0000,
+            u64::MAX,
+        ] {
+            for width in [8, 16] {
+                let mut s = String::new();
+                super::push_hex(&mut s, n, width);
+                assert_eq!(s, format!("{n:0width$x}"));
+            }
+        }
     }
 }

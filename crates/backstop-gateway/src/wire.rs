@@ -1,8 +1,6 @@
 //! The OpenAI chat-completions wire format as the gateway speaks it: parse and validate
 //! requests, encode answers, stream chunks and errors.
 
-use std::fmt::Write as _;
-
 use backstop::{ApiFormat, ChatRequest, Chunk, FinishReason, ToolCall, ToolCallDelta, Usage};
 
 /// A request the gateway refuses, naming the field at fault.
@@ -137,10 +135,7 @@ pub(crate) fn check_stop(stop: &[String], field: &str) -> Result<(), BadRequest>
 }
 
 /// Appends `s` as a JSON string literal (quotes included).
-pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
-    // serde_json's string escaping is correct and fast; writing into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
-}
+pub use backstop::providers::push_json_str;
 
 /// OpenAI's `usage` object, with `prompt_tokens_details` / `completion_tokens_details` when
 /// the provider reported them; `null` when usage is unknown (never invented zeros).
@@ -149,26 +144,28 @@ fn push_usage(out: &mut Vec<u8>, usage: Option<&Usage>) {
         out.extend_from_slice(b"null");
         return;
     };
-    let _ = write!(
-        Utf8(out),
-        r#"{{"prompt_tokens":{},"completion_tokens":{},"total_tokens":{}"#,
-        u.input_tokens,
-        u.output_tokens,
-        u.total()
-    );
+    out.extend_from_slice(br#"{"prompt_tokens":"#);
+    push_int(out, u.input_tokens);
+    out.extend_from_slice(br#","completion_tokens":"#);
+    push_int(out, u.output_tokens);
+    out.extend_from_slice(br#","total_tokens":"#);
+    push_int(out, u.total());
     if let Some(cached) = u.cached_input_tokens {
-        let _ = write!(
-            Utf8(out),
-            r#","prompt_tokens_details":{{"cached_tokens":{cached}}}"#
-        );
+        out.extend_from_slice(br#","prompt_tokens_details":{"cached_tokens":"#);
+        push_int(out, cached);
+        out.push(b'}');
     }
     if let Some(reasoning) = u.reasoning_tokens {
-        let _ = write!(
-            Utf8(out),
-            r#","completion_tokens_details":{{"reasoning_tokens":{reasoning}}}"#
-        );
+        out.extend_from_slice(br#","completion_tokens_details":{"reasoning_tokens":"#);
+        push_int(out, reasoning);
+        out.push(b'}');
     }
     out.push(b'}');
+}
+
+/// Appends an integer in decimal (itoa: `write!` costs a formatter per number).
+pub fn push_int(out: &mut Vec<u8>, n: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// The finish reason as sent: always one of OpenAI's values (`stop` when none was reported).
@@ -196,10 +193,9 @@ pub fn completion_body(id: &str, created: u64, model: &str, answer: Answer<'_>) 
     let mut out = Vec::with_capacity(answer.text.len() + 256);
     out.extend_from_slice(br#"{"id":"#);
     push_json_str(&mut out, id);
-    let _ = write!(
-        Utf8(&mut out),
-        r#","object":"chat.completion","created":{created},"model":"#
-    );
+    out.extend_from_slice(br#","object":"chat.completion","created":"#);
+    push_int(&mut out, created);
+    out.extend_from_slice(br#","model":"#);
     push_json_str(&mut out, model);
     out.extend_from_slice(br#","choices":[{"index":0,"message":{"role":"assistant","content":"#);
     match (answer.refusal, answer.text) {
@@ -255,10 +251,9 @@ impl ChunkEncoder {
         let mut prefix = Vec::with_capacity(96 + model.len());
         prefix.extend_from_slice(br#"data: {"id":"#);
         push_json_str(&mut prefix, id);
-        let _ = write!(
-            Utf8(&mut prefix),
-            r#","object":"chat.completion.chunk","created":{created},"model":"#
-        );
+        prefix.extend_from_slice(br#","object":"chat.completion.chunk","created":"#);
+        push_int(&mut prefix, created);
+        prefix.extend_from_slice(br#","model":"#);
         push_json_str(&mut prefix, model);
         Self {
             prefix,
@@ -359,7 +354,8 @@ fn push_tool_call_deltas(out: &mut Vec<u8>, deltas: &[ToolCallDelta]) {
         if i > 0 {
             out.push(b',');
         }
-        let _ = write!(Utf8(out), r#"{{"index":{}"#, d.index);
+        out.extend_from_slice(br#"{"index":"#);
+        push_int(out, d.index);
         if let Some(id) = &d.id {
             out.extend_from_slice(br#","id":"#);
             push_json_str(out, id);
@@ -405,16 +401,6 @@ pub fn error_event(message: &str, kind: &str, code: Option<&str>) -> Vec<u8> {
     out.extend_from_slice(&error_body(message, kind, None, code));
     out.extend_from_slice(b"\n\n");
     out
-}
-
-/// `fmt::Write` into a byte buffer.
-struct Utf8<'a>(&'a mut Vec<u8>);
-
-impl std::fmt::Write for Utf8<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
-    }
 }
 
 #[cfg(test)]

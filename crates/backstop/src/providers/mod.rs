@@ -17,6 +17,7 @@ mod client;
 mod core;
 mod direct;
 pub(crate) mod http;
+mod json_text;
 mod ratelimit;
 mod redact;
 mod sse;
@@ -43,6 +44,7 @@ pub use anthropic::AnthropicLlm;
 #[cfg(feature = "groq")]
 pub use groq::GroqLlm;
 pub use http::from_json_body;
+pub use json_text::push_json_str;
 #[cfg(feature = "openai")]
 pub use openai::{OpenAiCompatible, OpenAiLlm};
 pub use ratelimit::MAX_HINT;

@@ -4,6 +4,8 @@
 
 use std::borrow::Cow;
 
+use crate::providers::json_text::first_special;
+
 /// Deepest nesting skipped inside an unknown field (serde's limit is 128).
 const MAX_DEPTH: usize = 64;
 
@@ -137,22 +139,15 @@ impl<'a> Cursor<'a> {
     }
 
     /// Moves to the next quote, backslash or control byte (or near the end), 8 bytes at a
-    /// time: the bit trick serde_json uses (Mycroft's), which flags the lowest such byte
-    /// exactly.
+    /// time; the last partial word is left to `scan`.
     fn skip_plain(&mut self) {
-        const ONE: u64 = u64::MAX / 255;
-        while let Some(eight) = self.b.get(self.i..self.i + 8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(eight);
-            let x = u64::from_le_bytes(word);
-            let control = x.wrapping_sub(ONE * 0x20) & !x;
-            let q = x ^ (ONE * u64::from(b'"'));
-            let quote = q.wrapping_sub(ONE) & !q;
-            let e = x ^ (ONE * u64::from(b'\\'));
-            let backslash = e.wrapping_sub(ONE) & !e;
-            let hit = (control | quote | backslash) & (ONE << 7);
-            if hit != 0 {
-                self.i += (hit.trailing_zeros() / 8) as usize;
+        while let Some(word) = self
+            .b
+            .get(self.i..self.i + 8)
+            .and_then(|w| <&[u8; 8]>::try_from(w).ok())
+        {
+            if let Some(at) = first_special(word) {
+                self.i += at;
                 return;
             }
             self.i += 8;
