@@ -28,48 +28,45 @@ pub(super) fn check(request: &ChatRequest, refused: &[&str]) -> Result<(), Unsup
     u.into_result()
 }
 
-fn wire_message(m: &Message) -> Value {
-    let mut o = Map::new();
-    o.insert("role".into(), json!(m.role.as_str()));
-    let content = if m.parts.is_empty() {
-        if m.content.is_empty() && !m.tool_calls.is_empty() {
-            Value::Null
-        } else {
-            json!(m.content)
-        }
-    } else {
-        Value::Array(
-            m.parts
-                .iter()
-                .map(|p| match p {
-                    ContentPart::Image(i) => {
-                        let mut url = Map::new();
-                        url.insert("url".into(), json!(i.url));
-                        if let Some(d) = &i.detail {
-                            url.insert("detail".into(), json!(d));
-                        }
-                        json!({"type": "image_url", "image_url": url})
+/// Writes one message: text content as a string (null for tool calls without text), parts
+/// (text and images) as OpenAI's content array.
+fn write_message(out: &mut Object<'_>, m: &Message) {
+    out.str("role", m.role.as_str());
+    if !m.parts.is_empty() {
+        let parts: Vec<Value> = m
+            .parts
+            .iter()
+            .map(|p| match p {
+                ContentPart::Image(i) => {
+                    let mut url = Map::new();
+                    url.insert("url".into(), json!(i.url));
+                    if let Some(d) = &i.detail {
+                        url.insert("detail".into(), json!(d));
                     }
-                    ContentPart::Text(t) => json!({"type": "text", "text": t}),
-                })
-                .collect(),
-        )
-    };
-    o.insert("content".into(), content);
+                    json!({"type": "image_url", "image_url": url})
+                }
+                ContentPart::Text(t) => json!({"type": "text", "text": t}),
+            })
+            .collect();
+        out.value("content", &parts);
+    } else if m.content.is_empty() && !m.tool_calls.is_empty() {
+        out.raw("content", b"null");
+    } else {
+        out.str("content", &m.content);
+    }
     if !m.tool_calls.is_empty() {
         let calls: Vec<Value> = m.tool_calls.iter().map(wire_tool_call).collect();
-        o.insert("tool_calls".into(), Value::Array(calls));
+        out.value("tool_calls", &calls);
     }
     if m.role == Role::Tool {
-        o.insert(
-            "tool_call_id".into(),
-            json!(m.tool_call_id.as_deref().unwrap_or_default()),
+        out.str(
+            "tool_call_id",
+            m.tool_call_id.as_deref().unwrap_or_default(),
         );
     }
     if let Some(n) = &m.name {
-        o.insert("name".into(), json!(n));
+        out.str("name", n);
     }
-    Value::Object(o)
 }
 
 fn wire_tool_call(c: &ToolCall) -> Value {
@@ -110,10 +107,89 @@ fn wire_response_format(f: &ResponseFormat) -> Value {
     }
 }
 
-/// Inserts `value` under `key` when set.
-fn put<T: serde::Serialize>(o: &mut Map<String, Value>, key: &str, value: Option<T>) {
-    if let Some(v) = value.and_then(|v| serde_json::to_value(v).ok()) {
-        o.insert(key.to_owned(), v);
+/// A JSON object written straight into its bytes, remembering its keys (extras never
+/// override a modelled field). Building a `serde_json::Map` first cost 4,500 instructions per
+/// request (BENCHMARKS.md); this also writes an `f32` as the caller wrote it (`0.7`, not the
+/// `0.699999988079071` its widening to `f64` in a `Value` gave).
+struct Object<'a> {
+    out: &'a mut Vec<u8>,
+    keys: Vec<&'static str>,
+    empty: bool,
+}
+
+impl<'a> Object<'a> {
+    fn new(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Object {
+            out,
+            keys: Vec::new(),
+            empty: true,
+        }
+    }
+
+    fn any_key(&mut self, key: &str) {
+        if !std::mem::replace(&mut self.empty, false) {
+            self.out.push(b',');
+        }
+        super::push_json_str(self.out, key);
+        self.out.push(b':');
+    }
+
+    fn key(&mut self, key: &'static str) {
+        self.keys.push(key);
+        self.any_key(key);
+    }
+
+    fn raw(&mut self, key: &'static str, json: &[u8]) {
+        self.key(key);
+        self.out.extend_from_slice(json);
+    }
+
+    fn str(&mut self, key: &'static str, value: &str) {
+        self.key(key);
+        super::push_json_str(self.out, value);
+    }
+
+    fn value<T: serde::Serialize + ?Sized>(&mut self, key: &'static str, value: &T) {
+        self.key(key);
+        write_value(self.out, value);
+    }
+
+    /// `value` when set; nothing when not.
+    fn put<T: serde::Serialize>(&mut self, key: &'static str, value: Option<T>) {
+        if let Some(v) = value {
+            self.value(key, &v);
+        }
+    }
+
+    /// Ends the object, adding the caller's extra members for `format` whose keys were not
+    /// written.
+    fn finish(mut self, params: &crate::Params, format: ApiFormat) {
+        if let Some((from, extra)) = &params.extra
+            && *from == format
+        {
+            for (k, v) in extra {
+                if !self.keys.contains(&k.as_str()) {
+                    self.any_key(k);
+                    write_value(self.out, v);
+                }
+            }
+        }
+        self.close();
+    }
+
+    fn close(self) {
+        self.out.push(b'}');
+    }
+}
+
+/// Writes `value` as JSON. Writing into a Vec fails only for what JSON cannot say (a map with
+/// non-string keys, which no field here has): null then.
+fn write_value<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    let start = out.len();
+    if serde_json::to_writer(&mut *out, value).is_err() {
+        out.truncate(start);
+        out.extend_from_slice(b"null");
     }
 }
 
@@ -125,21 +201,35 @@ pub(crate) fn request_body(
     stream: bool,
 ) -> Result<Vec<u8>, ProviderError> {
     let config = request.config.over(provider_config);
-    let mut o = Map::new();
-    o.insert("model".into(), json!(model));
-    o.insert(
-        "messages".into(),
-        Value::Array(request.messages.iter().map(wire_message).collect()),
+    let mut bytes = Vec::with_capacity(
+        256 + request
+            .messages
+            .iter()
+            .map(|m| m.content.len())
+            .sum::<usize>(),
     );
-    put(&mut o, "temperature", config.temperature);
-    put(&mut o, "max_tokens", config.max_tokens);
-    put(&mut o, "top_p", config.top_p);
+    let mut o = Object::new(&mut bytes);
+    o.str("model", model);
+    o.key("messages");
+    o.out.push(b'[');
+    for (i, m) in request.messages.iter().enumerate() {
+        if i > 0 {
+            o.out.push(b',');
+        }
+        let mut inner = Object::new(o.out);
+        write_message(&mut inner, m);
+        inner.close();
+    }
+    o.out.push(b']');
+    o.put("temperature", config.temperature);
+    o.put("max_tokens", config.max_tokens);
+    o.put("top_p", config.top_p);
     if !config.stop.is_empty() {
-        o.insert("stop".into(), json!(config.stop));
+        o.value("stop", &config.stop);
     }
     if stream {
-        o.insert("stream".into(), json!(true));
-        o.insert("stream_options".into(), json!({"include_usage": true}));
+        o.raw("stream", b"true");
+        o.raw("stream_options", br#"{"include_usage":true}"#);
     }
     if !request.tools.is_empty() {
         let tools: Vec<Value> = request
@@ -148,37 +238,40 @@ pub(crate) fn request_body(
             .map(|t| {
                 let mut f = Map::new();
                 f.insert("name".into(), json!(t.name));
-                put(&mut f, "description", t.description.as_deref());
+                if let Some(d) = &t.description {
+                    f.insert("description".into(), json!(d));
+                }
                 f.insert("parameters".into(), t.parameters.clone());
-                put(&mut f, "strict", t.strict);
+                if let Some(strict) = t.strict {
+                    f.insert("strict".into(), json!(strict));
+                }
                 json!({"type": "function", "function": f})
             })
             .collect();
-        o.insert("tools".into(), Value::Array(tools));
+        o.value("tools", &tools);
     }
-    put(
-        &mut o,
+    o.put(
         "tool_choice",
         request.tool_choice.as_ref().map(wire_tool_choice),
     );
-    put(&mut o, "parallel_tool_calls", request.parallel_tool_calls);
-    put(
-        &mut o,
+    o.put("parallel_tool_calls", request.parallel_tool_calls);
+    o.put(
         "response_format",
         request.response_format.as_ref().map(wire_response_format),
     );
     let p = &request.params;
-    put(&mut o, "seed", p.seed);
-    put(&mut o, "frequency_penalty", p.frequency_penalty);
-    put(&mut o, "presence_penalty", p.presence_penalty);
-    put(&mut o, "logit_bias", p.logit_bias.as_ref());
-    put(&mut o, "user", p.user.as_deref());
-    put(&mut o, "n", p.n);
-    put(&mut o, "reasoning_effort", p.reasoning_effort.as_deref());
-    put(&mut o, "metadata", p.metadata.as_ref());
-    put(&mut o, "store", p.store);
-    put(&mut o, "service_tier", p.service_tier.as_deref());
-    super::http::encode_body(o, p, ApiFormat::OpenAi)
+    o.put("seed", p.seed);
+    o.put("frequency_penalty", p.frequency_penalty);
+    o.put("presence_penalty", p.presence_penalty);
+    o.put("logit_bias", p.logit_bias.as_ref());
+    o.put("user", p.user.as_deref());
+    o.put("n", p.n);
+    o.put("reasoning_effort", p.reasoning_effort.as_deref());
+    o.put("metadata", p.metadata.as_ref());
+    o.put("store", p.store);
+    o.put("service_tier", p.service_tier.as_deref());
+    o.finish(p, ApiFormat::OpenAi);
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -285,6 +378,21 @@ mod tests {
         assert!((v["frequency_penalty"].as_f64().unwrap() - 0.1).abs() < 1e-6);
         let v = body(&ChatRequest::user("x").response_format(ResponseFormat::JsonObject));
         assert_eq!(v["response_format"], json!({"type":"json_object"}));
+    }
+
+    #[test]
+    fn numbers_are_sent_as_the_caller_wrote_them() {
+        let req = ChatRequest::user("x").config(LlmConfig::new(0.7, 64).top_p(0.9));
+        let bytes = request_body("gpt", &req, &LlmConfig::default(), true).unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        // An f32 through a serde_json `Value` became 0.699999988079071.
+        assert!(text.contains(r#""temperature":0.7,"#), "{text}");
+        assert!(text.contains(r#""top_p":0.9"#), "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["max_tokens"], 64);
+        assert_eq!(v["stream"], true);
+        assert_eq!(v["stream_options"], json!({"include_usage": true}));
+        assert_eq!(v["messages"], json!([{"role": "user", "content": "x"}]));
     }
 
     #[test]
