@@ -859,7 +859,7 @@ pub(crate) fn tokens(n: u64) -> u32 {
 
 /// Encodes a request body: the translated fields `o`, plus the caller's untranslated ones
 /// that came in this provider's own `format` (never overriding a translated field).
-#[cfg(any(feature = "openai", feature = "groq", feature = "anthropic"))]
+#[cfg(feature = "anthropic")]
 pub(crate) fn encode_body(
     mut o: serde_json::Map<String, serde_json::Value>,
     params: &crate::Params,
