@@ -163,6 +163,46 @@ async fn when_no_continuation_succeeds_the_client_gets_the_original_error() {
     gw.stop().await;
 }
 
+/// The finish reason arrived, then the connection broke or went quiet before the end: the
+/// answer is whole, so it ends as one (a continuation asked for then would be text after the
+/// finish, from another model).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_break_after_the_finish_reason_ends_the_stream_whole_without_a_resume() {
+    let gw = gateway(&["openai", "anthropic"], "").await;
+    for fault in [
+        Fault::Disconnect {
+            after_chunks: CHUNKS,
+        },
+        Fault::Stall {
+            after_chunks: CHUNKS,
+        },
+    ] {
+        gw.sim("openai").fail_next(1, fault.clone());
+        let prompt = format!("broken after the finish by {fault:?}");
+        let (provider, body) = stream(&gw, &prompt).await;
+        let s = parse_stream(&body).unwrap_or_else(|e| panic!("{fault:?}: {e}"));
+        assert_eq!(provider, "openai");
+        assert_eq!(s.end, StreamEnd::Done, "{fault:?}");
+        assert_eq!(
+            s.text,
+            expected_reply("openai", &prompt, CHUNKS),
+            "{fault:?}"
+        );
+        assert_eq!(s.finish_reason.as_deref(), Some("stop"), "{fault:?}");
+        assert!(
+            s.resume_comments.is_empty(),
+            "{fault:?}: {:?}",
+            s.resume_comments
+        );
+    }
+    assert_eq!(
+        gw.sim("anthropic").request_count(),
+        0,
+        "nobody was asked to continue"
+    );
+    gw.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resumes_are_bounded_by_max_resumes_and_the_deadline() {
     let gw = gateway(&["openai", "anthropic", "groq"], "max_resumes = 1").await;

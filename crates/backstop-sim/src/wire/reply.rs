@@ -106,7 +106,9 @@ impl Reply {
     /// The continuation of `partial`, an answer cut short: if `partial` is how some provider's
     /// reply to `prompt` (of `chunks` pieces) begins, the rest of that reply, in the pieces it
     /// would have been streamed in — the first `overlap` characters of it repeating the end of
-    /// `partial`, as a model restating where it stopped would. Otherwise a short generic tail.
+    /// `partial`, as a model restating where it stopped would. A `partial` that is the whole
+    /// reply (cut before its finish) has nothing left but that overlap. Otherwise a short
+    /// generic tail.
     pub(crate) fn continuation(
         flavor: Flavor,
         prompt: &str,
@@ -117,7 +119,7 @@ impl Reply {
         for f in [Flavor::OpenAi, Flavor::Anthropic, Flavor::Groq] {
             let full = Reply::new(f, prompt, chunks);
             let text = full.text();
-            if !(text.starts_with(partial) && partial.len() < text.len()) {
+            if !text.starts_with(partial) {
                 continue;
             }
             let mut start = partial.len();
@@ -241,11 +243,19 @@ mod tests {
     #[test]
     fn a_continuation_is_the_rest_of_the_cut_reply() {
         let full = Reply::new(Flavor::OpenAi, "why?", 6).text();
-        for cut in [1, 20, 40, full.len() - 1] {
+        for cut in [1, 20, 40, full.len() - 1, full.len()] {
             let partial = &full[..cut];
             let c = Reply::continuation(Flavor::Anthropic, "why?", partial, 6, 0);
             assert_eq!(format!("{partial}{}", c.text()), full, "cut at {cut}");
         }
+        let whole = Reply::continuation(Flavor::Groq, "why?", &full, 6, 0);
+        assert_eq!(
+            whole.len(),
+            0,
+            "a reply cut only before its finish has nothing left"
+        );
+        let whole = Reply::continuation(Flavor::Groq, "why?", &full, 6, 3);
+        assert_eq!(whole.text(), full[full.len() - 3..], "but a restatement");
         let c = Reply::continuation(Flavor::Anthropic, "why?", &full[..30], 6, 4);
         assert_eq!(c.text(), full[26..], "repeats the last 4 characters");
         let c = Reply::continuation(Flavor::Groq, "why?", "something else", 6, 0);

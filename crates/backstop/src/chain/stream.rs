@@ -198,6 +198,16 @@ impl FallbackStream {
 
     /// The committed stream broke with `error`: resume it if the chain may, else end it.
     fn broke(&mut self, error: ProviderError) -> Option<ProviderError> {
+        if self.finished {
+            // The finish reason reached the caller: the answer is whole, and what broke was
+            // the end of the connection, not the answer. Nothing to resume or report.
+            tracing::debug!(provider = %self.current, error = %error, "stream broke after its finish reason; ended whole");
+            self.done = true;
+            if let Some(permit) = self.permit.take() {
+                permit.success();
+            }
+            return None;
+        }
         self.charge(&error);
         let deadline = self.deadline;
         let time_left = deadline.is_none_or(|d| Instant::now() < d);
