@@ -230,21 +230,32 @@ async fn a_provider_that_failed_before_the_commit_may_continue_the_stream() {
 
 #[tokio::test(start_paused = true)]
 async fn resumes_are_bounded_by_max_resumes() {
-    let a = ScriptedProvider::new("a").script([Step::chunks_then_fail(["1 "], ErrorKind::Connect)]);
-    let b = ScriptedProvider::new("b").script([Step::chunks_then_fail(["2 "], ErrorKind::Connect)]);
-    let c3 =
-        ScriptedProvider::new("c").script([Step::chunks_then_fail(["3 "], ErrorKind::Connect)]);
-    let d = ScriptedProvider::new("d").script([Step::chunks(["4"])]);
+    let fails = |name: &str, text: &'static str| {
+        ScriptedProvider::new(name).script([Step::chunks_then_fail([text], ErrorKind::Connect)])
+    };
+    let (a, b, c3, d) = (
+        fails("a", "1 "),
+        fails("b", "2 "),
+        fails("c", "3 "),
+        fails("d", "4 "),
+    );
+    let e = ScriptedProvider::new("e").script([Step::chunks(["5"])]);
     let ch = chain(
-        &[&a, &b, &c3, &d],
-        &[breaker("a"), breaker("b"), breaker("c"), breaker("d")],
+        &[&a, &b, &c3, &d, &e],
+        &[
+            breaker("a"),
+            breaker("b"),
+            breaker("c"),
+            breaker("d"),
+            breaker("e"),
+        ],
     );
     let mut s = ch.stream("hi").await.unwrap();
     let (text, _, error) = drain(&mut s).await;
-    assert_eq!(text, "1 2 3 ");
+    assert_eq!(text, "1 2 3 4 ");
     assert_eq!(error, Some(ErrorKind::Connect));
-    assert_eq!(s.resumes(), 2);
-    assert_eq!(d.calls(), 0, "a third resume is not made");
+    assert_eq!(s.resumes(), 3, "the default is three");
+    assert_eq!(e.calls(), 0, "a fourth resume is not made");
 }
 
 #[tokio::test(start_paused = true)]

@@ -716,7 +716,7 @@ pub(super) fn build_chain(
         stream_resume: raw.stream_resume.unwrap_or(false),
         max_resumes: match raw.max_resumes {
             Some(v) => int_in(path.key("max_resumes"), v, 0, 10)?,
-            None => 2,
+            None => 3,
         },
         hedge: build_hedge(path, raw.hedge_after, raw.hedge_budget)?,
         dimensions,

@@ -341,7 +341,7 @@ pub struct ChainConfig {
     pub retry_budget: Option<backstop::RetryBudget>,
     /// Streaming: continue a broken stream on the next provider (`stream_resume`).
     pub stream_resume: bool,
-    /// Streaming: at most this many resumes per request (default 2).
+    /// Streaming: at most this many resumes per request (default 3).
     pub max_resumes: u32,
     /// Hedging: when to start the next provider beside a slow first one, and the share of
     /// requests that may be hedged (`hedge_after`, `hedge_budget`).

@@ -97,7 +97,7 @@ impl<S> FallbackChainBuilder<S> {
                 fall_through: FallThrough::default(),
                 when_all_open: WhenAllOpen::Fail,
                 stream_resume: false,
-                max_resumes: 2,
+                max_resumes: 3,
                 hedging: None,
                 observer: None,
             },
@@ -192,7 +192,7 @@ impl<S> FallbackChainBuilder<S> {
         self.chain.stream_resume = yes;
         self
     }
-    /// Streaming: at most this many resumes per request (default 2).
+    /// Streaming: at most this many resumes per request (default 3).
     pub fn max_resumes(mut self, n: u32) -> Self {
         self.chain.max_resumes = n;
         self
