@@ -1,8 +1,9 @@
 //! The shared pool's client for cleartext `http://` upstreams (a local inference server, a
-//! sidecar, an egress proxy that adds TLS): hyper-util's pooled client used directly. reqwest
-//! wraps this same client; per request it re-parses the URL twice (its redirect layer and its
-//! response), and runs redirect and retry layers we turn off anyway. Going around them saves
-//! about a fifth of a proxied request's instructions (BENCHMARKS.md).
+//! sidecar, an egress proxy that adds TLS): hyper's HTTP/1.1 connections in our own pool
+//! ([`pool`](super::pool)). reqwest wraps hyper-util's pooled client; per request it re-parses
+//! the URL twice (its redirect layer and its response), and runs redirect and retry layers we
+//! turn off anyway. Going around them saved about a fifth of a proxied request's
+//! instructions, and around hyper-util's pool another tenth (BENCHMARKS.md).
 //!
 //! reqwest still sends everything else: `https://` (its TLS, trust roots and ALPN), a
 //! caller's own client, and every upstream when the environment names an HTTP proxy, which
@@ -15,18 +16,17 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use reqwest::header::{ACCEPT, HeaderMap, HeaderValue};
 use tower_service::Service;
 
 use super::http::from_transport;
+use super::pool::{BoxError, Pool};
 use super::upstream::UpstreamResponse;
 use crate::ProviderError;
 
-/// hyper-util's pooled HTTP/1.1 client over plain TCP.
-pub(crate) type DirectClient = Client<TimedConnector, Full<Bytes>>;
+/// Pooled HTTP/1.1 connections over plain TCP.
+pub(crate) type DirectClient = Pool<TimedConnector>;
 
 /// A pool like reqwest's as we build it: the connect timeout over name resolution and
 /// connect together, `TCP_NODELAY`, reqwest's TCP keep-alive (15 s, every 15 s, 3 probes),
@@ -38,13 +38,13 @@ pub(crate) fn build(connect_timeout: Duration) -> DirectClient {
     inner.set_keepalive(Some(Duration::from_secs(15)));
     inner.set_keepalive_interval(Some(Duration::from_secs(15)));
     inner.set_keepalive_retries(Some(3));
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_timer(TokioTimer::new())
-        .build(TimedConnector {
+    Pool::new(
+        TimedConnector {
             inner,
             timeout: connect_timeout,
-        })
+        },
+        Duration::from_secs(90),
+    )
 }
 
 /// A connector (hyper-util's) with one deadline over resolving and connecting, as reqwest's
@@ -54,8 +54,6 @@ pub(crate) struct TimedConnector<S = HttpConnector> {
     inner: S,
     timeout: Duration,
 }
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl<S> Service<http::Uri> for TimedConnector<S>
 where
@@ -110,10 +108,10 @@ pub(crate) async fn post(
     *request.uri_mut() = uri;
     *request.headers_mut() = headers;
     client
-        .request(request)
+        .send(request)
         .await
         .map(UpstreamResponse::Direct)
-        .map_err(|e| from_transport(&e))
+        .map_err(|e| from_transport(e.as_ref()))
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ mod core;
 mod direct;
 pub(crate) mod http;
 mod json_text;
+mod pool;
 mod ratelimit;
 mod redact;
 mod sse;

@@ -16,7 +16,7 @@ use crate::{ErrorKind, ProviderError};
 /// (cleartext upstreams, see [`direct`](super::direct)).
 pub(crate) enum UpstreamResponse {
     Reqwest(reqwest::Response),
-    Direct(http::Response<hyper::body::Incoming>),
+    Direct(http::Response<super::pool::PooledBody>),
 }
 
 impl UpstreamResponse {
