@@ -348,7 +348,7 @@ fn tool_result_text(b: &Map<String, Value>, at: &str) -> Result<String, BadReque
 /// One Anthropic turn: a user turn's `tool_result` blocks become tool messages (before its
 /// other content), an assistant turn's `tool_use` blocks its tool calls.
 fn turn(i: usize, m: WireMessage, out: &mut Vec<Message>) -> Result<(), BadRequest> {
-    no_extras(&m.extra, &format!("messages[{i}]"))?;
+    no_extras(&m.extra, format_args!("messages[{i}]"))?;
     let role = match m.role.as_str() {
         "user" => Role::User,
         "assistant" => Role::Assistant,
@@ -426,7 +426,7 @@ fn turn(i: usize, m: WireMessage, out: &mut Vec<Message>) -> Result<(), BadReque
 }
 
 fn tool(i: usize, t: WireTool) -> Result<Tool, BadRequest> {
-    no_extras(&t.extra, &format!("tools[{i}]"))?;
+    no_extras(&t.extra, format_args!("tools[{i}]"))?;
     if let Some(kind) = t.kind.filter(|k| k != "custom") {
         return Err(refused(
             &format!("tools[{i}].type"),

@@ -332,7 +332,7 @@ fn in_range(field: &str, v: f32, lo: f32, hi: f32) -> Result<f32, BadRequest> {
 
 fn message(i: usize, m: WireMessage) -> Result<Message, BadRequest> {
     let at = |f: &str| format!("messages[{i}].{f}");
-    no_extras(&m.extra, &format!("messages[{i}]"))?;
+    no_extras(&m.extra, format_args!("messages[{i}]"))?;
     let role = match m.role.as_str() {
         "system" | "developer" => Role::System,
         "user" => Role::User,
@@ -483,14 +483,14 @@ fn tool(i: usize, t: WireTool) -> Result<Tool, BadRequest> {
             &format!("{:?} tools; only function tools", t.kind),
         ));
     }
-    no_extras(&t.extra, &format!("tools[{i}]"))?;
+    no_extras(&t.extra, format_args!("tools[{i}]"))?;
     let Some(f) = t.function else {
         return Err(BadRequest::new(
             format!("tools[{i}].function"),
             "a function tool needs `function`",
         ));
     };
-    no_extras(&f.extra, &format!("tools[{i}].function"))?;
+    no_extras(&f.extra, format_args!("tools[{i}].function"))?;
     if f.name.is_empty() {
         return Err(BadRequest::new(
             format!("tools[{i}].function.name"),

@@ -31,20 +31,18 @@ pub(crate) fn refused(field: &str, why: &str) -> BadRequest {
 
 /// Fields of a nested object backstop does not model: refused by name (`at.key`), so none is
 /// dropped silently. `null`s and empty lists are as good as absent (SDKs echo them back).
+/// `at` is formatted only for the error (callers pass `format_args!`): every message of every
+/// request passes through here.
 pub(crate) fn no_extras(
     extra: &serde_json::Map<String, serde_json::Value>,
-    at: &str,
+    at: impl std::fmt::Display,
 ) -> Result<(), BadRequest> {
     let set = |v: &serde_json::Value| !(v.is_null() || v.as_array().is_some_and(Vec::is_empty));
     match extra.iter().find(|(_, v)| set(v)) {
-        Some((key, _)) => {
-            let field = if at.is_empty() {
-                key.clone()
-            } else {
-                format!("{at}.{key}")
-            };
-            Err(refused(&field, "not relayed across providers"))
-        }
+        Some((key, _)) => Err(refused(
+            &format!("{at}.{key}"),
+            "not relayed across providers",
+        )),
         None => Ok(()),
     }
 }
