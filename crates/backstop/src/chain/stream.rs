@@ -49,7 +49,8 @@ pub(super) async fn open_until_content(
 /// resumed on the next provider (with `stream_resume`: the caller sees one seamless stream)
 /// or ends the stream with one terminal `Err` item — never a silent truncation. A clean end
 /// records a success, and so does dropping the stream once the finish reason was delivered
-/// (the answer is whole); dropping it earlier is neutral.
+/// (the answer is whole), or a failure after it (the connection's end, not the answer's:
+/// never resumed or reported); dropping it earlier is neutral.
 ///
 /// The request deadline counts only time spent waiting on providers: from handing a chunk to
 /// the caller until the caller asks for the next one, the clock is the caller's, so a slow
@@ -196,16 +197,21 @@ impl FallbackStream {
         }
     }
 
+    /// The provider's stream ended with the answer: its permit succeeds.
+    fn ended(&mut self) {
+        self.done = true;
+        if let Some(permit) = self.permit.take() {
+            permit.success();
+        }
+    }
+
     /// The committed stream broke with `error`: resume it if the chain may, else end it.
     fn broke(&mut self, error: ProviderError) -> Option<ProviderError> {
         if self.finished {
             // The finish reason reached the caller: the answer is whole, and what broke was
             // the end of the connection, not the answer. Nothing to resume or report.
             tracing::debug!(provider = %self.current, error = %error, "stream broke after its finish reason; ended whole");
-            self.done = true;
-            if let Some(permit) = self.permit.take() {
-                permit.success();
-            }
+            self.ended();
             return None;
         }
         self.charge(&error);
@@ -374,10 +380,7 @@ impl Stream for FallbackStream {
                     }
                 }
                 Poll::Ready(None) => {
-                    this.done = true;
-                    if let Some(permit) = this.permit.take() {
-                        permit.success();
-                    }
+                    this.ended();
                     // A continuation held back at its seam is let through at the end.
                     let held = this
                         .resume
