@@ -131,26 +131,28 @@ where
 
     /// The origin's index, and its most recently used connection that is still open.
     async fn checkout(&self, authority: &str) -> (usize, Option<Sender>) {
-        let origin = {
-            let mut origins = self.shared.lock();
-            match origins.iter().position(|o| o.authority == authority) {
-                Some(i) => i,
-                None => {
-                    origins.push(Origin {
-                        authority: authority.to_owned(),
-                        idle: Vec::new(),
-                    });
-                    origins.len() - 1
-                }
-            }
-        };
+        let mut origin = None;
         loop {
-            let idle = {
+            // One lock in the usual case: find the origin and take its newest idle connection.
+            let (index, idle) = {
                 let mut origins = self.shared.lock();
-                origins.get_mut(origin).and_then(|o| o.idle.pop())
+                let index = origin.unwrap_or_else(|| {
+                    origins
+                        .iter()
+                        .position(|o| o.authority == authority)
+                        .unwrap_or_else(|| {
+                            origins.push(Origin {
+                                authority: authority.to_owned(),
+                                idle: Vec::new(),
+                            });
+                            origins.len() - 1
+                        })
+                });
+                (index, origins.get_mut(index).and_then(|o| o.idle.pop()))
             };
+            origin = Some(index);
             let Some(mut idle) = idle else {
-                return (origin, None);
+                return (index, None);
             };
             if idle.sender.is_closed() || idle.since.elapsed() >= self.shared.idle_timeout {
                 continue;
@@ -158,7 +160,7 @@ where
             // Its last response was read to the end: ready at once, or as soon as its
             // connection task has seen that end.
             if idle.sender.ready().await.is_ok() {
-                return (origin, Some(idle.sender));
+                return (index, Some(idle.sender));
             }
         }
     }
@@ -475,7 +477,7 @@ mod tests {
         let (url, accepted, _) = server(Serve::KeepAlive).await;
         let pool = Pool::new(Plain(HttpConnector::new()), Duration::from_millis(50));
         read(pool.send(post(&url)).await.unwrap()).await;
-        std::thread::sleep(Duration::from_millis(60));
+        tokio::time::sleep(Duration::from_millis(60)).await;
         read(pool.send(post(&url)).await.unwrap()).await;
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
