@@ -1,6 +1,6 @@
 //! The shared pool's client for cleartext `http://` upstreams (a local inference server, a
-//! sidecar, an egress proxy that adds TLS): hyper's HTTP/1.1 connections in our own pool
-//! ([`pool`](super::pool)). reqwest wraps hyper-util's pooled client; per request it re-parses
+//! sidecar, an egress proxy that adds TLS): our own HTTP/1.1 connections ([`h1`](super::h1))
+//! in our own pool ([`pool`](super::pool)). reqwest wraps hyper-util's pooled client; per request it re-parses
 //! the URL twice (its redirect layer and its response), and runs redirect and retry layers we
 //! turn off anyway. Going around them saved about a fifth of a proxied request's
 //! instructions, and around hyper-util's pool another tenth (BENCHMARKS.md).
@@ -14,8 +14,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper_util::client::legacy::connect::HttpConnector;
 use reqwest::header::{ACCEPT, HeaderMap, HeaderValue};
 use tower_service::Service;
@@ -103,12 +101,8 @@ pub(crate) async fn post(
     headers
         .entry(ACCEPT)
         .or_insert(HeaderValue::from_static("*/*"));
-    let mut request = http::Request::new(Full::new(Bytes::from(body)));
-    *request.method_mut() = http::Method::POST;
-    *request.uri_mut() = uri;
-    *request.headers_mut() = headers;
     client
-        .send(request)
+        .send(&uri, &headers, &body)
         .await
         .map(UpstreamResponse::Direct)
         .map_err(|e| from_transport(e.as_ref()))

@@ -16,6 +16,8 @@
 mod client;
 mod core;
 mod direct;
+mod h1;
+mod h1_body;
 pub(crate) mod http;
 mod json_text;
 mod pool;

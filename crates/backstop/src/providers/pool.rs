@@ -1,32 +1,33 @@
-//! The direct client's connections: per origin, idle HTTP/1.1 connections (hyper's
-//! `client::conn::http1`) reused last in, first out. hyper-util's pooled client, used before,
-//! hashed its `(scheme, authority)` key with SipHash three times per request and ran its
-//! checkout and return machinery around it: about 10,000 instructions of a proxied request's
-//! ~100,000 (BENCHMARKS.md). Here an origin is found by comparing its authority with the few
-//! the process talks to, and a connection goes back to its origin when its response body ends.
+//! The direct client's connections: per origin, idle HTTP/1.1 connections ([`h1`](super::h1))
+//! reused last in, first out. hyper-util's pooled client, used before, hashed its
+//! `(scheme, authority)` key with SipHash three times per request and ran its checkout and
+//! return machinery around it: about 10,000 instructions of a proxied request's ~100,000
+//! (BENCHMARKS.md). Here an origin is found by comparing its authority with the few the
+//! process talks to, and a connection goes back to its origin when its response body ends.
 //!
-//! A connection is reused only after its response was read to the end (by the reader, or by
-//! the connection when the reader stopped at its end marker); one whose body was dropped
-//! early is closed with it. A reused connection the server closed while it was idle
-//! fails before the request is written: the request is then sent once more on a new one.
+//! A connection is reused only after its response was read to the end (by the reader, or,
+//! when the reader stopped at its format's end marker, from what had already arrived when it
+//! dropped the body); one whose body was dropped early is closed with it. An idle connection
+//! the server closed is seen closed at checkout; one it closes as the request arrives gives no
+//! response at all, and the request is sent once more on a new connection.
 
+use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::HOST;
-use http::uri::PathAndQuery;
-use http::{HeaderValue, Request, Response, Uri};
-use http_body_util::Full;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::{self, SendRequest};
+use http::{HeaderMap, Response, Uri};
+use hyper::body::{Body, Frame, SizeHint};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 use tower_service::Service;
 
-pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use super::h1::{self, Conn};
+use super::h1_body::Framing;
 
-type Sender = SendRequest<Full<Bytes>>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Connections to every origin the process sends to, opened with `connector`.
 pub(crate) struct Pool<C> {
@@ -48,7 +49,7 @@ struct Origin {
 }
 
 struct Idle {
-    sender: Sender,
+    conn: Conn,
     since: Instant,
 }
 
@@ -61,11 +62,14 @@ impl<C: Clone> Clone for Pool<C> {
     }
 }
 
-impl<C, Io> Pool<C>
+impl<C> Pool<C>
 where
-    C: Service<Uri, Response = Io, Error = BoxError> + Clone + Send + Sync + 'static,
+    C: Service<Uri, Response = TokioIo<TcpStream>, Error = BoxError>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
     C::Future: Send,
-    Io: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     /// A pool whose connections are closed after `idle_timeout` unused.
     pub(crate) fn new(connector: C, idle_timeout: Duration) -> Self {
@@ -78,102 +82,74 @@ where
         }
     }
 
-    /// Sends `request` (its URI absolute, `http://`) on an idle connection to its origin, or
-    /// on a new one; the response's body returns the connection when read to its end.
+    /// POSTs `body` with `headers` to `target` (absolute, `http://`) on an idle connection to
+    /// its origin, or on a new one; the response's body returns the connection when it ends.
     pub(crate) async fn send(
         &self,
-        mut request: Request<Full<Bytes>>,
+        target: &Uri,
+        headers: &HeaderMap,
+        body: &[u8],
     ) -> Result<Response<PooledBody>, BoxError> {
-        let target = request.uri().clone();
         let authority = target
             .authority()
             .ok_or("the upstream URI has no host")?
             .as_str();
-        if !request.headers().contains_key(HOST) {
-            request
-                .headers_mut()
-                .insert(HOST, HeaderValue::from_str(authority)?);
-        }
         // HTTP/1.1 sends the origin form: the path and query only.
-        *request.uri_mut() = Uri::from(
-            target
-                .path_and_query()
-                .cloned()
-                .unwrap_or_else(|| PathAndQuery::from_static("/")),
-        );
-        let (origin, idle) = self.checkout(authority).await;
+        let path = target.path_and_query().map_or("/", |p| p.as_str());
+        let (origin, idle) = self.checkout(authority);
         let reused = idle.is_some();
-        let mut sender = match idle {
-            Some(s) => s,
-            None => self.connect(&target).await?,
+        let mut conn = match idle {
+            Some(c) => c,
+            None => self.connect(target).await?,
         };
-        let response = match sender.try_send_request(request).await {
-            Ok(response) => response,
-            Err(mut e) => match e.take_message() {
-                // Closed while idle, before this request was written: once more, on a new one.
-                Some(request) if reused => {
-                    sender = self.connect(&target).await?;
-                    sender.send_request(request).await?
-                }
-                _ => return Err(e.into_error().into()),
-            },
+        let head = match conn.send(authority, path, headers, body).await {
+            Ok(head) => head,
+            // Closed while idle, so the request never reached the server: once more, on a new one.
+            Err(e) if reused && e.no_response => {
+                conn = self.connect(target).await?;
+                conn.send(authority, path, headers, body)
+                    .await
+                    .map_err(|e| e.error)?
+            }
+            Err(e) => return Err(e.error.into()),
         };
-        let checkin = Checkin {
-            sender,
-            shared: self.shared.clone(),
-            origin,
-        };
-        Ok(response.map(|inner| PooledBody {
-            inner,
-            checkin: Some(checkin),
-        }))
+        let mut response = Response::new(PooledBody {
+            conn: Some(conn),
+            framing: head.framing,
+            home: head.reusable.then(|| (self.shared.clone(), origin)),
+        });
+        *response.status_mut() = head.status;
+        *response.headers_mut() = head.headers;
+        Ok(response)
     }
 
     /// The origin's index, and its most recently used connection that is still open.
-    async fn checkout(&self, authority: &str) -> (usize, Option<Sender>) {
-        let mut origin = None;
-        loop {
-            // One lock in the usual case: find the origin and take its newest idle connection.
-            let (index, idle) = {
-                let mut origins = self.shared.lock();
-                let index = origin.unwrap_or_else(|| {
-                    origins
-                        .iter()
-                        .position(|o| o.authority == authority)
-                        .unwrap_or_else(|| {
-                            origins.push(Origin {
-                                authority: authority.to_owned(),
-                                idle: Vec::new(),
-                            });
-                            origins.len() - 1
-                        })
+    fn checkout(&self, authority: &str) -> (usize, Option<Conn>) {
+        let mut origins = self.shared.lock();
+        let index = origins
+            .iter()
+            .position(|o| o.authority == authority)
+            .unwrap_or_else(|| {
+                origins.push(Origin {
+                    authority: authority.to_owned(),
+                    idle: Vec::new(),
                 });
-                (index, origins.get_mut(index).and_then(|o| o.idle.pop()))
-            };
-            origin = Some(index);
-            let Some(mut idle) = idle else {
-                return (index, None);
-            };
-            if idle.sender.is_closed() || idle.since.elapsed() >= self.shared.idle_timeout {
-                continue;
-            }
-            // Its last response was read to the end: ready at once, or as soon as its
-            // connection task has seen that end.
-            if idle.sender.ready().await.is_ok() {
-                return (index, Some(idle.sender));
+                origins.len() - 1
+            });
+        let Some(origin) = origins.get_mut(index) else {
+            return (index, None);
+        };
+        while let Some(mut idle) = origin.idle.pop() {
+            if idle.since.elapsed() < self.shared.idle_timeout && idle.conn.is_usable() {
+                return (index, Some(idle.conn));
             }
         }
+        (index, None)
     }
 
-    async fn connect(&self, target: &Uri) -> Result<Sender, BoxError> {
+    async fn connect(&self, target: &Uri) -> Result<Conn, BoxError> {
         let io = self.connector.clone().call(target.clone()).await?;
-        let (sender, connection) = http1::Builder::new().handshake(io).await?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "upstream connection ended with an error");
-            }
-        });
-        Ok(sender)
+        Ok(Conn::new(io.into_inner()))
     }
 }
 
@@ -181,81 +157,85 @@ impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Origin>> {
         self.origins.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
 
-/// A connection on its way back to its origin's idle list.
-struct Checkin {
-    sender: Sender,
-    shared: Arc<Shared>,
-    origin: usize,
-}
-
-impl Checkin {
-    fn put(self) {
-        if self.sender.is_closed() {
-            return;
-        }
+    /// A connection whose response ended goes back to its origin's idle list.
+    fn put(&self, origin: usize, conn: Conn) {
         let now = Instant::now();
-        let timeout = self.shared.idle_timeout;
-        let mut origins = self.shared.lock();
-        if let Some(o) = origins.get_mut(self.origin) {
+        let mut origins = self.lock();
+        if let Some(o) = origins.get_mut(origin) {
             // The oldest idle one, unused too long, goes as this one comes back.
             if o.idle
                 .first()
-                .is_some_and(|i| now.duration_since(i.since) >= timeout)
+                .is_some_and(|i| now.duration_since(i.since) >= self.idle_timeout)
             {
                 o.idle.remove(0);
             }
-            o.idle.push(Idle {
-                sender: self.sender,
-                since: now,
-            });
+            o.idle.push(Idle { conn, since: now });
         }
     }
 }
 
-/// A response body that returns its connection to the pool when it has been read to the end.
+/// A response body read from its connection, which goes back to the pool when the body ends
+/// (unless the response said the connection ends with it).
 pub(crate) struct PooledBody {
-    inner: Incoming,
-    checkin: Option<Checkin>,
+    conn: Option<Conn>,
+    framing: Framing,
+    /// Where the connection goes back to; `None` when it cannot carry another request.
+    home: Option<(Arc<Shared>, usize)>,
+}
+
+impl PooledBody {
+    fn release(&mut self) {
+        if let (Some(conn), Some((shared, origin))) = (self.conn.take(), self.home.take()) {
+            shared.put(origin, conn);
+        }
+    }
 }
 
 impl Body for PooledBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = io::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = &mut *self;
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if let Poll::Ready(None) = polled
-            && let Some(checkin) = this.checkin.take()
-        {
-            checkin.put();
+        let Some(conn) = this.conn.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match ready!(h1::poll_body(conn, &mut this.framing, cx)) {
+            Some(Ok(data)) => Poll::Ready(Some(Ok(Frame::data(data)))),
+            Some(Err(e)) => {
+                this.conn = None;
+                Poll::Ready(Some(Err(e)))
+            }
+            None => {
+                this.release();
+                Poll::Ready(None)
+            }
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.framing.is_done()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        SizeHint::default()
     }
 }
 
 impl Drop for PooledBody {
     /// A reader that stopped at its format's end marker (an SSE `[DONE]`) leaves the body's
-    /// last bytes unpolled; the connection already took them in and is ready for the next
-    /// request: it goes back too. One that is not ready is still in this response: closed.
+    /// last bytes unread: when they have already arrived, the connection goes back too. One
+    /// still inside its response is closed.
     fn drop(&mut self) {
-        if let Some(checkin) = self.checkin.take()
-            && checkin.sender.is_ready()
+        if self.home.is_some()
+            && let Some(conn) = self.conn.as_mut()
+            && h1::finish_now(conn, &mut self.framing)
         {
-            checkin.put();
+            self.release();
         }
     }
 }
@@ -266,11 +246,12 @@ mod tests {
 
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    use std::future::Future;
+
     use http_body_util::BodyExt;
     use hyper_util::client::legacy::connect::HttpConnector;
-    use hyper_util::rt::TokioIo;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::{TcpListener, TcpStream};
+    use tokio::net::TcpListener;
 
     use super::*;
 
@@ -286,6 +267,13 @@ mod tests {
         Endless,
         /// A whole chunked body in one write, as an SSE stream's last event and its end.
         Chunked,
+        /// A whole response saying `Connection: close`, the connection left open.
+        SaysClose,
+        /// These bytes, then the connection closed.
+        Raw(&'static [u8]),
+        /// The first request on a connection answered, the second read and left unanswered
+        /// as the connection closes: a server ending an idle connection as a request arrives.
+        DropSecond,
     }
 
     /// A loopback HTTP/1.1 server counting the connections it accepted and requests it read.
@@ -308,6 +296,7 @@ mod tests {
     async fn answer(mut socket: TcpStream, serve: Serve, requests: Arc<AtomicUsize>) {
         let mut seen = Vec::new();
         let mut buf = [0u8; 4096];
+        let mut on_this_connection = 0;
         loop {
             // One request: headers, then a body of its content-length.
             let head_end = loop {
@@ -334,8 +323,10 @@ mod tests {
             }
             seen.drain(..head_end + length);
             requests.fetch_add(1, Ordering::SeqCst);
+            on_this_connection += 1;
             match serve {
-                Serve::KeepAlive | Serve::CloseAfter => {
+                Serve::DropSecond if on_this_connection > 1 => return,
+                Serve::KeepAlive | Serve::CloseAfter | Serve::DropSecond => {
                     let _ = socket
                         .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
                         .await;
@@ -355,6 +346,17 @@ mod tests {
                         )
                         .await;
                     std::future::pending::<()>().await;
+                }
+                Serve::SaysClose => {
+                    let _ = socket
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok",
+                        )
+                        .await;
+                }
+                Serve::Raw(bytes) => {
+                    let _ = socket.write_all(bytes).await;
+                    return;
                 }
             }
         }
@@ -382,11 +384,25 @@ mod tests {
         Pool::new(Plain(HttpConnector::new()), Duration::from_secs(90))
     }
 
-    fn post(url: &str) -> Request<Full<Bytes>> {
-        let mut r = Request::new(Full::new(Bytes::from_static(b"{}")));
-        *r.method_mut() = http::Method::POST;
-        *r.uri_mut() = url.parse().unwrap();
-        r
+    /// The request every test sends: `{}` to `url`.
+    struct Post(Uri);
+
+    fn post(url: &str) -> Post {
+        Post(url.parse().unwrap())
+    }
+
+    impl<C> Pool<C>
+    where
+        C: Service<Uri, Response = TokioIo<TcpStream>, Error = BoxError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        C::Future: Send,
+    {
+        async fn post(&self, post: Post) -> Result<Response<PooledBody>, BoxError> {
+            self.send(&post.0, &HeaderMap::new(), b"{}").await
+        }
     }
 
     async fn read(response: Response<PooledBody>) -> Bytes {
@@ -398,7 +414,7 @@ mod tests {
         let (url, accepted, requests) = server(Serve::KeepAlive).await;
         let pool = pool();
         for _ in 0..5 {
-            let r = pool.send(post(&url)).await.unwrap();
+            let r = pool.post(post(&url)).await.unwrap();
             assert_eq!(r.status(), 200);
             assert_eq!(read(r).await, "ok");
         }
@@ -409,11 +425,11 @@ mod tests {
             "one connection served all five"
         );
         // Two at once need two connections; both come back.
-        let (a, b) = tokio::join!(pool.send(post(&url)), pool.send(post(&url)));
+        let (a, b) = tokio::join!(pool.post(post(&url)), pool.post(post(&url)));
         let (a, b) = (a.unwrap(), b.unwrap());
         assert_eq!((read(a).await, read(b).await), ("ok".into(), "ok".into()));
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
-        let r = pool.send(post(&url)).await.unwrap();
+        let r = pool.post(post(&url)).await.unwrap();
         assert_eq!(read(r).await, "ok");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
@@ -423,7 +439,7 @@ mod tests {
         let (url, accepted, requests) = server(Serve::CloseAfter).await;
         let pool = pool();
         for n in 1..=4 {
-            let r = pool.send(post(&url)).await.unwrap();
+            let r = pool.post(post(&url)).await.unwrap();
             assert_eq!(read(r).await, "ok", "request {n}");
             // Let the close reach the client sometimes before the next request, sometimes not.
             if n % 2 == 0 {
@@ -439,11 +455,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_reused_connection_closed_without_any_response_is_sent_on_a_new_one() {
+        let (url, accepted, requests) = server(Serve::DropSecond).await;
+        let pool = pool();
+        assert_eq!(read(pool.post(post(&url)).await.unwrap()).await, "ok");
+        // The pool's connection looks alive; the server reads the request and closes it.
+        assert_eq!(read(pool.post(post(&url)).await.unwrap()).await, "ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        assert_eq!(requests.load(Ordering::SeqCst), 3);
+        // On a new connection the same failure is the caller's error, not a second try.
+        let (url, accepted, requests) = server(Serve::Raw(b"")).await;
+        let message = error_of(pool.post(post(&url)).await).await;
+        assert!(
+            message.contains("before its response head ended"),
+            "{message}"
+        );
+        assert_eq!(
+            (
+                accepted.load(Ordering::SeqCst),
+                requests.load(Ordering::SeqCst)
+            ),
+            (1, 1)
+        );
+    }
+
+    #[tokio::test]
     async fn a_body_dropped_after_its_last_bytes_arrived_gives_its_connection_back() {
         let (url, accepted, requests) = server(Serve::Chunked).await;
         let pool = pool();
         for _ in 0..3 {
-            let mut r = pool.send(post(&url)).await.unwrap();
+            let mut r = pool.post(post(&url)).await.unwrap();
             let data = r.body_mut().frame().await.unwrap().unwrap();
             assert_eq!(data.into_data().unwrap(), "ok");
             // The reader stops at the data, as one that saw `[DONE]`; the connection has the
@@ -459,11 +500,11 @@ mod tests {
     async fn a_body_dropped_before_its_end_closes_its_connection() {
         let (url, accepted, _) = server(Serve::Endless).await;
         let pool = pool();
-        let mut r = pool.send(post(&url)).await.unwrap();
+        let mut r = pool.post(post(&url)).await.unwrap();
         let first = r.body_mut().frame().await.unwrap().unwrap();
         assert_eq!(first.into_data().unwrap(), "ok");
         drop(r);
-        let r = pool.send(post(&url)).await.unwrap();
+        let r = pool.post(post(&url)).await.unwrap();
         assert_eq!(r.status(), 200);
         assert_eq!(
             accepted.load(Ordering::SeqCst),
@@ -476,9 +517,99 @@ mod tests {
     async fn connections_idle_past_the_timeout_are_not_reused() {
         let (url, accepted, _) = server(Serve::KeepAlive).await;
         let pool = Pool::new(Plain(HttpConnector::new()), Duration::from_millis(50));
-        read(pool.send(post(&url)).await.unwrap()).await;
+        read(pool.post(post(&url)).await.unwrap()).await;
         tokio::time::sleep(Duration::from_millis(60)).await;
-        read(pool.send(post(&url)).await.unwrap()).await;
+        read(pool.post(post(&url)).await.unwrap()).await;
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    async fn error_of(result: Result<Response<PooledBody>, BoxError>) -> String {
+        match result {
+            Err(e) => e.to_string(),
+            Ok(r) => match r.into_body().collect().await {
+                Err(e) => e.to_string(),
+                Ok(body) => panic!("no error; body {:?}", body.to_bytes()),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn interim_responses_are_skipped_and_a_body_may_run_to_the_close() {
+        let (url, _, _) = server(Serve::Raw(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+        ))
+        .await;
+        let r = pool().post(post(&url)).await.unwrap();
+        assert_eq!(read(r).await, "ok");
+        let (url, accepted, _) = server(Serve::Raw(b"HTTP/1.1 200 OK\r\n\r\nall of it")).await;
+        let pool = pool();
+        assert_eq!(
+            read(pool.post(post(&url)).await.unwrap()).await,
+            "all of it"
+        );
+        assert_eq!(
+            read(pool.post(post(&url)).await.unwrap()).await,
+            "all of it"
+        );
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            2,
+            "a body ended by the close ends its connection"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_response_saying_close_does_not_give_its_connection_back() {
+        let (url, accepted, _) = server(Serve::SaysClose).await;
+        let pool = pool();
+        for _ in 0..2 {
+            assert_eq!(read(pool.post(post(&url)).await.unwrap()).await, "ok");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn garbage_and_cut_off_responses_are_errors_that_say_what_was_wrong() {
+        let cases: [(&'static [u8], &str); 5] = [
+            (
+                b"SSH-2.0-OpenSSH_9.6\r\n\r\n",
+                "invalid HTTP/1.1 response head",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc",
+                "before the response body ended",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+                "invalid chunk size",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 1, 2\r\n\r\nab",
+                "two different Content-Lengths",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-len",
+                "before its response head ended",
+            ),
+        ];
+        for (reply, expected) in cases {
+            let (url, _, requests) = server(Serve::Raw(reply)).await;
+            let message = error_of(pool().post(post(&url)).await).await;
+            assert!(message.contains(expected), "{reply:?}: {message}");
+            assert_eq!(requests.load(Ordering::SeqCst), 1, "{reply:?}: sent once");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_response_head_past_the_limit_is_refused() {
+        static HUGE: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+            let mut r = b"HTTP/1.1 200 OK\r\nx-pad: ".to_vec();
+            r.resize(r.len() + 70 * 1024, b'a');
+            r.extend_from_slice(b"\r\n\r\n");
+            r
+        });
+        let (url, _, _) = server(Serve::Raw(HUGE.as_slice())).await;
+        let message = error_of(pool().post(post(&url)).await).await;
+        assert!(message.contains("longer than 64 KiB"), "{message}");
     }
 }

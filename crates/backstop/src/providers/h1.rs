@@ -1,0 +1,442 @@
+//! One HTTP/1.1 connection to a cleartext upstream, driven by the task that sends on it: it
+//! writes a request, reads the response head (httparse) and hands the body over to
+//! [`Framing`]. hyper's client connection, used before, kept a task, a request channel and
+//! two 8 KiB buffers per connection: about 24 KiB of each open stream's 36 KiB
+//! (BENCHMARKS.md). Here a connection is its socket and one buffer that starts at 2 KiB.
+
+use std::io::{self, IoSlice};
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::h1_body::Framing;
+
+/// Largest response head read (status line and headers); hyper's default limit is larger
+/// only for the buffer, not for what an LLM API sends (a few hundred bytes to 2 KiB).
+pub(crate) const MAX_HEAD: usize = 64 * 1024;
+/// Most headers in a response head.
+const MAX_HEADERS: usize = 128;
+/// First read size; doubled while reads fill it, up to [`MAX_READ`].
+const FIRST_READ: usize = 2 * 1024;
+const MAX_READ: usize = 64 * 1024;
+
+/// A connection: its socket and the bytes read from it but not yet used.
+pub(crate) struct Conn {
+    io: TcpStream,
+    buf: BytesMut,
+    /// How much room the next read asks for.
+    next_read: usize,
+}
+
+/// A response head read from a connection, with how its body is delimited.
+pub(crate) struct Head {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) framing: Framing,
+    /// Whether the connection can carry another request once this body has ended.
+    pub(crate) reusable: bool,
+}
+
+/// Why a request failed on a connection, and whether it could have reached the server.
+pub(crate) struct SendError {
+    pub(crate) error: io::Error,
+    /// Nothing of a response arrived before the connection failed: on a reused connection,
+    /// the server closed it as it sat idle. The pool sends the request once more on a new
+    /// one (a server that read it before closing sees it twice, as from the chain's retry).
+    pub(crate) no_response: bool,
+}
+
+impl Conn {
+    pub(crate) fn new(io: TcpStream) -> Self {
+        Conn {
+            io,
+            buf: BytesMut::new(),
+            next_read: FIRST_READ,
+        }
+    }
+
+    /// Whether an idle connection can take a request: nothing unread, not closed by the server.
+    pub(crate) fn is_usable(&mut self) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        let mut probe = [0u8; 1];
+        matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    /// Writes `POST path` with `headers` (a `Host` added when missing, the body's length set)
+    /// and `body`, then reads the response head.
+    pub(crate) async fn send(
+        &mut self,
+        authority: &str,
+        path: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Head, SendError> {
+        let head = request_head(authority, path, headers, body.len());
+        let no_response = |error| SendError {
+            error,
+            no_response: true,
+        };
+        self.write_all(&head, body).await.map_err(no_response)?;
+        self.read_head().await
+    }
+
+    async fn write_all(&mut self, head: &[u8], body: &[u8]) -> io::Result<()> {
+        let mut written = 0;
+        let total = head.len() + body.len();
+        while written < total {
+            let n = if let Some(rest) = head.get(written..).filter(|r| !r.is_empty()) {
+                self.io
+                    .write_vectored(&[IoSlice::new(rest), IoSlice::new(body)])
+                    .await?
+            } else {
+                self.io
+                    .write(body.get(written - head.len()..).unwrap_or_default())
+                    .await?
+            };
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            written += n;
+        }
+        Ok(())
+    }
+
+    async fn read_head(&mut self) -> Result<Head, SendError> {
+        let mut received = false;
+        loop {
+            if !self.buf.is_empty() {
+                received = true;
+                if let Some(head) = self.parse_head().map_err(|error| SendError {
+                    error,
+                    no_response: false,
+                })? {
+                    return Ok(head);
+                }
+            }
+            self.reserve();
+            match self.io.read_buf(&mut self.buf).await {
+                Ok(0) => {
+                    return Err(SendError {
+                        error: io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the upstream closed the connection before its response head ended",
+                        ),
+                        no_response: !received,
+                    });
+                }
+                Ok(n) => self.grow(n),
+                Err(error) => {
+                    return Err(SendError {
+                        error,
+                        no_response: !received,
+                    });
+                }
+            }
+        }
+    }
+
+    /// A complete head at the start of the buffer, consumed; interim (1xx) responses skipped.
+    fn parse_head(&mut self) -> io::Result<Option<Head>> {
+        loop {
+            let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut response = httparse::Response::new(&mut slots);
+            let len = match response.parse(&self.buf) {
+                Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD => len,
+                Ok(httparse::Status::Partial) if self.buf.len() < MAX_HEAD => return Ok(None),
+                Ok(_) => {
+                    return Err(invalid(format!(
+                        "the upstream's response head is longer than {} KiB",
+                        MAX_HEAD / 1024
+                    )));
+                }
+                Err(e) => {
+                    return Err(invalid(format!(
+                        "the upstream sent an invalid HTTP/1.1 response head: {e}"
+                    )));
+                }
+            };
+            let code = response.code.unwrap_or_default();
+            let status = StatusCode::from_u16(code)
+                .map_err(|_| invalid(format!("the upstream sent status {code}")))?;
+            if status.is_informational() {
+                if status == StatusCode::SWITCHING_PROTOCOLS {
+                    return Err(invalid("the upstream switched protocols".to_owned()));
+                }
+                self.buf.advance(len);
+                continue;
+            }
+            let http11 = response.version == Some(1);
+            let mut headers = HeaderMap::with_capacity(response.headers.len());
+            for h in response.headers.iter() {
+                let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| {
+                    invalid(format!("the upstream sent a bad header name {:?}", h.name))
+                })?;
+                let value = HeaderValue::from_bytes(h.value)
+                    .map_err(|_| invalid(format!("the upstream sent a bad value for {name}")))?;
+                headers.append(name, value);
+            }
+            self.buf.advance(len);
+            let (framing, delimited) = framing(status, &headers)?;
+            let reusable = delimited && http11 && !has_token(&headers, &CONNECTION, "close");
+            return Ok(Some(Head {
+                status,
+                headers,
+                framing,
+                reusable,
+            }));
+        }
+    }
+
+    /// The bytes read but not yet used.
+    pub(crate) fn buffer(&mut self) -> &mut BytesMut {
+        &mut self.buf
+    }
+
+    /// Reads more into the buffer, waking `cx` when the socket has something; `0` at its end.
+    /// An empty buffer is let go while waiting: a stream between events holds no buffer.
+    pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.io.poll_read_ready(cx))?;
+            self.reserve();
+            match self.io.try_read_buf(&mut self.buf) {
+                Ok(n) => {
+                    self.grow(n);
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if self.buf.is_empty() {
+                        self.buf = BytesMut::new();
+                    }
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    /// Reads whatever has already arrived, without waiting; `Ok(None)` when nothing has.
+    pub(crate) fn read_now(&mut self) -> io::Result<Option<usize>> {
+        self.reserve();
+        match self.io.try_read_buf(&mut self.buf) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn reserve(&mut self) {
+        if self.buf.capacity() - self.buf.len() < self.next_read / 2 {
+            self.buf.reserve(self.next_read);
+        }
+    }
+
+    /// A read that filled the room it had asks for twice as much next time.
+    fn grow(&mut self, n: usize) {
+        if n >= self.next_read {
+            self.next_read = (self.next_read * 2).min(MAX_READ);
+        }
+    }
+}
+
+/// `POST` request head: the origin-form path, `Host` unless given, the caller's headers and
+/// the body's `Content-Length` (a caller's own framing headers are replaced by it).
+fn request_head(authority: &str, path: &str, headers: &HeaderMap, body_len: usize) -> Vec<u8> {
+    let mut head = Vec::with_capacity(64 + path.len() + headers.len() * 48);
+    head.extend_from_slice(b"POST ");
+    head.extend_from_slice(path.as_bytes());
+    head.extend_from_slice(b" HTTP/1.1\r\n");
+    if !headers.contains_key(HOST) {
+        head.extend_from_slice(b"host: ");
+        head.extend_from_slice(authority.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    for (name, value) in headers {
+        if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
+            continue;
+        }
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"content-length: ");
+    head.extend_from_slice(itoa::Buffer::new().format(body_len).as_bytes());
+    head.extend_from_slice(b"\r\n\r\n");
+    head
+}
+
+/// How a response's body is delimited (RFC 9112 §6.3), and whether that delimiting leaves
+/// the connection usable afterwards (a body that ends with the connection does not).
+fn framing(status: StatusCode, headers: &HeaderMap) -> io::Result<(Framing, bool)> {
+    if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        return Ok((Framing::length(0), true));
+    }
+    if headers.contains_key(TRANSFER_ENCODING) {
+        // Chunked only when it is the last coding; a Content-Length beside it is ignored,
+        // and the connection is not trusted with another request.
+        let chunked = headers
+            .get_all(TRANSFER_ENCODING)
+            .iter()
+            .next_back()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
+        let clean = chunked && !headers.contains_key(CONTENT_LENGTH);
+        let framing = if chunked {
+            Framing::chunked()
+        } else {
+            Framing::until_close()
+        };
+        return Ok((framing, clean));
+    }
+    let mut length = None;
+    for value in headers.get_all(CONTENT_LENGTH) {
+        for part in value.as_bytes().split(|&b| b == b',') {
+            let n = parse_length(part)
+                .ok_or_else(|| invalid("the upstream sent an invalid Content-Length".to_owned()))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(invalid(
+                    "the upstream sent two different Content-Lengths".to_owned(),
+                ));
+            }
+            length = Some(n);
+        }
+    }
+    Ok(match length {
+        Some(n) => (Framing::length(n), true),
+        None => (Framing::until_close(), false),
+    })
+}
+
+fn parse_length(part: &[u8]) -> Option<u64> {
+    let digits = part.trim_ascii();
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
+/// Whether a comma-separated header has `token` (case-insensitive).
+fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    })
+}
+
+pub(crate) fn invalid(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message)
+}
+
+/// The body of a response head already read: a frame at a time, from the connection.
+pub(crate) fn poll_body(
+    conn: &mut Conn,
+    framing: &mut Framing,
+    cx: &mut Context<'_>,
+) -> Poll<Option<io::Result<Bytes>>> {
+    loop {
+        match framing.decode(conn.buffer()) {
+            Err(e) => return Poll::Ready(Some(Err(e))),
+            Ok(Some(data)) if !data.is_empty() => return Poll::Ready(Some(Ok(data))),
+            Ok(Some(_)) => {}
+            Ok(None) if framing.is_done() => return Poll::Ready(None),
+            Ok(None) => match ready!(conn.poll_read(cx)) {
+                Ok(0) => return Poll::Ready(framing.at_close().err().map(Err)),
+                Ok(_) => {}
+                Err(e) => return Poll::Ready(Some(Err(e))),
+            },
+        }
+    }
+}
+
+/// Finishes a body from what has already arrived, without waiting: whether it ended.
+pub(crate) fn finish_now(conn: &mut Conn, framing: &mut Framing) -> bool {
+    loop {
+        match framing.decode(conn.buffer()) {
+            Err(_) => return false,
+            Ok(Some(_)) => {}
+            Ok(None) if framing.is_done() => return true,
+            Ok(None) => match conn.read_now() {
+                Ok(Some(n)) if n > 0 => {}
+                _ => return false,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn the_request_head_has_host_the_headers_and_the_body_length_once() {
+        let h = headers(&[
+            ("authorization", "Bearer k"),
+            ("content-length", "999"),
+            ("transfer-encoding", "chunked"),
+        ]);
+        let head = request_head("127.0.0.1:9", "/v1/chat/completions?x=1", &h, 42);
+        assert_eq!(
+            String::from_utf8(head).unwrap(),
+            "POST /v1/chat/completions?x=1 HTTP/1.1\r\nhost: 127.0.0.1:9\r\n\
+             authorization: Bearer k\r\ncontent-length: 42\r\n\r\n"
+        );
+        let own_host = headers(&[("host", "api.example")]);
+        let head = String::from_utf8(request_head("127.0.0.1:9", "/", &own_host, 0)).unwrap();
+        assert_eq!(head.matches("host:").count(), 1, "{head}");
+        assert!(head.contains("host: api.example\r\n"));
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112() {
+        let ok = StatusCode::OK;
+        let (f, reuse) = framing(ok, &headers(&[("content-length", "12")])).unwrap();
+        assert!(reuse && f.is_length(12));
+        let (f, reuse) = framing(ok, &headers(&[("content-length", "5, 5")])).unwrap();
+        assert!(reuse && f.is_length(5));
+        assert!(framing(ok, &headers(&[("content-length", "5, 6")])).is_err());
+        assert!(
+            framing(
+                ok,
+                &headers(&[("content-length", "5"), ("content-length", "6")])
+            )
+            .is_err()
+        );
+        for bad in ["-1", "+5", "0x10", "", "1 2", "99999999999999999999"] {
+            assert!(
+                framing(ok, &headers(&[("content-length", bad)])).is_err(),
+                "{bad:?}"
+            );
+        }
+        let (f, reuse) = framing(ok, &headers(&[("transfer-encoding", "gzip, Chunked")])).unwrap();
+        assert!(reuse && f.is_chunked());
+        // Chunked beside a length: chunked wins, the connection is not reused.
+        let both = headers(&[("transfer-encoding", "chunked"), ("content-length", "3")]);
+        let (f, reuse) = framing(ok, &both).unwrap();
+        assert!(!reuse && f.is_chunked());
+        // A coding other than chunked last, or no framing at all: the body runs to the close.
+        let (f, reuse) = framing(ok, &headers(&[("transfer-encoding", "chunked, gzip")])).unwrap();
+        assert!(!reuse && f.is_until_close());
+        let (f, reuse) = framing(ok, &HeaderMap::new()).unwrap();
+        assert!(!reuse && f.is_until_close());
+        let (f, reuse) = framing(StatusCode::NO_CONTENT, &HeaderMap::new()).unwrap();
+        assert!(reuse && f.is_length(0));
+    }
+}
