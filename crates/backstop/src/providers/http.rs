@@ -701,6 +701,11 @@ impl<P: StreamParser> SseChunks<P> {
         self.decoder.push(bytes);
     }
 
+    /// Feeds a piece of the body, read in place.
+    pub(crate) fn push_bytes(&mut self, bytes: bytes::Bytes) {
+        self.decoder.push_bytes(bytes);
+    }
+
     /// True when the bytes pushed so far end inside an event.
     pub(crate) fn has_partial(&self) -> bool {
         self.decoder.has_partial()
@@ -800,7 +805,7 @@ pub(crate) fn chunk_stream<P: StreamParser>(
             let next = match st.chunks.next() {
                 Next::NeedBytes => match st.body.next().await {
                     Some(Ok(bytes)) => {
-                        st.chunks.push(&bytes);
+                        st.chunks.push_bytes(bytes);
                         continue;
                     }
                     Some(Err(e)) => st.chunks.fail(e),

@@ -2,10 +2,14 @@
 //!
 //! Follows the WHATWG event-stream rules that matter for LLM APIs: `\n`, `\r\n` and `\r`
 //! line ends (a `\r\n` split across two chunks counts once), multi-line `data:`, `event:`,
-//! `id:`, comment lines starting with `:`, and a leading byte-order mark. Bytes are
-//! buffered only until their line is complete; lines are parsed in place.
+//! `id:`, comment lines starting with `:`, and a leading byte-order mark. Lines are parsed in
+//! place: in the received piece itself while it holds whole lines, and only an unfinished
+//! line is copied aside for the next piece. Nothing is held between pieces but that line, so
+//! a stream waiting for its next event keeps no buffer.
 
 use std::fmt;
+
+use bytes::Bytes;
 
 /// The longest line we accept; a peer that never ends a line must not grow us forever.
 pub const MAX_LINE_LEN: usize = 16 * 1024 * 1024;
@@ -44,9 +48,12 @@ impl std::error::Error for SseError {}
 /// events with [`next_event`](Self::next_event).
 #[derive(Debug, Default)]
 pub struct SseDecoder {
-    /// Unparsed bytes; `buf[pos..]` is not yet consumed.
+    /// Bytes carried from earlier pieces (an unfinished line, or pieces pushed as slices),
+    /// read while `piece` is empty.
     buf: Vec<u8>,
-    /// Start of the unconsumed bytes.
+    /// The last piece pushed whole, read in place; `buf` is empty while it is not.
+    piece: Bytes,
+    /// Start of the unconsumed bytes (of `piece`, else of `buf`).
     pos: usize,
     /// Where to resume scanning for a line end (everything in `pos..scan` has none).
     scan: usize,
@@ -67,15 +74,43 @@ impl SseDecoder {
         Self::default()
     }
 
-    /// Appends bytes received from the transport.
+    /// Appends bytes received from the transport (copied).
     pub fn push(&mut self, bytes: &[u8]) {
-        if self.pos > 0 {
-            // Drop the consumed prefix; only the partial line (if any) is moved.
-            self.buf.drain(..self.pos);
-            self.scan -= self.pos;
-            self.pos = 0;
-        }
+        self.carry();
         self.buf.extend_from_slice(bytes);
+    }
+
+    /// Appends a piece received from the transport, read in place when nothing is carried.
+    pub fn push_bytes(&mut self, bytes: Bytes) {
+        self.carry();
+        if self.buf.is_empty() {
+            self.piece = bytes;
+        } else {
+            self.buf.extend_from_slice(&bytes);
+        }
+    }
+
+    /// Moves the unconsumed bytes to the front of `buf`: a piece's rest is copied there.
+    fn carry(&mut self) {
+        if !self.piece.is_empty() {
+            self.buf
+                .extend_from_slice(self.piece.get(self.pos..).unwrap_or_default());
+            self.piece = Bytes::new();
+        } else if self.pos > 0 {
+            self.buf.drain(..self.pos);
+        }
+        self.scan = self.scan.saturating_sub(self.pos);
+        self.pos = 0;
+    }
+
+    /// Everything read: let go of the bytes (a stream between events holds none).
+    fn release(&mut self) {
+        if self.pos == active(&self.buf, &self.piece).len() {
+            self.piece = Bytes::new();
+            self.buf = Vec::new();
+            self.pos = 0;
+            self.scan = 0;
+        }
     }
 
     /// The next complete event, `Ok(None)` when more bytes are needed.
@@ -83,7 +118,7 @@ impl SseDecoder {
         loop {
             if !self.started {
                 // Strip one leading UTF-8 BOM; wait until we can tell whether there is one.
-                let avail = &self.buf[self.pos..];
+                let avail = &active(&self.buf, &self.piece)[self.pos..];
                 let bom = [0xEF_u8, 0xBB, 0xBF];
                 if avail.len() < 3 && bom.starts_with(avail) {
                     return Ok(None);
@@ -94,24 +129,26 @@ impl SseDecoder {
                 }
                 self.started = true;
             }
-            if self.skip_lf && self.pos < self.buf.len() {
-                if self.buf[self.pos] == b'\n' {
+            let bytes = active(&self.buf, &self.piece);
+            if self.skip_lf && self.pos < bytes.len() {
+                if bytes[self.pos] == b'\n' {
                     self.pos += 1;
                     self.scan = self.scan.max(self.pos);
                 }
                 self.skip_lf = false;
             }
             let start = self.scan.max(self.pos);
-            let Some(offset) = memchr::memchr2(b'\n', b'\r', &self.buf[start..]) else {
-                self.scan = self.buf.len();
-                if self.buf.len() - self.pos > MAX_LINE_LEN {
+            let Some(offset) = memchr::memchr2(b'\n', b'\r', &bytes[start..]) else {
+                self.scan = bytes.len();
+                if bytes.len() - self.pos > MAX_LINE_LEN {
                     return Err(SseError::LineTooLong);
                 }
+                self.release();
                 return Ok(None);
             };
             let end = start + offset;
             let line_start = self.pos;
-            if self.buf[end] == b'\r' {
+            if bytes[end] == b'\r' {
                 self.skip_lf = true;
             }
             self.pos = end + 1;
@@ -125,7 +162,7 @@ impl SseDecoder {
     /// True when bytes or fields of an unfinished event are buffered (the stream stopped
     /// mid-event if it ends now).
     pub fn has_partial(&self) -> bool {
-        self.pos < self.buf.len() || self.has_data || self.event.is_some()
+        self.pos < active(&self.buf, &self.piece).len() || self.has_data || self.event.is_some()
     }
 
     /// Handles one line `buf[start..end]`; returns an event when the line is blank and
@@ -134,7 +171,7 @@ impl SseDecoder {
         if start == end {
             return self.dispatch();
         }
-        let line = &self.buf[start..end];
+        let line = &active(&self.buf, &self.piece)[start..end];
         if line[0] == b':' {
             return None; // comment
         }
@@ -181,20 +218,45 @@ impl SseDecoder {
     }
 }
 
+/// The bytes being read: the piece in place, else the carried ones.
+fn active<'a>(buf: &'a [u8], piece: &'a Bytes) -> &'a [u8] {
+    if piece.is_empty() { buf } else { piece }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn decode_all(chunks: &[&[u8]]) -> Vec<SseEvent> {
+    /// How the pieces are pushed: copied, read in place, or alternating.
+    #[derive(Clone, Copy, Debug)]
+    enum Feed {
+        Copied,
+        InPlace,
+        Mixed,
+    }
+
+    fn decode_with(chunks: &[&[u8]], feed: Feed) -> (Vec<SseEvent>, bool) {
         let mut d = SseDecoder::new();
         let mut out = Vec::new();
-        for c in chunks {
-            d.push(c);
+        for (i, c) in chunks.iter().enumerate() {
+            match (feed, i % 2) {
+                (Feed::Copied, _) | (Feed::Mixed, 0) => d.push(c),
+                (Feed::InPlace, _) | (Feed::Mixed, _) => d.push_bytes(Bytes::copy_from_slice(c)),
+            }
             while let Some(e) = d.next_event().unwrap() {
                 out.push(e);
             }
         }
-        out
+        (out, d.has_partial())
+    }
+
+    /// The events, the same whichever way the pieces were pushed.
+    fn decode_all(chunks: &[&[u8]]) -> Vec<SseEvent> {
+        let copied = decode_with(chunks, Feed::Copied);
+        for feed in [Feed::InPlace, Feed::Mixed] {
+            assert_eq!(decode_with(chunks, feed), copied, "{feed:?}");
+        }
+        copied.0
     }
 
     fn byte_by_byte(input: &[u8]) -> Vec<SseEvent> {
@@ -306,6 +368,32 @@ mod tests {
             let chunks: Vec<&[u8]> = input.chunks(split).collect();
             assert_eq!(decode_all(&chunks), whole, "split {split}");
         }
+    }
+
+    #[test]
+    fn a_piece_read_in_place_is_let_go_once_read_and_its_unfinished_line_carried() {
+        let mut d = SseDecoder::new();
+        d.push_bytes(Bytes::from_static(b"data: a\n\ndata: b"));
+        assert_eq!(d.next_event().unwrap(), Some(ev(None, "a")));
+        assert_eq!(d.next_event().unwrap(), None);
+        assert!(d.has_partial());
+        assert_eq!(
+            (d.piece.len(), d.buf.len()),
+            (16, 0),
+            "the piece is read in place"
+        );
+        d.push_bytes(Bytes::from_static(b"c\n\n"));
+        assert_eq!(
+            d.buf, b"data: bc\n\n",
+            "only the unfinished line was copied"
+        );
+        assert_eq!(d.next_event().unwrap(), Some(ev(None, "bc")));
+        assert_eq!(d.next_event().unwrap(), None);
+        assert!(!d.has_partial());
+        assert!(
+            d.piece.is_empty() && d.buf.capacity() == 0,
+            "nothing held between events"
+        );
     }
 
     #[test]
