@@ -58,27 +58,9 @@ impl Framing {
         match self.0 {
             State::Done => Ok(None),
             _ if buf.is_empty() => Ok(None),
-            State::Length(left) => {
-                let data = take(buf, left);
-                let left = left - data.len() as u64;
-                self.0 = if left == 0 {
-                    State::Done
-                } else {
-                    State::Length(left)
-                };
-                Ok(Some(data))
-            }
+            State::Length(left) => Ok(Some(self.take(buf, left, State::Length, State::Done))),
             State::UntilClose => Ok(Some(buf.split().freeze())),
-            State::Data(left) => {
-                let data = take(buf, left);
-                let left = left - data.len() as u64;
-                self.0 = if left == 0 {
-                    State::DataEnd
-                } else {
-                    State::Data(left)
-                };
-                Ok(Some(data))
-            }
+            State::Data(left) => Ok(Some(self.take(buf, left, State::Data, State::DataEnd))),
             State::DataEnd => {
                 let Some(line) = line(buf, 2)? else {
                     return Ok(None);
@@ -117,6 +99,22 @@ impl Framing {
         }
     }
 
+    /// Up to `left` bytes of body from the front of `buf`; then the state is `more` of what
+    /// is left, or `then` when nothing is.
+    fn take(
+        &mut self,
+        buf: &mut BytesMut,
+        left: u64,
+        more: fn(u64) -> State,
+        then: State,
+    ) -> Bytes {
+        let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+        let data = buf.split_to(n).freeze();
+        let left = left - n as u64;
+        self.0 = if left == 0 { then } else { more(left) };
+        data
+    }
+
     /// The connection closed: the end of a body read until the close, an error otherwise.
     pub(crate) fn at_close(&mut self) -> io::Result<()> {
         match self.0 {
@@ -147,12 +145,6 @@ impl Framing {
     pub(crate) fn is_until_close(&self) -> bool {
         self.0 == State::UntilClose
     }
-}
-
-/// Up to `left` bytes from the front of `buf`.
-fn take(buf: &mut BytesMut, left: u64) -> Bytes {
-    let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
-    buf.split_to(n).freeze()
 }
 
 /// One line from the front of `buf`, without its end (CRLF, or a bare LF as hyper accepts);
