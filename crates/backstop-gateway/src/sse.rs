@@ -66,7 +66,8 @@ struct StreamState {
     metrics: std::sync::Arc<ChainMetrics>,
     chain: String,
     provider: String,
-    /// The attempts so far, for the log line once the stream is gone.
+    /// The attempts, taken from the stream when it ends, for the log line (not copied at
+    /// the start: 10,000 open streams would hold 10,000 copies).
     attempts: Vec<backstop::Attempt>,
     started: Instant,
     stopping: tokio::sync::watch::Receiver<bool>,
@@ -107,7 +108,7 @@ impl StreamState {
             };
             let Some(item) = item else {
                 // Dropping the stream cancels the upstream request (neutral for its breaker).
-                self.stream = None;
+                self.end_stream();
                 self.log(503);
                 tracing::info!(chain = %self.chain, provider = %self.provider, "stream ended: the gateway is shutting down");
                 return Some(Bytes::from(self.encoder.error(
@@ -140,8 +141,7 @@ impl StreamState {
                     }
                 }
                 Some(Err(e)) => {
-                    self.resumed = stream.contributions()[1..].to_vec();
-                    self.stream = None;
+                    self.end_stream();
                     self.log(200);
                     tracing::warn!(chain = %self.chain, provider = %self.provider, error = %e, "stream failed after it started");
                     let message = format!("{}: {e}", self.provider);
@@ -152,8 +152,7 @@ impl StreamState {
                     )));
                 }
                 None => {
-                    self.resumed = stream.contributions()[1..].to_vec();
-                    self.stream = None;
+                    self.end_stream();
                     let usage = self.encoder.usage();
                     if let Some(u) = &usage {
                         self.metrics
@@ -168,6 +167,15 @@ impl StreamState {
                     return Some(Bytes::from(self.encoder.finish()));
                 }
             }
+        }
+    }
+
+    /// Drops the chain's stream, keeping its attempts and the providers that continued it
+    /// for the log line.
+    fn end_stream(&mut self) {
+        if let Some(stream) = self.stream.take() {
+            self.attempts = stream.attempts().to_vec();
+            self.resumed = stream.contributions().get(1..).unwrap_or_default().to_vec();
         }
     }
 
@@ -225,7 +233,7 @@ pub(crate) fn stream_response(
     attempt_headers(&mut r, Some(&provider), stream.attempts());
     let state = StreamState {
         first: Some(Bytes::from(encoder.start())),
-        attempts: stream.attempts().to_vec(),
+        attempts: Vec::new(),
         stream: Some(stream),
         encoder,
         stopping: app.stopping.subscribe(),

@@ -241,3 +241,65 @@ async fn a_failover_sends_our_id_to_each_provider_and_logs_their_ids() {
     .await
     .unwrap();
 }
+
+/// A stream broken after it started and finished by the next provider: its log line counts
+/// the resume's attempt, names who continued it, and carries both providers' ids.
+#[tokio::test]
+async fn a_resumed_stream_logs_every_attempt_and_who_continued_it() {
+    let sim = || SimConfig {
+        chunks: 8,
+        ..SimConfig::default()
+    };
+    let openai = Simulator::start(sim()).await.unwrap();
+    let anthropic = Simulator::start(sim()).await.unwrap();
+    let config = format!(
+        "[providers.openai]\nkind = \"openai\"\nmodel = \"gpt-x\"\napi_key_env = \"K\"\nbase_url = \"{}\"\nretries = 0\n\
+         [providers.anthropic]\nkind = \"anthropic\"\nmodel = \"claude-x\"\napi_key_env = \"K\"\nbase_url = \"{}\"\nretries = 0\n\
+         [chains.default]\nproviders = [\"openai\", \"anthropic\"]\nstream_resume = true\n",
+        openai.openai_base_url(),
+        anthropic.base_url(),
+    );
+    let mut gw = binary::Gateway::start(
+        &config,
+        binary::Launch {
+            env: &[("K", "sk-test")],
+            ..Default::default()
+        },
+    );
+    openai.fail_next(1, Fault::Disconnect { after_chunks: 3 });
+    let r = support::client()
+        .post(gw.url("/v1/chat/completions"))
+        .header("x-request-id", "resumed-1")
+        .json(&stream_body("default", "hi"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-backstop-provider"), Some("openai"));
+    let body = String::from_utf8(r.bytes().await.unwrap().to_vec()).unwrap();
+    assert!(body.contains(": backstop resumed on anthropic"), "{body}");
+    assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+    assert!(gw.stop().success());
+    let logs = gw.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("request_id=\"resumed-1\""))
+        .unwrap_or_else(|| panic!("no log line:\n{logs}"));
+    let (o, a) = (&openai.requests()[0], &anthropic.requests()[0]);
+    for want in [
+        "attempts=2".to_owned(),
+        "resumed=\"anthropic@".to_owned(),
+        format!(
+            "upstream_ids=\"openai:{},anthropic:{}\"",
+            o.request_id, a.request_id
+        ),
+    ] {
+        assert!(line.contains(&want), "{want} missing from {line}");
+    }
+    tokio::time::timeout(Duration::from_secs(5), async {
+        openai.shutdown().await;
+        anthropic.shutdown().await;
+    })
+    .await
+    .unwrap();
+}
