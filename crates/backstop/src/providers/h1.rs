@@ -5,6 +5,7 @@
 //! (BENCHMARKS.md). Here a connection is its socket and one buffer that starts at 2 KiB.
 
 use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -144,9 +145,17 @@ impl Conn {
     /// A complete head at the start of the buffer, consumed; interim (1xx) responses skipped.
     fn parse_head(&mut self) -> io::Result<Option<Head>> {
         loop {
-            let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut response = httparse::Response::new(&mut slots);
-            let len = match response.parse(&self.buf) {
+            // Where each header's name and value lie in the buffer: the values are then
+            // sliced out of the head without a copy (hyper does the same).
+            let mut spans = [[0u32; 4]; MAX_HEADERS];
+            let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+            let mut response = httparse::Response::new(&mut []);
+            let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+                &mut response,
+                &self.buf,
+                &mut slots,
+            );
+            let len = match parsed {
                 Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD => len,
                 Ok(httparse::Status::Partial) if self.buf.len() < MAX_HEAD => return Ok(None),
                 Ok(_) => {
@@ -172,16 +181,37 @@ impl Conn {
                 continue;
             }
             let http11 = response.version == Some(1);
-            let mut headers = HeaderMap::with_capacity(response.headers.len());
-            for h in response.headers.iter() {
-                let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| {
-                    invalid(format!("the upstream sent a bad header name {:?}", h.name))
+            let count = response.headers.len();
+            let base = self.buf.as_ptr() as usize;
+            let at = |part: &[u8]| {
+                let start = (part.as_ptr() as usize).saturating_sub(base);
+                // Within a head of at most MAX_HEAD bytes, so the offsets fit.
+                [start, start + part.len()].map(|o| u32::try_from(o).unwrap_or(u32::MAX))
+            };
+            for (span, h) in spans.iter_mut().zip(response.headers.iter()) {
+                let [a, b] = at(h.name.as_bytes());
+                let [c, d] = at(h.value);
+                *span = [a, b, c, d];
+            }
+            let head = self.buf.split_to(len).freeze();
+            let part = |from: u32, to: u32| {
+                let (from, to) = (from as usize, to as usize);
+                (from <= to && to <= head.len()).then(|| head.slice(from..to))
+            };
+            let mut headers = HeaderMap::with_capacity(count);
+            for &[a, b, c, d] in spans.iter().take(count) {
+                let bad = || invalid("the upstream sent a bad response head".to_owned());
+                let name = part(a, b).ok_or_else(bad)?;
+                let name = HeaderName::from_bytes(&name).map_err(|_| {
+                    invalid(format!(
+                        "the upstream sent a bad header name {:?}",
+                        String::from_utf8_lossy(&name)
+                    ))
                 })?;
-                let value = HeaderValue::from_bytes(h.value)
+                let value = HeaderValue::from_maybe_shared(part(c, d).ok_or_else(bad)?)
                     .map_err(|_| invalid(format!("the upstream sent a bad value for {name}")))?;
                 headers.append(name, value);
             }
-            self.buf.advance(len);
             let (framing, delimited) = framing(status, &headers)?;
             let reusable = delimited && http11 && !has_token(&headers, &CONNECTION, "close");
             return Ok(Some(Head {
