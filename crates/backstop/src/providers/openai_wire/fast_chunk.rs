@@ -1,21 +1,24 @@
 //! A scanner for the chunk shape nearly every OpenAI stream event has: one choice whose delta
-//! holds text (or a refusal, or only a role) and a finish reason or null. serde's derived
-//! parser spent ~5,700 instructions on each such 220-byte event (a third of a proxied
-//! stream, BENCHMARKS.md); this reads it in a fraction. Anything else (tool calls, usage, an
-//! error, a second choice, a duplicate key, a type serde would refuse, an escape it cannot
+//! holds text (or a refusal, or only a role) and a finish reason or null, or no choice and
+//! the usage (`include_usage`'s last chunk). serde's derived parser spent ~5,700
+//! instructions on each such 220-byte event (a third of a proxied stream, BENCHMARKS.md),
+//! and 7,200 on the usage chunk; this reads them in a fraction. Anything else (tool calls,
+//! an error, a second choice, a duplicate key, a type serde would refuse, an escape it cannot
 //! read) makes it answer `None`, and the event goes to serde as before: a chunk read here is
 //! always the one serde would have read (`fast_chunk_agrees_with_serde` checks that).
 
 use std::borrow::Cow;
 
+use super::fast_completion::usage;
 use super::json_cursor::{Cursor, first};
-use super::{ChunkChoice, Delta, WireChunk};
+use super::{ChunkChoice, Delta, WireChunk, WireUsage};
 
 /// The chunk, when `data` has the common shape; `None` sends it to serde.
 pub(super) fn fast_chunk(data: &str) -> Option<WireChunk<'_>> {
     let mut c = Cursor::new(data);
     let mut model: Option<Cow<'_, str>> = None;
     let mut choice: Option<ChunkChoice> = None;
+    let mut read_usage: Option<WireUsage> = None;
     let (mut seen_model, mut seen_choices, mut seen_usage, mut seen_error) =
         (false, false, false, false);
     c.object(|c, key| {
@@ -28,14 +31,13 @@ pub(super) fn fast_chunk(data: &str) -> Option<WireChunk<'_>> {
                 first(&mut seen_choices)?;
                 choice = only_choice(c)?;
             }
-            // Present and null only; a value goes to serde.
-            b"usage" | b"error" => {
-                let seen = if key == b"usage" {
-                    &mut seen_usage
-                } else {
-                    &mut seen_error
-                };
-                first(seen)?;
+            b"usage" => {
+                first(&mut seen_usage)?;
+                read_usage = usage(c)?;
+            }
+            // Present and null only; an error goes to serde.
+            b"error" => {
+                first(&mut seen_error)?;
                 c.null()?;
             }
             _ => c.skip_value(0)?,
@@ -48,14 +50,17 @@ pub(super) fn fast_chunk(data: &str) -> Option<WireChunk<'_>> {
     Some(WireChunk {
         model,
         choices: choice.into_iter().collect(),
-        usage: None,
+        usage: read_usage,
         error: None,
     })
 }
 
-/// `[choice]`: exactly one choice (none, or a second, goes to serde).
+/// `[]` or `[choice]` (a second choice goes to serde).
 fn only_choice(c: &mut Cursor<'_>) -> Option<Option<ChunkChoice>> {
     c.eat(b'[')?;
+    if c.eat(b']').is_some() {
+        return Some(None);
+    }
     let mut delta: Option<Delta> = None;
     let mut finish: Option<String> = None;
     let (mut seen_delta, mut seen_finish) = (false, false);
@@ -131,7 +136,7 @@ mod tests {
         refusal: Option<String>,
         tool_calls: bool,
         finish: Option<String>,
-        usage: bool,
+        usage: Option<WireUsage>,
         error: bool,
     }
 
@@ -145,7 +150,7 @@ mod tests {
             refusal: delta.and_then(|d| d.refusal.clone()),
             tool_calls: delta.is_some_and(|d| d.tool_calls.is_some()),
             finish: first.and_then(|f| f.finish_reason.clone()),
-            usage: c.usage.is_some(),
+            usage: c.usage,
             error: c.error.is_some(),
         }
     }
@@ -166,6 +171,9 @@ mod tests {
             // With include_usage every chunk says "usage":null; an obfuscation pad; escapes.
             r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o","service_tier":"default","choices":[{"index":0,"delta":{"content":"line\none \"quoted\" \u00e9 \ud83d\ude00"},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"a1b2"}"#,
             r#" { "model" : null , "choices" : [ { "delta" : { "refusal" : "no" } } ] } "#,
+            // include_usage's last chunk: no choice, the usage and its details.
+            r#"{"id":"chatcmpl-sim-4","object":"chat.completion.chunk","created":1796226716,"model":"x","system_fingerprint":"fp_sim","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":16,"total_tokens":17,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#,
         ];
         for data in documented {
             let fast = fast_chunk(data).unwrap_or_else(|| panic!("not read here: {data}"));
@@ -176,13 +184,22 @@ mod tests {
             c.choices[0].delta.as_ref().unwrap().content.as_deref(),
             Some("line\none \"quoted\" \u{e9} \u{1f600}")
         );
+        let last = fast_chunk(documented[5]).unwrap();
+        assert!(last.choices.is_empty());
+        let usage = last.usage.unwrap();
+        assert_eq!(
+            (usage.prompt_tokens, usage.completion_tokens),
+            (Some(1), Some(16))
+        );
+        assert_eq!(usage.prompt_tokens_details.unwrap().cached_tokens, Some(0));
     }
 
     #[test]
     fn other_shapes_go_to_serde() {
         for data in [
             r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"c1","function":{"name":"f","arguments":""}}]}}]}"#,
-            r#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":1.5}}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":1},"usage":null}"#,
             r#"{"error":{"message":"boom"}}"#,
             r#"{"choices":[{"delta":{"content":"a"}},{"delta":{"content":"b"}}]}"#,
             r#"{"model":"a","model":"b","choices":[]}"#,
@@ -203,7 +220,7 @@ mod tests {
     #[test]
     fn fast_chunk_agrees_with_serde() {
         let mut rng = SmallRng::seed_from_u64(14);
-        let (mut read_here, mut total) = (0, 0);
+        let (mut read_here, mut with_usage, mut total) = (0, 0, 0);
         for _ in 0..30_000 {
             let mut data = chunk(&mut rng);
             let mutated = rng.random_range(0..4) == 0;
@@ -213,12 +230,15 @@ mod tests {
             total += 1;
             if let Some(fast) = fast_chunk(&data) {
                 read_here += 1;
+                with_usage += usize::from(fast.usage.is_some());
                 assert_eq!(Some(view(fast)), serde_view(&data), "{data}");
             }
         }
+        println!("{read_here} of {total} read here, {with_usage} with usage");
         // Not vacuous: the generator mostly makes odd chunks, but thousands are read here
-        // (2,594 of 30,000 with this seed) and so compared.
+        // (2,844 of 30,000 with this seed, 387 of them with usage) and so compared.
         assert!(read_here >= 2_000, "only {read_here} of {total} read here");
+        assert!(with_usage >= 200, "only {with_usage} read here with usage");
     }
 
     fn delta(rng: &mut SmallRng) -> String {
@@ -274,11 +294,8 @@ mod tests {
             _ => format!("[{}]", choice(rng)),
         };
         maybe(rng, &mut m, "choices", |_| choices);
-        if rng.random_range(0..4) == 0 {
-            let usage = pick(
-                rng,
-                &["null", r#"{"prompt_tokens":1,"completion_tokens":2}"#, "3"],
-            );
+        if rng.random_range(0..3) == 0 {
+            let usage = super::super::fast_completion::tests::usage(rng);
             m.push(format!("\"usage\":{usage}"));
         }
         if rng.random_range(0..8) == 0 {

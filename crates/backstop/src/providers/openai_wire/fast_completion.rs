@@ -108,7 +108,7 @@ fn message(c: &mut Cursor<'_>) -> Option<Option<ChoiceMessage>> {
 
 /// `usage`: the two counts and the two details objects; the rest (`total_tokens`, audio and
 /// prediction counts) is skipped, as serde skips it.
-fn usage(c: &mut Cursor<'_>) -> Option<Option<WireUsage>> {
+pub(super) fn usage(c: &mut Cursor<'_>) -> Option<Option<WireUsage>> {
     if c.peek()? == b'n' {
         c.null()?;
         return Some(None);
@@ -168,7 +168,7 @@ fn detail(c: &mut Cursor<'_>, wanted: &[u8]) -> Option<Option<Option<u64>>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use rand::rngs::SmallRng;
     use rand::{Rng, SeedableRng};
 
@@ -287,7 +287,8 @@ mod tests {
         object(rng, m)
     }
 
-    fn usage(rng: &mut SmallRng) -> String {
+    /// A usage value: mostly an object of counts and details, sometimes another value.
+    pub(in crate::providers::openai_wire) fn usage(rng: &mut SmallRng) -> String {
         if rng.random_range(0..8) == 0 {
             return scalar(rng);
         }
