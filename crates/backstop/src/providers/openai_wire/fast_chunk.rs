@@ -13,22 +13,69 @@ use super::fast_completion::usage;
 use super::json_cursor::{Cursor, first};
 use super::{ChunkChoice, Delta, WireChunk, WireUsage};
 
-/// The chunk, when `data` has the common shape; `None` sends it to serde.
-pub(super) fn fast_chunk(data: &str) -> Option<WireChunk<'_>> {
+/// The members of a stream's chunk before its `"choices"` key (id, object, created, model,
+/// fingerprint), read once: the next chunks of the stream start with the same bytes, so a
+/// chunk that does is read from its `"choices"` key on. Identical bytes leave the reader in
+/// the same state, so the chunk read is the one a full read gives (about half of each
+/// chunk's bytes are not read again).
+#[derive(Debug, Default)]
+pub(super) struct Known {
+    prefix: Vec<u8>,
+    /// The prefix's `model` member.
+    model: ModelSpan,
+}
+
+/// A `model` member: absent, null, or a string without escapes at this byte range.
+type ModelSpan = Option<Option<(usize, usize)>>;
+
+impl Known {
+    /// Whether `data` starts with the members already read.
+    fn matches(&self, data: &str) -> bool {
+        !self.prefix.is_empty() && data.as_bytes().starts_with(&self.prefix)
+    }
+}
+
+/// The chunk, when `data` has the common shape; `None` sends it to serde. `known` is what an
+/// earlier chunk of the stream began with, and is updated from this one.
+pub(super) fn fast_chunk<'a>(data: &'a str, known: &mut Known) -> Option<WireChunk<'a>> {
+    let resumed = known.matches(data);
     let mut c = Cursor::new(data);
     let mut model: Option<Cow<'_, str>> = None;
+    // `model` as `Known` keeps it, while it can be kept (no escape).
+    let mut model_span: ModelSpan = None;
+    let mut keepable = true;
+    let mut seen_model = false;
+    if resumed {
+        c = Cursor::at(data, known.prefix.len());
+        if let Some(span) = known.model {
+            seen_model = true;
+            model = span.and_then(|(a, b)| data.get(a..b)).map(Cow::Borrowed);
+        }
+    }
     let mut choice: Option<ChunkChoice> = None;
     let mut read_usage: Option<WireUsage> = None;
-    let (mut seen_model, mut seen_choices, mut seen_usage, mut seen_error) =
-        (false, false, false, false);
-    c.object(|c, key| {
+    let mut prefix_end: Option<(usize, ModelSpan)> = None;
+    let (mut seen_choices, mut seen_usage, mut seen_error) = (false, false, false);
+    let read = |c: &mut Cursor<'a>, key: &[u8]| {
         match key {
             b"model" => {
                 first(&mut seen_model)?;
+                let at = c.value_at();
                 model = c.string_or_null()?;
+                model_span = Some(match &model {
+                    None => None,
+                    Some(Cow::Borrowed(_)) => Some((at + 1, c.pos() - 1)),
+                    Some(Cow::Owned(_)) => {
+                        keepable = false;
+                        None
+                    }
+                });
             }
             b"choices" => {
                 first(&mut seen_choices)?;
+                if !seen_usage && !seen_error && keepable {
+                    prefix_end = Some((c.key_at(), model_span));
+                }
                 choice = only_choice(c)?;
             }
             b"usage" => {
@@ -43,9 +90,19 @@ pub(super) fn fast_chunk(data: &str) -> Option<WireChunk<'_>> {
             _ => c.skip_value(0)?,
         }
         Some(())
-    })?;
+    };
+    if resumed {
+        c.members(read)?;
+    } else {
+        c.object(read)?;
+    }
     if !c.at_end() {
         return None;
+    }
+    if let (false, Some((end, span))) = (resumed, prefix_end) {
+        known.prefix.clear();
+        known.prefix.extend_from_slice(data.as_bytes().get(..end)?);
+        known.model = span;
     }
     Some(WireChunk {
         model,
@@ -159,6 +216,11 @@ mod tests {
         serde_json::from_str::<WireChunk<'_>>(data).ok().map(view)
     }
 
+    /// The first chunk of a stream: nothing known yet.
+    fn fresh(data: &str) -> Option<WireChunk<'_>> {
+        fast_chunk(data, &mut Known::default())
+    }
+
     const SIM: &str = r#"{"id":"chatcmpl-sim-1","object":"chat.completion.chunk","created":1796146429,"model":"m","system_fingerprint":"fp_sim","choices":[{"index":0,"delta":{"content":" This"},"logprobs":null,"finish_reason":null}]}"#;
 
     #[test]
@@ -176,15 +238,15 @@ mod tests {
             r#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#,
         ];
         for data in documented {
-            let fast = fast_chunk(data).unwrap_or_else(|| panic!("not read here: {data}"));
+            let fast = fresh(data).unwrap_or_else(|| panic!("not read here: {data}"));
             assert_eq!(Some(view(fast)), serde_view(data), "{data}");
         }
-        let c = fast_chunk(documented[3]).unwrap();
+        let c = fresh(documented[3]).unwrap();
         assert_eq!(
             c.choices[0].delta.as_ref().unwrap().content.as_deref(),
             Some("line\none \"quoted\" \u{e9} \u{1f600}")
         );
-        let last = fast_chunk(documented[5]).unwrap();
+        let last = fresh(documented[5]).unwrap();
         assert!(last.choices.is_empty());
         let usage = last.usage.unwrap();
         assert_eq!(
@@ -210,7 +272,7 @@ mod tests {
             r#"{"created":01,"choices":[{"delta":{}}]}"#,
             r#"{"choices":null}"#,
         ] {
-            assert!(fast_chunk(data).is_none(), "read here: {data}");
+            assert!(fresh(data).is_none(), "read here: {data}");
         }
     }
 
@@ -228,7 +290,7 @@ mod tests {
                 mutate(&mut rng, &mut data);
             }
             total += 1;
-            if let Some(fast) = fast_chunk(&data) {
+            if let Some(fast) = fresh(&data) {
                 read_here += 1;
                 with_usage += usize::from(fast.usage.is_some());
                 assert_eq!(Some(view(fast)), serde_view(&data), "{data}");
@@ -239,6 +301,98 @@ mod tests {
         // (2,844 of 30,000 with this seed, 387 of them with usage) and so compared.
         assert!(read_here >= 2_000, "only {read_here} of {total} read here");
         assert!(with_usage >= 200, "only {with_usage} read here with usage");
+    }
+
+    #[test]
+    fn a_chunk_that_starts_like_the_last_is_read_from_its_choices() {
+        let mut known = Known::default();
+        let first = SIM;
+        let next = SIM.replace(" This", " is");
+        assert_eq!(
+            view(fast_chunk(first, &mut known).unwrap())
+                .content
+                .as_deref(),
+            Some(" This")
+        );
+        assert!(known.matches(&next), "the members before choices are known");
+        let c = fast_chunk(&next, &mut known).unwrap();
+        assert_eq!(
+            c.model.as_deref(),
+            Some("m"),
+            "the model is read from the known span"
+        );
+        assert_eq!(view(c), serde_view(&next).unwrap());
+        // A duplicate model after choices is still refused; another id is read in full.
+        let twice = next.replace(
+            r#""finish_reason":null}]"#,
+            r#""finish_reason":null}],"model":"n""#,
+        );
+        assert!(known.matches(&twice) && fast_chunk(&twice, &mut known).is_none());
+        let other = next.replace("chatcmpl-sim-1", "chatcmpl-sim-2");
+        assert!(!known.matches(&other));
+        assert_eq!(
+            view(fast_chunk(&other, &mut known).unwrap()),
+            serde_view(&other).unwrap()
+        );
+        assert!(
+            known.matches(&other),
+            "known again from the chunk read in full"
+        );
+        // An escaped model cannot be sliced from the prefix: nothing is kept.
+        let mut fresh_known = Known::default();
+        let escaped = SIM.replace(r#""model":"m""#, r#""model":"\u006d""#);
+        assert_eq!(
+            fast_chunk(&escaped, &mut fresh_known)
+                .unwrap()
+                .model
+                .as_deref(),
+            Some("m")
+        );
+        assert!(!fresh_known.matches(&escaped));
+    }
+
+    /// Chunks that begin with the members an earlier random chunk had before its `choices`
+    /// and go on with another random chunk's members from its `choices` on (sometimes cut or
+    /// corrupted): read from the known prefix, each is the chunk serde reads.
+    #[test]
+    fn a_chunk_read_from_a_known_prefix_agrees_with_serde() {
+        let mut rng = SmallRng::seed_from_u64(15);
+        // Random chunks read here, with where their `choices` member starts.
+        let mut readable = Vec::new();
+        for _ in 0..30_000 {
+            let data = chunk(&mut rng);
+            let mut known = Known::default();
+            if fast_chunk(&data, &mut known).is_some() && !known.prefix.is_empty() {
+                readable.push((data, known.prefix.len()));
+            }
+        }
+        let (mut resumed, mut read_here) = (0, 0);
+        for _ in 0..20_000 {
+            let (x, _) = &readable[rng.random_range(0..readable.len())];
+            let (z, at) = &readable[rng.random_range(0..readable.len())];
+            let mut known = Known::default();
+            fast_chunk(x, &mut known).unwrap();
+            let mut data = String::from_utf8(known.prefix.clone()).unwrap() + &z[*at..];
+            if rng.random_range(0..4) == 0 {
+                mutate(&mut rng, &mut data);
+            }
+            if !known.matches(&data) {
+                continue;
+            }
+            resumed += 1;
+            if let Some(fast) = fast_chunk(&data, &mut known) {
+                read_here += 1;
+                assert_eq!(Some(view(fast)), serde_view(&data), "{data}");
+            }
+        }
+        println!(
+            "{} readable, {resumed} read from a known prefix, {read_here} of them here",
+            readable.len()
+        );
+        assert!(
+            read_here >= 10_000,
+            "only {read_here} of {resumed} read here"
+        );
     }
 
     fn delta(rng: &mut SmallRng) -> String {

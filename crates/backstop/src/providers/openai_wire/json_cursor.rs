@@ -19,16 +19,40 @@ pub(super) struct Cursor<'a> {
     s: &'a str,
     b: &'a [u8],
     i: usize,
+    /// Where the key of the member being read starts.
+    key_at: usize,
 }
 
 impl<'a> Cursor<'a> {
     /// A cursor at the start of `s`.
     pub(super) fn new(s: &'a str) -> Self {
+        Self::at(s, 0)
+    }
+
+    /// A cursor at byte `i` of `s`.
+    pub(super) fn at(s: &'a str, i: usize) -> Self {
         Cursor {
             s,
             b: s.as_bytes(),
-            i: 0,
+            i,
+            key_at: i,
         }
+    }
+
+    /// Where the key of the member being read starts (inside [`Cursor::object`]'s `f`).
+    pub(super) fn key_at(&self) -> usize {
+        self.key_at
+    }
+
+    /// Where the next value starts (whitespace skipped).
+    pub(super) fn value_at(&mut self) -> usize {
+        self.ws();
+        self.i
+    }
+
+    /// Where the cursor is.
+    pub(super) fn pos(&self) -> usize {
+        self.i
     }
 
     /// Whether only whitespace is left.
@@ -64,16 +88,23 @@ impl<'a> Cursor<'a> {
 
     /// An object's members, `f` reading each value; `None` from `f` ends the scan. A key
     /// with an escape goes to serde.
-    pub(super) fn object(
-        &mut self,
-        mut f: impl FnMut(&mut Self, &[u8]) -> Option<()>,
-    ) -> Option<()> {
+    pub(super) fn object(&mut self, f: impl FnMut(&mut Self, &[u8]) -> Option<()>) -> Option<()> {
         self.eat(b'{')?;
         if self.peek()? == b'}' {
             self.i += 1;
             return Some(());
         }
+        self.members(f)
+    }
+
+    /// An object's members from the next key on, its `{` (and any members before) already
+    /// read; as [`Cursor::object`].
+    pub(super) fn members(
+        &mut self,
+        mut f: impl FnMut(&mut Self, &[u8]) -> Option<()>,
+    ) -> Option<()> {
         loop {
+            self.key_at = self.value_at();
             let (start, end, escaped) = self.scan()?;
             if escaped {
                 return None;
