@@ -85,8 +85,8 @@ struct WireToolCallDelta {
 }
 
 /// OpenAI `usage`; a count that is absent is unknown, not zero.
-#[derive(Deserialize, Clone, Copy)]
-#[cfg_attr(test, derive(Debug, PartialEq))]
+#[derive(Deserialize, Clone, Copy, Debug)]
+#[cfg_attr(test, derive(PartialEq))]
 struct WireUsage {
     #[serde(default)]
     prompt_tokens: Option<u64>,
@@ -98,15 +98,15 @@ struct WireUsage {
     completion_tokens_details: Option<CompletionDetails>,
 }
 
-#[derive(Deserialize, Clone, Copy)]
-#[cfg_attr(test, derive(Debug, PartialEq))]
+#[derive(Deserialize, Clone, Copy, Debug)]
+#[cfg_attr(test, derive(PartialEq))]
 struct PromptDetails {
     #[serde(default)]
     cached_tokens: Option<u64>,
 }
 
-#[derive(Deserialize, Clone, Copy)]
-#[cfg_attr(test, derive(Debug, PartialEq))]
+#[derive(Deserialize, Clone, Copy, Debug)]
+#[cfg_attr(test, derive(PartialEq))]
 struct CompletionDetails {
     #[serde(default)]
     reasoning_tokens: Option<u64>,

@@ -13,46 +13,104 @@ use super::fast_completion::usage;
 use super::json_cursor::{Cursor, first};
 use super::{ChunkChoice, Delta, WireChunk, WireUsage};
 
-/// The members of a stream's chunk before its `"choices"` key (id, object, created, model,
-/// fingerprint), read once: the next chunks of the stream start with the same bytes, so a
-/// chunk that does is read from its `"choices"` key on. Identical bytes leave the reader in
-/// the same state, so the chunk read is the one a full read gives (about half of each
-/// chunk's bytes are not read again).
+/// What the last chunk of a stream read here said, so the next ones are read in less. A
+/// stream's chunks start with the same members before `"choices"` (id, object, created,
+/// model, fingerprint): a chunk that starts with the same bytes is read from its `"choices"`
+/// key on. Most chunks then differ only in their delta's content string: a chunk equal to
+/// the last one but for that string is read from the string alone. Identical bytes leave the
+/// reader in the same state, and swapping one JSON string for another changes nothing else,
+/// so either way the chunk read is the one a full read gives.
 #[derive(Debug, Default)]
 pub(super) struct Known {
-    prefix: Vec<u8>,
-    /// The prefix's `model` member.
+    /// The last chunk read here, when its members before `"choices"` are known.
+    bytes: Vec<u8>,
+    /// Where those members end in `bytes`.
+    choices_at: usize,
+    /// The `model` member among them.
     model: ModelSpan,
+    /// Its delta's content string, when it had one, and what else the chunk said.
+    content: Option<Template>,
 }
 
 /// A `model` member: absent, null, or a string without escapes at this byte range.
 type ModelSpan = Option<Option<(usize, usize)>>;
 
+/// A chunk with a content string at `at` (quotes included); the rest of what it said.
+#[derive(Debug)]
+struct Template {
+    at: (usize, usize),
+    refusal: Option<String>,
+    finish: Option<String>,
+    usage: Option<WireUsage>,
+}
+
 impl Known {
-    /// Whether `data` starts with the members already read.
+    /// Whether `data` starts with the members before `"choices"` already read.
     fn matches(&self, data: &str) -> bool {
-        !self.prefix.is_empty() && data.as_bytes().starts_with(&self.prefix)
+        self.choices_at > 0
+            && self
+                .bytes
+                .get(..self.choices_at)
+                .is_some_and(|p| data.as_bytes().starts_with(p))
+    }
+
+    /// `data` read as the last chunk with another content string, when it is one.
+    fn reread<'a>(&self, data: &'a str) -> Option<WireChunk<'a>> {
+        let t = self.content.as_ref()?;
+        let (start, end) = t.at;
+        let (head, tail) = (self.bytes.get(..start)?, self.bytes.get(end..)?);
+        let d = data.as_bytes();
+        let string_end = d.len().checked_sub(tail.len())?;
+        if string_end < start + 2 || !d.starts_with(head) || !d.ends_with(tail) {
+            return None;
+        }
+        let mut c = Cursor::at(data, start);
+        let content = c.string()?;
+        if c.pos() != string_end {
+            return None;
+        }
+        Some(WireChunk {
+            model: self
+                .model
+                .flatten()
+                .and_then(|(a, b)| data.get(a..b))
+                .map(Cow::Borrowed),
+            choices: vec![ChunkChoice {
+                delta: Some(Delta {
+                    content: Some(content.into_owned()),
+                    refusal: t.refusal.clone(),
+                    tool_calls: None,
+                }),
+                finish_reason: t.finish.clone(),
+            }],
+            usage: t.usage,
+            error: None,
+        })
     }
 }
 
-/// The chunk, when `data` has the common shape; `None` sends it to serde. `known` is what an
-/// earlier chunk of the stream began with, and is updated from this one.
+/// The chunk, when `data` has the common shape; `None` sends it to serde. `known` is what the
+/// last chunk of the stream read here said, and is updated from this one.
 pub(super) fn fast_chunk<'a>(data: &'a str, known: &mut Known) -> Option<WireChunk<'a>> {
+    if let Some(chunk) = known.reread(data) {
+        return Some(chunk);
+    }
     let resumed = known.matches(data);
     let mut c = Cursor::new(data);
     let mut model: Option<Cow<'_, str>> = None;
-    // `model` as `Known` keeps it, while it can be kept (no escape).
+    // `model` as `Known` keeps it, while it can be kept (before `choices`, no escape).
     let mut model_span: ModelSpan = None;
     let mut keepable = true;
     let mut seen_model = false;
     if resumed {
-        c = Cursor::at(data, known.prefix.len());
+        c = Cursor::at(data, known.choices_at);
         if let Some(span) = known.model {
             seen_model = true;
             model = span.and_then(|(a, b)| data.get(a..b)).map(Cow::Borrowed);
         }
     }
     let mut choice: Option<ChunkChoice> = None;
+    let mut content_at: Option<(usize, usize)> = None;
     let mut read_usage: Option<WireUsage> = None;
     let mut prefix_end: Option<(usize, ModelSpan)> = None;
     let (mut seen_choices, mut seen_usage, mut seen_error) = (false, false, false);
@@ -70,13 +128,15 @@ pub(super) fn fast_chunk<'a>(data: &'a str, known: &mut Known) -> Option<WireChu
                         None
                     }
                 });
+                // After `choices`, a content template would not hold the model.
+                keepable &= !seen_choices;
             }
             b"choices" => {
                 first(&mut seen_choices)?;
                 if !seen_usage && !seen_error && keepable {
                     prefix_end = Some((c.key_at(), model_span));
                 }
-                choice = only_choice(c)?;
+                choice = only_choice(c, &mut content_at)?;
             }
             b"usage" => {
                 first(&mut seen_usage)?;
@@ -99,10 +159,23 @@ pub(super) fn fast_chunk<'a>(data: &'a str, known: &mut Known) -> Option<WireChu
     if !c.at_end() {
         return None;
     }
-    if let (false, Some((end, span))) = (resumed, prefix_end) {
-        known.prefix.clear();
-        known.prefix.extend_from_slice(data.as_bytes().get(..end)?);
-        known.model = span;
+    if !resumed {
+        (known.choices_at, known.model) = prefix_end.unwrap_or_default();
+    }
+    known.bytes.clear();
+    known.content = None;
+    if known.choices_at > 0 {
+        known.bytes.extend_from_slice(data.as_bytes());
+        let delta = choice.as_ref().and_then(|c| c.delta.as_ref());
+        known.content = content_at
+            .filter(|_| keepable)
+            .zip(delta)
+            .map(|(at, d)| Template {
+                at,
+                refusal: d.refusal.clone(),
+                finish: choice.as_ref().and_then(|c| c.finish_reason.clone()),
+                usage: read_usage,
+            });
     }
     Some(WireChunk {
         model,
@@ -112,8 +185,12 @@ pub(super) fn fast_chunk<'a>(data: &'a str, known: &mut Known) -> Option<WireChu
     })
 }
 
-/// `[]` or `[choice]` (a second choice goes to serde).
-fn only_choice(c: &mut Cursor<'_>) -> Option<Option<ChunkChoice>> {
+/// `[]` or `[choice]` (a second choice goes to serde); `content_at` gets where the delta's
+/// content string lies.
+fn only_choice(
+    c: &mut Cursor<'_>,
+    content_at: &mut Option<(usize, usize)>,
+) -> Option<Option<ChunkChoice>> {
     c.eat(b'[')?;
     if c.eat(b']').is_some() {
         return Some(None);
@@ -125,7 +202,7 @@ fn only_choice(c: &mut Cursor<'_>) -> Option<Option<ChunkChoice>> {
         match key {
             b"delta" => {
                 first(&mut seen_delta)?;
-                delta = read_delta(c)?;
+                delta = read_delta(c, content_at)?;
             }
             b"finish_reason" => {
                 first(&mut seen_finish)?;
@@ -144,7 +221,10 @@ fn only_choice(c: &mut Cursor<'_>) -> Option<Option<ChunkChoice>> {
 
 /// `{"role":..,"content":..,"refusal":..}` or null; any other member but a few known
 /// harmless ones goes to serde.
-fn read_delta(c: &mut Cursor<'_>) -> Option<Option<Delta>> {
+fn read_delta(
+    c: &mut Cursor<'_>,
+    content_at: &mut Option<(usize, usize)>,
+) -> Option<Option<Delta>> {
     if c.peek()? == b'n' {
         c.null()?;
         return Some(None);
@@ -156,7 +236,9 @@ fn read_delta(c: &mut Cursor<'_>) -> Option<Option<Delta>> {
         match key {
             b"content" => {
                 first(&mut seen_content)?;
+                let at = c.value_at();
                 content = c.string_or_null()?.map(Cow::into_owned);
+                *content_at = content.is_some().then(|| (at, c.pos()));
             }
             b"refusal" => {
                 first(&mut seen_refusal)?;
@@ -315,6 +397,10 @@ mod tests {
             Some(" This")
         );
         assert!(known.matches(&next), "the members before choices are known");
+        assert!(
+            known.reread(&next).is_some(),
+            "read from its content string alone"
+        );
         let c = fast_chunk(&next, &mut known).unwrap();
         assert_eq!(
             c.model.as_deref(),
@@ -362,8 +448,8 @@ mod tests {
         for _ in 0..30_000 {
             let data = chunk(&mut rng);
             let mut known = Known::default();
-            if fast_chunk(&data, &mut known).is_some() && !known.prefix.is_empty() {
-                readable.push((data, known.prefix.len()));
+            if fast_chunk(&data, &mut known).is_some() && known.choices_at > 0 {
+                readable.push((data, known.choices_at));
             }
         }
         let (mut resumed, mut read_here) = (0, 0);
@@ -372,7 +458,7 @@ mod tests {
             let (z, at) = &readable[rng.random_range(0..readable.len())];
             let mut known = Known::default();
             fast_chunk(x, &mut known).unwrap();
-            let mut data = String::from_utf8(known.prefix.clone()).unwrap() + &z[*at..];
+            let mut data = x[..known.choices_at].to_owned() + &z[*at..];
             if rng.random_range(0..4) == 0 {
                 mutate(&mut rng, &mut data);
             }
@@ -392,6 +478,45 @@ mod tests {
         assert!(
             read_here >= 10_000,
             "only {read_here} of {resumed} read here"
+        );
+    }
+
+    /// Chunks equal to an earlier random chunk but for its delta's content string, which is
+    /// another random string (sometimes cut or corrupted): read from the string alone, each
+    /// is the chunk serde reads.
+    #[test]
+    fn a_chunk_read_as_the_last_with_another_content_agrees_with_serde() {
+        let mut rng = SmallRng::seed_from_u64(16);
+        // Random chunks read here that have a content string.
+        let mut templates = Vec::new();
+        while templates.len() < 1_000 {
+            let x = chunk(&mut rng);
+            let mut known = Known::default();
+            if fast_chunk(&x, &mut known).is_some() && known.content.is_some() {
+                templates.push(x);
+            }
+        }
+        let (mut reread, mut compared) = (0, 0);
+        for _ in 0..20_000 {
+            let x = &templates[rng.random_range(0..templates.len())];
+            let mut known = Known::default();
+            fast_chunk(x, &mut known).unwrap();
+            let (start, end) = known.content.as_ref().unwrap().at;
+            let mut data = format!("{}{}{}", &x[..start], string(&mut rng), &x[end..]);
+            if rng.random_range(0..4) == 0 {
+                mutate(&mut rng, &mut data);
+            }
+            let by_serde = serde_view(&data);
+            reread += usize::from(known.reread(&data).is_some());
+            if let Some(fast) = fast_chunk(&data, &mut known) {
+                compared += 1;
+                assert_eq!(Some(view(fast)), by_serde, "{data}");
+            }
+        }
+        println!("{reread} read from the content string alone, {compared} compared");
+        assert!(
+            reread >= 8_000,
+            "only {reread} read from the content string"
         );
     }
 
