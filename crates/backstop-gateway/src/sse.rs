@@ -8,7 +8,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use backstop::{ApiFormat, Chunk, FallbackStream, FinishReason, Usage};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
@@ -102,9 +102,18 @@ impl StreamState {
         }
         let stream = self.stream.as_mut()?;
         loop {
-            let item = tokio::select! {
-                item = stream.next() => Some(item),
-                _ = self.stopping.wait_for(|s| *s) => None,
+            // An item already there is taken without setting up the wait for the end of
+            // the grace period (a `Notified` per item was 2% of a stream's instructions);
+            // the flag is still checked before each one.
+            let item = if *self.stopping.borrow() {
+                None
+            } else if let Some(item) = stream.next().now_or_never() {
+                Some(item)
+            } else {
+                tokio::select! {
+                    item = stream.next() => Some(item),
+                    _ = self.stopping.wait_for(|s| *s) => None,
+                }
             };
             let Some(item) = item else {
                 // Dropping the stream cancels the upstream request (neutral for its breaker).
