@@ -232,7 +232,14 @@ impl Conn {
     /// An empty buffer is let go while waiting: a stream between events holds no buffer.
     pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         loop {
-            ready!(self.io.poll_read_ready(cx))?;
+            if self.io.poll_read_ready(cx)?.is_pending() {
+                // tokio clears readiness after a short read, so waiting starts here, not
+                // only after a read that would block.
+                if self.buf.is_empty() {
+                    self.buf = BytesMut::new();
+                }
+                return Poll::Pending;
+            }
             self.reserve();
             match self.io.try_read_buf(&mut self.buf) {
                 Ok(n) => {
@@ -413,6 +420,47 @@ mod tests {
             h.append(*k, HeaderValue::from_static(v));
         }
         h
+    }
+
+    /// A stream between events holds no read buffer: once what arrived is used, waiting for
+    /// more lets the buffer go (tokio clears readiness after a short read, so no read that
+    /// would block comes first).
+    #[tokio::test]
+    async fn waiting_for_more_bytes_lets_an_empty_buffer_go() {
+        use tokio::io::AsyncReadExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut req = [0u8; 1024];
+            let _ = s.read(&mut req).await.unwrap();
+            s.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: 100\r\n\r\ndata: x\n\n",
+            )
+            .await
+            .unwrap();
+            let _ = done_rx.await;
+        });
+        let mut conn = Conn::new(TcpStream::connect(addr).await.unwrap());
+        let head = match conn
+            .send(&addr.to_string(), "/", &HeaderMap::new(), b"{}")
+            .await
+        {
+            Ok(head) => head,
+            Err(e) => panic!("{}", e.error),
+        };
+        assert_eq!(head.status, StatusCode::OK);
+        // The first event, with the head or just after it.
+        while conn.buffer().is_empty() {
+            std::future::poll_fn(|cx| conn.poll_read(cx)).await.unwrap();
+        }
+        let _event = conn.buffer().split();
+        let waiting = std::future::poll_fn(|cx| Poll::Ready(conn.poll_read(cx))).await;
+        assert!(waiting.is_pending(), "nothing more was sent");
+        assert_eq!(conn.buffer().capacity(), 0, "the empty buffer is let go");
+        done_tx.send(()).unwrap();
+        server.await.unwrap();
     }
 
     #[test]
