@@ -168,9 +168,10 @@ impl StreamState {
                             .tokens(&self.provider, u.input_tokens, u.output_tokens);
                     }
                     if let (Some(reserved), Some(u)) = (self.reserved.take(), &usage) {
-                        reserved
-                            .settle(Some(u64::from(u.input_tokens) + u64::from(u.output_tokens)))
-                            .await;
+                        // Boxed: the fleet store's call is a large future, and inline it would
+                        // size every open stream's body.
+                        let used = u64::from(u.input_tokens) + u64::from(u.output_tokens);
+                        Box::pin(reserved.settle(Some(used))).await;
                     }
                     self.log(200);
                     return Some(Bytes::from(self.encoder.finish()));

@@ -22,8 +22,9 @@ use super::{ChunkChoice, Delta, WireChunk, WireUsage};
 /// so either way the chunk read is the one a full read gives.
 #[derive(Debug, Default)]
 pub(super) struct Known {
-    /// The last chunk read here, when its members before `"choices"` are known.
-    bytes: Vec<u8>,
+    /// The last chunk read here, when its members before `"choices"` are known (exactly its
+    /// size: 10,000 open streams hold one each).
+    bytes: Box<[u8]>,
     /// Where those members end in `bytes`.
     choices_at: usize,
     /// The `model` member among them.
@@ -162,10 +163,10 @@ pub(super) fn fast_chunk<'a>(data: &'a str, known: &mut Known) -> Option<WireChu
     if !resumed {
         (known.choices_at, known.model) = prefix_end.unwrap_or_default();
     }
-    known.bytes.clear();
+    known.bytes = Box::default();
     known.content = None;
     if known.choices_at > 0 {
-        known.bytes.extend_from_slice(data.as_bytes());
+        known.bytes = data.as_bytes().into();
         let delta = choice.as_ref().and_then(|c| c.delta.as_ref());
         known.content = content_at
             .filter(|_| keepable)
