@@ -9,7 +9,7 @@ mod support;
 
 use std::time::Duration;
 
-use backstop_sim::{Fault, SimConfig, Simulator};
+use backstop_sim::{Fault, SimConfig, SimHandle, Simulator};
 use reqwest::Method;
 use support::{Spec, TestGateway, chat_body, header, stream_body};
 
@@ -180,24 +180,34 @@ async fn connections_shed_at_the_limit_are_answered_with_an_id() {
     gw.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_failover_sends_our_id_to_each_provider_and_logs_their_ids() {
-    let openai = Simulator::start(SimConfig::default()).await.unwrap();
-    let anthropic = Simulator::start(SimConfig::default()).await.unwrap();
+/// The gateway binary over an OpenAI and an Anthropic simulator, chain `default` trying them
+/// in that order with `chain_extra` added to it.
+async fn binary_over_two(
+    sim: SimConfig,
+    chain_extra: &str,
+) -> (binary::Gateway, SimHandle, SimHandle) {
+    let openai = Simulator::start(sim.clone()).await.unwrap();
+    let anthropic = Simulator::start(sim).await.unwrap();
     let config = format!(
         "[providers.openai]\nkind = \"openai\"\nmodel = \"gpt-x\"\napi_key_env = \"K\"\nbase_url = \"{}\"\nretries = 0\n\
          [providers.anthropic]\nkind = \"anthropic\"\nmodel = \"claude-x\"\napi_key_env = \"K\"\nbase_url = \"{}\"\nretries = 0\n\
-         [chains.default]\nproviders = [\"openai\", \"anthropic\"]\n",
+         [chains.default]\nproviders = [\"openai\", \"anthropic\"]\n{chain_extra}",
         openai.openai_base_url(),
         anthropic.base_url(),
     );
-    let mut gw = binary::Gateway::start(
+    let gw = binary::Gateway::start(
         &config,
         binary::Launch {
             env: &[("K", "sk-test")],
             ..Default::default()
         },
     );
+    (gw, openai, anthropic)
+}
+
+#[tokio::test]
+async fn a_failover_sends_our_id_to_each_provider_and_logs_their_ids() {
+    let (mut gw, openai, anthropic) = binary_over_two(SimConfig::default(), "").await;
     let client = support::client();
     for (id, stream) in [("plain-1", false), ("stream-1", true)] {
         openai.fail_next(1, Fault::Status(503));
@@ -246,26 +256,11 @@ async fn a_failover_sends_our_id_to_each_provider_and_logs_their_ids() {
 /// the resume's attempt, names who continued it, and carries both providers' ids.
 #[tokio::test]
 async fn a_resumed_stream_logs_every_attempt_and_who_continued_it() {
-    let sim = || SimConfig {
+    let sim = SimConfig {
         chunks: 8,
         ..SimConfig::default()
     };
-    let openai = Simulator::start(sim()).await.unwrap();
-    let anthropic = Simulator::start(sim()).await.unwrap();
-    let config = format!(
-        "[providers.openai]\nkind = \"openai\"\nmodel = \"gpt-x\"\napi_key_env = \"K\"\nbase_url = \"{}\"\nretries = 0\n\
-         [providers.anthropic]\nkind = \"anthropic\"\nmodel = \"claude-x\"\napi_key_env = \"K\"\nbase_url = \"{}\"\nretries = 0\n\
-         [chains.default]\nproviders = [\"openai\", \"anthropic\"]\nstream_resume = true\n",
-        openai.openai_base_url(),
-        anthropic.base_url(),
-    );
-    let mut gw = binary::Gateway::start(
-        &config,
-        binary::Launch {
-            env: &[("K", "sk-test")],
-            ..Default::default()
-        },
-    );
+    let (mut gw, openai, anthropic) = binary_over_two(sim, "stream_resume = true\n").await;
     openai.fail_next(1, Fault::Disconnect { after_chunks: 3 });
     let r = support::client()
         .post(gw.url("/v1/chat/completions"))
