@@ -428,7 +428,7 @@ impl AnthropicStream {
 }
 
 impl StreamParser for AnthropicStream {
-    fn on_event(&mut self, event: SseEvent) -> Step {
+    fn on_event(&mut self, event: &SseEvent) -> Step {
         let ev: WireEvent = match http::parse_event_json(&event.data, "message stream") {
             Ok(ev) => ev,
             Err(e) => return Step::Unreadable(e),
@@ -541,7 +541,7 @@ mod tests {
         let mut parser = AnthropicStream::default();
         let mut steps = Vec::new();
         while let Some(ev) = decoder.next_event().unwrap() {
-            steps.push(parser.on_event(ev));
+            steps.push(parser.on_event(&ev));
         }
         steps
     }

@@ -654,7 +654,7 @@ pub(crate) enum Step {
 /// A wire format's streaming state machine.
 pub(crate) trait StreamParser: Send + 'static {
     /// Interprets one event.
-    fn on_event(&mut self, event: SseEvent) -> Step;
+    fn on_event(&mut self, event: &SseEvent) -> Step;
     /// The terminal marker's name, for the truncated-stream error message.
     fn terminal_marker(&self) -> &'static str;
 }
@@ -715,16 +715,21 @@ impl<P: StreamParser> SseChunks<P> {
     pub(crate) fn next(&mut self) -> Next {
         while !self.over {
             match self.decoder.next_event() {
-                Ok(Some(event)) => match self.parser.on_event(event) {
-                    Step::Skip => {}
-                    Step::Chunk(c) => return Next::Item(Ok(self.out(c))),
-                    Step::Done => self.over = true,
-                    Step::Fail(e) => return self.fail(e),
-                    Step::Unreadable(e) => {
-                        self.skipped = self.skipped.saturating_add(1);
-                        tracing::debug!(error = %e, "skipped an unreadable stream event");
+                Ok(Some(event)) => {
+                    let step = self.parser.on_event(&event);
+                    // Its buffer takes the next event's data (several often come in one piece).
+                    self.decoder.recycle(event.data);
+                    match step {
+                        Step::Skip => {}
+                        Step::Chunk(c) => return Next::Item(Ok(self.out(c))),
+                        Step::Done => self.over = true,
+                        Step::Fail(e) => return self.fail(e),
+                        Step::Unreadable(e) => {
+                            self.skipped = self.skipped.saturating_add(1);
+                            tracing::debug!(error = %e, "skipped an unreadable stream event");
+                        }
                     }
-                },
+                }
                 Ok(None) => return Next::NeedBytes,
                 Err(e) => return self.fail(ProviderError::protocol(e.to_string())),
             }

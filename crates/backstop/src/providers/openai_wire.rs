@@ -414,8 +414,14 @@ pub(crate) struct OpenAiStream {
 }
 
 impl StreamParser for OpenAiStream {
-    fn on_event(&mut self, event: SseEvent) -> Step {
-        let data = event.data.trim();
+    fn on_event(&mut self, event: &SseEvent) -> Step {
+        // A JSON object needs no trim (trim would only remove whitespace).
+        let data = event.data.as_str();
+        let data = if data.starts_with('{') && data.ends_with('}') {
+            data
+        } else {
+            data.trim()
+        };
         if data == "[DONE]" {
             return Step::Done;
         }
@@ -436,20 +442,21 @@ impl StreamParser for OpenAiStream {
                 },
             );
         }
-        let chunk: WireChunk = match fast_chunk::fast_chunk(data, &mut self.known) {
-            Some(c) => c,
-            None => match http::parse_event_json(data, "chat completion chunk") {
-                Ok(c) => c,
+        let (model, first, usage) = match fast_chunk::fast_chunk(data, &mut self.known) {
+            Some(c) => (c.model, c.choice, c.usage),
+            None => match http::parse_event_json::<WireChunk>(data, "chat completion chunk") {
+                Ok(c) => {
+                    if let Some(error) = c.error {
+                        return Step::Fail(in_band_error(&error));
+                    }
+                    (c.model, c.choices.into_iter().next(), c.usage)
+                }
                 Err(e) => return Step::Unreadable(e),
             },
         };
-        if let Some(error) = chunk.error {
-            return Step::Fail(in_band_error(&error));
-        }
         if self.model.is_none() {
-            self.model = chunk.model.map(std::borrow::Cow::into_owned);
+            self.model = model.map(std::borrow::Cow::into_owned);
         }
-        let first = chunk.choices.into_iter().next();
         let (delta, finish) = match first {
             Some(c) => (c.delta, c.finish_reason),
             None => (None, None),
@@ -476,7 +483,7 @@ impl StreamParser for OpenAiStream {
                 d
             })
             .collect();
-        let usage = chunk.usage.and_then(WireUsage::to_usage);
+        let usage = usage.and_then(WireUsage::to_usage);
         if text.is_empty()
             && refusal.is_none()
             && tool_calls.is_empty()
@@ -558,7 +565,7 @@ mod tests {
         let mut parser = OpenAiStream::default();
         let mut steps = Vec::new();
         while let Some(ev) = decoder.next_event().unwrap() {
-            steps.push(parser.on_event(ev));
+            steps.push(parser.on_event(&ev));
         }
         steps
     }

@@ -110,6 +110,18 @@ impl SseDecoder {
             self.buf = Vec::new();
             self.pos = 0;
             self.scan = 0;
+            if !self.has_data {
+                self.data = String::new();
+            }
+        }
+    }
+
+    /// Takes back an event's data buffer for the next event's data, saving an allocation per
+    /// event while events keep coming; it is let go with the bytes once all are read.
+    pub(crate) fn recycle(&mut self, mut data: String) {
+        if self.data.capacity() == 0 && !self.has_data {
+            data.clear();
+            self.data = data;
         }
     }
 
@@ -368,6 +380,25 @@ mod tests {
             let chunks: Vec<&[u8]> = input.chunks(split).collect();
             assert_eq!(decode_all(&chunks), whole, "split {split}");
         }
+    }
+
+    #[test]
+    fn an_events_buffer_serves_the_next_event_and_is_let_go_with_the_bytes() {
+        let mut d = SseDecoder::new();
+        d.push_bytes(Bytes::from_static(b"data: first event\n\ndata: second\n\n"));
+        let first = d.next_event().unwrap().unwrap();
+        let buffer = first.data.as_ptr();
+        d.recycle(first.data);
+        let second = d.next_event().unwrap().unwrap();
+        assert_eq!(second.data, "second");
+        assert_eq!(
+            second.data.as_ptr(),
+            buffer,
+            "the first event's buffer is reused"
+        );
+        d.recycle(second.data);
+        assert_eq!(d.next_event().unwrap(), None);
+        assert_eq!(d.data.capacity(), 0, "nothing is held between pieces");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 
 use super::fast_completion::usage;
 use super::json_cursor::{Cursor, first};
-use super::{ChunkChoice, Delta, WireChunk, WireUsage};
+use super::{ChunkChoice, Delta, WireUsage};
 
 /// What the last chunk of a stream read here said, so the next ones are read in less. A
 /// stream's chunks start with the same members before `"choices"` (id, object, created,
@@ -45,6 +45,13 @@ struct Template {
     usage: Option<WireUsage>,
 }
 
+/// A chunk read here: at most one choice, so no `Vec` per chunk.
+pub(super) struct FastChunk<'a> {
+    pub(super) model: Option<Cow<'a, str>>,
+    pub(super) choice: Option<ChunkChoice>,
+    pub(super) usage: Option<WireUsage>,
+}
+
 impl Known {
     /// Whether `data` starts with the members before `"choices"` already read.
     fn matches(&self, data: &str) -> bool {
@@ -56,7 +63,7 @@ impl Known {
     }
 
     /// `data` read as the last chunk with another content string, when it is one.
-    fn reread<'a>(&self, data: &'a str) -> Option<WireChunk<'a>> {
+    fn reread<'a>(&self, data: &'a str) -> Option<FastChunk<'a>> {
         let t = self.content.as_ref()?;
         let (start, end) = t.at;
         let (head, tail) = (self.bytes.get(..start)?, self.bytes.get(end..)?);
@@ -70,29 +77,28 @@ impl Known {
         if c.pos() != string_end {
             return None;
         }
-        Some(WireChunk {
+        Some(FastChunk {
             model: self
                 .model
                 .flatten()
                 .and_then(|(a, b)| data.get(a..b))
                 .map(Cow::Borrowed),
-            choices: vec![ChunkChoice {
+            choice: Some(ChunkChoice {
                 delta: Some(Delta {
                     content: Some(content.into_owned()),
                     refusal: t.refusal.clone(),
                     tool_calls: None,
                 }),
                 finish_reason: t.finish.clone(),
-            }],
+            }),
             usage: t.usage,
-            error: None,
         })
     }
 }
 
 /// The chunk, when `data` has the common shape; `None` sends it to serde. `known` is what the
 /// last chunk of the stream read here said, and is updated from this one.
-pub(super) fn fast_chunk<'a>(data: &'a str, known: &mut Known) -> Option<WireChunk<'a>> {
+pub(super) fn fast_chunk<'a>(data: &'a str, known: &mut Known) -> Option<FastChunk<'a>> {
     if let Some(chunk) = known.reread(data) {
         return Some(chunk);
     }
@@ -178,11 +184,10 @@ pub(super) fn fast_chunk<'a>(data: &'a str, known: &mut Known) -> Option<WireChu
                 usage: read_usage,
             });
     }
-    Some(WireChunk {
+    Some(FastChunk {
         model,
-        choices: choice.into_iter().collect(),
+        choice,
         usage: read_usage,
-        error: None,
     })
 }
 
@@ -262,6 +267,7 @@ mod tests {
     use rand::rngs::SmallRng;
     use rand::{Rng, SeedableRng};
 
+    use super::super::WireChunk;
     use super::super::json_cursor::generate::{
         maybe, mutate, object, pick, scalar, string, string_or,
     };
@@ -301,7 +307,17 @@ mod tests {
 
     /// The first chunk of a stream: nothing known yet.
     fn fresh(data: &str) -> Option<WireChunk<'_>> {
-        fast_chunk(data, &mut Known::default())
+        read(data, &mut Known::default())
+    }
+
+    /// A chunk read here, in serde's shape.
+    fn read<'a>(data: &'a str, known: &mut Known) -> Option<WireChunk<'a>> {
+        fast_chunk(data, known).map(|c| WireChunk {
+            model: c.model,
+            choices: c.choice.into_iter().collect(),
+            usage: c.usage,
+            error: None,
+        })
     }
 
     const SIM: &str = r#"{"id":"chatcmpl-sim-1","object":"chat.completion.chunk","created":1796146429,"model":"m","system_fingerprint":"fp_sim","choices":[{"index":0,"delta":{"content":" This"},"logprobs":null,"finish_reason":null}]}"#;
@@ -392,9 +408,7 @@ mod tests {
         let first = SIM;
         let next = SIM.replace(" This", " is");
         assert_eq!(
-            view(fast_chunk(first, &mut known).unwrap())
-                .content
-                .as_deref(),
+            view(read(first, &mut known).unwrap()).content.as_deref(),
             Some(" This")
         );
         assert!(known.matches(&next), "the members before choices are known");
@@ -402,7 +416,7 @@ mod tests {
             known.reread(&next).is_some(),
             "read from its content string alone"
         );
-        let c = fast_chunk(&next, &mut known).unwrap();
+        let c = read(&next, &mut known).unwrap();
         assert_eq!(
             c.model.as_deref(),
             Some("m"),
@@ -414,11 +428,11 @@ mod tests {
             r#""finish_reason":null}]"#,
             r#""finish_reason":null}],"model":"n""#,
         );
-        assert!(known.matches(&twice) && fast_chunk(&twice, &mut known).is_none());
+        assert!(known.matches(&twice) && read(&twice, &mut known).is_none());
         let other = next.replace("chatcmpl-sim-1", "chatcmpl-sim-2");
         assert!(!known.matches(&other));
         assert_eq!(
-            view(fast_chunk(&other, &mut known).unwrap()),
+            view(read(&other, &mut known).unwrap()),
             serde_view(&other).unwrap()
         );
         assert!(
@@ -429,10 +443,7 @@ mod tests {
         let mut fresh_known = Known::default();
         let escaped = SIM.replace(r#""model":"m""#, r#""model":"\u006d""#);
         assert_eq!(
-            fast_chunk(&escaped, &mut fresh_known)
-                .unwrap()
-                .model
-                .as_deref(),
+            read(&escaped, &mut fresh_known).unwrap().model.as_deref(),
             Some("m")
         );
         assert!(!fresh_known.matches(&escaped));
@@ -449,7 +460,7 @@ mod tests {
         for _ in 0..30_000 {
             let data = chunk(&mut rng);
             let mut known = Known::default();
-            if fast_chunk(&data, &mut known).is_some() && known.choices_at > 0 {
+            if read(&data, &mut known).is_some() && known.choices_at > 0 {
                 readable.push((data, known.choices_at));
             }
         }
@@ -458,7 +469,7 @@ mod tests {
             let (x, _) = &readable[rng.random_range(0..readable.len())];
             let (z, at) = &readable[rng.random_range(0..readable.len())];
             let mut known = Known::default();
-            fast_chunk(x, &mut known).unwrap();
+            read(x, &mut known).unwrap();
             let mut data = x[..known.choices_at].to_owned() + &z[*at..];
             if rng.random_range(0..4) == 0 {
                 mutate(&mut rng, &mut data);
@@ -467,7 +478,7 @@ mod tests {
                 continue;
             }
             resumed += 1;
-            if let Some(fast) = fast_chunk(&data, &mut known) {
+            if let Some(fast) = read(&data, &mut known) {
                 read_here += 1;
                 assert_eq!(Some(view(fast)), serde_view(&data), "{data}");
             }
@@ -493,7 +504,7 @@ mod tests {
         while templates.len() < 1_000 {
             let x = chunk(&mut rng);
             let mut known = Known::default();
-            if fast_chunk(&x, &mut known).is_some() && known.content.is_some() {
+            if read(&x, &mut known).is_some() && known.content.is_some() {
                 templates.push(x);
             }
         }
@@ -501,7 +512,7 @@ mod tests {
         for _ in 0..20_000 {
             let x = &templates[rng.random_range(0..templates.len())];
             let mut known = Known::default();
-            fast_chunk(x, &mut known).unwrap();
+            read(x, &mut known).unwrap();
             let (start, end) = known.content.as_ref().unwrap().at;
             let mut data = format!("{}{}{}", &x[..start], string(&mut rng), &x[end..]);
             if rng.random_range(0..4) == 0 {
@@ -509,7 +520,7 @@ mod tests {
             }
             let by_serde = serde_view(&data);
             reread += usize::from(known.reread(&data).is_some());
-            if let Some(fast) = fast_chunk(&data, &mut known) {
+            if let Some(fast) = read(&data, &mut known) {
                 compared += 1;
                 assert_eq!(Some(view(fast)), by_serde, "{data}");
             }
