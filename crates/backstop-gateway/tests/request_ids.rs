@@ -205,6 +205,16 @@ async fn binary_over_two(
     (gw, openai, anthropic)
 }
 
+/// Stops the two simulators of [`binary_over_two`], within 5 s.
+async fn stop_both(openai: SimHandle, anthropic: SimHandle) {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        openai.shutdown().await;
+        anthropic.shutdown().await;
+    })
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn a_failover_sends_our_id_to_each_provider_and_logs_their_ids() {
     let (mut gw, openai, anthropic) = binary_over_two(SimConfig::default(), "").await;
@@ -244,12 +254,7 @@ async fn a_failover_sends_our_id_to_each_provider_and_logs_their_ids() {
         );
         assert!(line.contains(&ids), "{ids} missing from {line}");
     }
-    tokio::time::timeout(Duration::from_secs(5), async {
-        openai.shutdown().await;
-        anthropic.shutdown().await;
-    })
-    .await
-    .unwrap();
+    stop_both(openai, anthropic).await;
 }
 
 /// A stream broken after it started and finished by the next provider: its log line counts
@@ -291,10 +296,5 @@ async fn a_resumed_stream_logs_every_attempt_and_who_continued_it() {
     ] {
         assert!(line.contains(&want), "{want} missing from {line}");
     }
-    tokio::time::timeout(Duration::from_secs(5), async {
-        openai.shutdown().await;
-        anthropic.shutdown().await;
-    })
-    .await
-    .unwrap();
+    stop_both(openai, anthropic).await;
 }
