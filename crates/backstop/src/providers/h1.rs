@@ -181,17 +181,22 @@ impl Conn {
                 continue;
             }
             let http11 = response.version == Some(1);
-            let count = response.headers.len();
             let base = self.buf.as_ptr() as usize;
             let at = |part: &[u8]| {
                 let start = (part.as_ptr() as usize).saturating_sub(base);
                 // Within a head of at most MAX_HEAD bytes, so the offsets fit.
                 [start, start + part.len()].map(|o| u32::try_from(o).unwrap_or(u32::MAX))
             };
-            for (span, h) in spans.iter_mut().zip(response.headers.iter()) {
+            let read = response
+                .headers
+                .iter()
+                .filter(|h| is_read(h.name.as_bytes()));
+            let mut count = 0;
+            for (span, h) in spans.iter_mut().zip(read) {
                 let [a, b] = at(h.name.as_bytes());
                 let [c, d] = at(h.value);
                 *span = [a, b, c, d];
+                count += 1;
             }
             let head = self.buf.split_to(len).freeze();
             let part = |from: u32, to: u32| {
@@ -278,6 +283,28 @@ impl Conn {
             self.next_read = (self.next_read * 2).min(MAX_READ);
         }
     }
+}
+
+/// Whether anything reads this response header: the framing, the upstream's request id and
+/// the rate-limit hints ([`super::ratelimit`]). Only these enter a head's map: the others (a
+/// provider such as OpenAI sends twenty or more) would each cost a name check, a hash and
+/// often a copy, for nobody. httparse has already checked every name and value.
+fn is_read(name: &[u8]) -> bool {
+    const NAMES: [&[u8]; 7] = [
+        b"content-length",
+        b"transfer-encoding",
+        b"connection",
+        b"x-request-id",
+        b"request-id",
+        b"retry-after",
+        b"retry-after-ms",
+    ];
+    const PREFIXES: [&[u8]; 2] = [b"x-ratelimit-", b"anthropic-ratelimit-"];
+    NAMES.iter().any(|n| name.eq_ignore_ascii_case(n))
+        || PREFIXES.iter().any(|p| {
+            name.get(..p.len())
+                .is_some_and(|start| start.eq_ignore_ascii_case(p))
+        })
 }
 
 /// `POST` request head: the origin-form path, `Host` unless given, the caller's headers and
@@ -461,6 +488,85 @@ mod tests {
         assert_eq!(conn.buffer().capacity(), 0, "the empty buffer is let go");
         done_tx.send(()).unwrap();
         server.await.unwrap();
+    }
+
+    /// The head's map holds what the framing, the request id and the rate-limit hints read,
+    /// whatever the case the upstream wrote them in, and none of the rest.
+    #[tokio::test]
+    async fn a_head_keeps_the_headers_something_reads() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut req = [0u8; 1024];
+            let _ = s.read(&mut req).await.unwrap();
+            s.write_all(
+                b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n\
+                  X-Request-Id: req_1\r\nopenai-version: 2020-10-01\r\n\
+                  X-RateLimit-Reset-Requests: 1s\r\nRetry-After: 3\r\nSet-Cookie: a=b\r\n\
+                  anthropic-ratelimit-tokens-reset: 2024-06-01T12:00:45Z\r\n\
+                  Content-Length: 2\r\n\r\n{}",
+            )
+            .await
+            .unwrap();
+        });
+        let mut conn = Conn::new(TcpStream::connect(addr).await.unwrap());
+        let head = match conn
+            .send(&addr.to_string(), "/", &HeaderMap::new(), b"{}")
+            .await
+        {
+            Ok(head) => head,
+            Err(e) => panic!("{}", e.error),
+        };
+        let mut names: Vec<&str> = head.headers.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "anthropic-ratelimit-tokens-reset",
+                "content-length",
+                "retry-after",
+                "x-ratelimit-reset-requests",
+                "x-request-id",
+            ]
+        );
+        assert_eq!(head.headers["x-request-id"], "req_1");
+        let mut framing = head.framing;
+        let body = std::future::poll_fn(|cx| poll_body(&mut conn, &mut framing, cx)).await;
+        assert_eq!(
+            body.unwrap().unwrap(),
+            &b"{}"[..],
+            "framed by the kept Content-Length"
+        );
+        server.await.unwrap();
+    }
+
+    #[test]
+    fn every_header_a_reader_asks_for_is_kept() {
+        let limits = super::super::ratelimit::OPENAI_LIMITS
+            .iter()
+            .chain(super::super::ratelimit::ANTHROPIC_LIMITS.iter())
+            .flat_map(|(remaining, reset)| [*remaining, *reset]);
+        for name in limits.chain([
+            "retry-after",
+            "retry-after-ms",
+            "x-request-id",
+            "request-id",
+            "Content-Length",
+            "transfer-encoding",
+            "connection",
+        ]) {
+            assert!(is_read(name.as_bytes()), "{name}");
+        }
+        for name in [
+            "content-type",
+            "date",
+            "x-ratelimit",
+            "openai-processing-ms",
+            "set-cookie",
+        ] {
+            assert!(!is_read(name.as_bytes()), "{name}");
+        }
     }
 
     #[test]

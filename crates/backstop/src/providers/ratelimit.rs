@@ -12,14 +12,14 @@ use reqwest::header::HeaderMap;
 pub const MAX_HINT: Duration = Duration::from_secs(3600);
 
 /// The limits whose reset headers we read, as `(remaining header, reset header)`.
-const OPENAI_LIMITS: [(&str, &str); 2] = [
+pub(crate) const OPENAI_LIMITS: [(&str, &str); 2] = [
     (
         "x-ratelimit-remaining-requests",
         "x-ratelimit-reset-requests",
     ),
     ("x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
 ];
-const ANTHROPIC_LIMITS: [(&str, &str); 4] = [
+pub(crate) const ANTHROPIC_LIMITS: [(&str, &str); 4] = [
     (
         "anthropic-ratelimit-requests-remaining",
         "anthropic-ratelimit-requests-reset",
