@@ -76,13 +76,38 @@ fn is_loopback_name(name: &str) -> bool {
 
 /// The host name of an authority (`Host` value or absolute-form target): lower case, port
 /// and trailing dot removed; `None` when it is not a valid authority.
-fn host_name(authority: &str) -> Option<String> {
+fn host_name(authority: &str) -> Option<Cow<'_, str>> {
+    match plain_host(authority) {
+        Some(name) => Some(Cow::Borrowed(name)),
+        None => parsed_host(authority).map(Cow::Owned),
+    }
+}
+
+/// [`host_name`] by the `http` crate's authority parser.
+fn parsed_host(authority: &str) -> Option<String> {
     let a: axum::http::uri::Authority = authority.parse().ok()?;
     if a.as_str().contains('@') {
         return None; // userinfo has no place in Host
     }
     let host = a.host().trim_end_matches('.').to_ascii_lowercase();
     (!host.is_empty()).then_some(host)
+}
+
+/// The common `Host`, `name[:port]` in lower-case letters, digits, `-` and `.`, read without
+/// parsing or copying; anything else (`None`) takes [`parsed_host`].
+fn plain_host(authority: &str) -> Option<&str> {
+    let (host, port) = match authority.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    let plain = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.';
+    if port.is_some_and(|p| !p.bytes().all(|b| b.is_ascii_digit()) || p.parse::<u16>().is_err())
+        || !host.bytes().all(plain)
+    {
+        return None;
+    }
+    let name = host.trim_end_matches('.');
+    (!name.is_empty()).then_some(name)
 }
 
 /// A refusal in the shape of the API asked: Anthropic's for `/v1/messages`, else OpenAI's.
@@ -139,8 +164,8 @@ pub fn check<B>(g: &BrowserGuard, request: &axum::http::Request<B>) -> Verdict {
         Some(a) => Some(Cow::Borrowed(a.as_str())),
         None => first.map(|h| String::from_utf8_lossy(h.as_bytes())),
     };
-    let name = match authority {
-        Some(a) => match host_name(&a) {
+    let name = match authority.as_deref() {
+        Some(a) => match host_name(a) {
             Some(n) => Some(n),
             None => {
                 return refused(
@@ -287,6 +312,41 @@ mod tests {
         }
         assert_eq!(host_name("user@localhost"), None);
         assert_eq!(host_name("bad host"), None);
+    }
+
+    #[test]
+    fn plain_host_reading_agrees_with_the_full_parse() {
+        for host in [
+            "localhost",
+            "localhost:8080",
+            "127.0.0.1:1234",
+            "gateway.internal.:9000",
+            "a-b.example:65535",
+            "x:0",
+        ] {
+            assert_eq!(plain_host(host), parsed_host(host).as_deref(), "{host}");
+        }
+        // Whatever the plain reading declines goes to the parser, which decides.
+        for host in [
+            "LOCALHOST",
+            "[::1]:8080",
+            "host:65536",
+            "host:",
+            "host:+1",
+            "user@localhost",
+            "bad host",
+            "...",
+            "",
+            ":80",
+            "a:1:2",
+        ] {
+            assert_eq!(plain_host(host), None, "{host}");
+        }
+        assert_eq!(host_name("LOCALHOST.:80").as_deref(), Some("localhost"));
+        assert_eq!(
+            host_name("host:65536"),
+            parsed_host("host:65536").map(Cow::Owned)
+        );
     }
 
     #[test]
