@@ -3,6 +3,9 @@
 //! handlers' [`Current`]), decided once before routing. Written by hand rather than as two
 //! axum `from_fn` middlewares applied to every route, which boxed two futures and cloned the
 //! inner service per request: 4,100 instructions of a proxied request's 116,600 (BENCHMARKS.md).
+//! A `POST` to a model route calls its handler directly: the router's lookup, its handler
+//! adapter and the futures they move cost what a request to them need not pay. Every other
+//! request (a model path's other methods too) goes through the router as before.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -12,14 +15,15 @@ use std::task::{Context, Poll};
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, Method};
 use axum::response::Response;
 use tower_service::Service;
 
 use crate::browser_guard::{self, Verdict};
 use crate::reload::Live;
 use crate::request_id::{self, RequestId};
-use crate::server::Current;
+use crate::server::{self, Current};
+use crate::{embeddings, messages};
 
 /// The router behind the front.
 #[derive(Clone)]
@@ -64,18 +68,48 @@ where
             Verdict::Pass => None,
             Verdict::Cors(origin) => Some(origin),
         };
-        let extensions = request.extensions_mut();
-        extensions.insert(id);
-        extensions.insert(Current(app));
-        let routed = self.router.call(request);
-        Box::pin(async move {
-            let Ok(mut response) = routed.await;
-            if let Some(origin) = cors {
-                browser_guard::expose(&mut response, origin);
+        request.extensions_mut().insert(id);
+        let current = Current(app);
+        let direct = *request.method() == Method::POST;
+        match request.uri().path() {
+            "/v1/chat/completions" if direct => {
+                finish(server::chat_completions(current, request), cors, id_value)
             }
-            Ok(with_id(response, id_value))
-        })
+            "/v1/messages" if direct => {
+                finish(messages::messages(current, request), cors, id_value)
+            }
+            "/v1/embeddings" if direct => {
+                finish(embeddings::embeddings(current, request), cors, id_value)
+            }
+            _ => {
+                request.extensions_mut().insert(current);
+                let routed = self.router.call(request);
+                finish(
+                    async move {
+                        let Ok(response) = routed.await;
+                        response
+                    },
+                    cors,
+                    id_value,
+                )
+            }
+        }
     }
+}
+
+/// The handler's answer with the headers the front adds, in the one box per request.
+fn finish(
+    answer: impl Future<Output = Response> + Send + 'static,
+    cors: Option<HeaderValue>,
+    id_value: Option<HeaderValue>,
+) -> FrontFuture {
+    Box::pin(async move {
+        let mut response = answer.await;
+        if let Some(origin) = cors {
+            browser_guard::expose(&mut response, origin);
+        }
+        Ok(with_id(response, id_value))
+    })
 }
 
 fn with_id(mut response: Response, id: Option<HeaderValue>) -> Response {

@@ -465,7 +465,7 @@ pub(crate) fn request_context(
     (id, span, caller)
 }
 
-async fn chat_completions(Current(app): Current, request: Request) -> Response {
+pub(crate) async fn chat_completions(Current(app): Current, request: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let (id, span, caller_trace) = request_context(&parts, "/v1/chat/completions");
