@@ -12,7 +12,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, Path, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use backstop::{AllProvidersFailed, Attempt, ErrorKind};
@@ -333,12 +333,18 @@ pub(crate) fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// Built at compile time: a header named by a `&str` is parsed (and hashed for its standard
+/// name) on every insert, 630 instructions each.
+const PROVIDER_HEADER: HeaderName = HeaderName::from_static("x-backstop-provider");
+const ATTEMPTS_HEADER: HeaderName = HeaderName::from_static("x-backstop-attempts");
+const SHOULD_RETRY_HEADER: HeaderName = HeaderName::from_static("x-should-retry");
+
 pub(crate) fn attempt_headers(r: &mut Response, provider: Option<&str>, attempts: &[Attempt]) {
     let h = r.headers_mut();
     if let Some(p) = provider.and_then(|p| HeaderValue::from_str(p).ok()) {
-        h.insert("x-backstop-provider", p);
+        h.insert(PROVIDER_HEADER, p);
     }
-    h.insert("x-backstop-attempts", HeaderValue::from(attempts.len()));
+    h.insert(ATTEMPTS_HEADER, HeaderValue::from(attempts.len()));
 }
 
 /// Status and OpenAI error type for a request every provider failed.
@@ -440,7 +446,7 @@ fn failure_response(f: &AllProvidersFailed) -> Response {
     }
     let futile = f.retried() || f.deadline_exceeded || f.retry_after.is_some();
     if !local && (futile || !unsupported.is_empty()) {
-        h.insert("x-should-retry", HeaderValue::from_static("false"));
+        h.insert(SHOULD_RETRY_HEADER, HeaderValue::from_static("false"));
     }
     attempt_headers(&mut r, None, &f.attempts);
     r

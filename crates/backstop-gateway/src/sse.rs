@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::Response;
 use backstop::{ApiFormat, Chunk, FallbackStream, FinishReason, Usage};
 use futures_util::{FutureExt, StreamExt};
@@ -272,6 +272,9 @@ pub(crate) fn stream_response(
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // nginx (and proxies that follow it) would otherwise buffer the stream.
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    h.insert(
+        const { HeaderName::from_static("x-accel-buffering") },
+        HeaderValue::from_static("no"),
+    );
     r
 }
