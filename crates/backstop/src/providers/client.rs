@@ -12,6 +12,7 @@ use reqwest::header::HeaderMap;
 
 use super::direct::{self, DirectClient};
 use super::http::from_reqwest;
+use super::outgoing::Outgoing;
 use super::upstream::UpstreamResponse;
 use crate::{ErrorKind, ProviderError};
 
@@ -117,14 +118,14 @@ impl Pooled {
         &self,
         url: &reqwest::Url,
         uri: Option<&http::Uri>,
-        headers: HeaderMap,
+        headers: &Outgoing<'_>,
         body: Vec<u8>,
     ) -> Result<UpstreamResponse, ProviderError> {
         match (&self.direct, uri) {
-            (Some(client), Some(uri)) => direct::post(client, uri.clone(), headers, body).await,
+            (Some(client), Some(uri)) => direct::post(client, uri, headers, &body).await,
             _ => {
                 HttpClient::from(self.reqwest()?)
-                    .post(url.clone(), headers, body)
+                    .post(url.clone(), headers.to_map(), body)
                     .await
             }
         }

@@ -15,10 +15,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper_util::client::legacy::connect::HttpConnector;
-use reqwest::header::{ACCEPT, HeaderMap, HeaderValue};
 use tower_service::Service;
 
 use super::http::from_transport;
+use super::outgoing::Outgoing;
 use super::pool::{BoxError, Pool};
 use super::upstream::UpstreamResponse;
 use crate::ProviderError;
@@ -93,16 +93,12 @@ pub(crate) fn proxy_in_environment() -> bool {
 /// POSTs `body` to `uri` (an `http://` URI) with `headers`.
 pub(crate) async fn post(
     client: &DirectClient,
-    uri: http::Uri,
-    mut headers: HeaderMap,
-    body: Vec<u8>,
+    uri: &http::Uri,
+    headers: &Outgoing<'_>,
+    body: &[u8],
 ) -> Result<UpstreamResponse, ProviderError> {
-    // reqwest's one default header, so an upstream sees the same request from both clients.
-    headers
-        .entry(ACCEPT)
-        .or_insert(HeaderValue::from_static("*/*"));
     client
-        .send(&uri, &headers, &body)
+        .send(uri, headers, body)
         .await
         .map(UpstreamResponse::Direct)
         .map_err(|e| from_transport(e.as_ref()))

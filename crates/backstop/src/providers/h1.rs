@@ -15,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::h1_body::Framing;
+use super::outgoing::Outgoing;
 
 /// Largest response head read (status line and headers); hyper's default limit is larger
 /// only for the buffer, not for what an LLM API sends (a few hundred bytes to 2 KiB).
@@ -75,7 +76,7 @@ impl Conn {
         &mut self,
         authority: &str,
         path: &str,
-        headers: &HeaderMap,
+        headers: &Outgoing<'_>,
         body: &[u8],
     ) -> Result<Head, SendError> {
         let head = request_head(authority, path, headers, body.len());
@@ -309,17 +310,17 @@ fn is_read(name: &[u8]) -> bool {
 
 /// `POST` request head: the origin-form path, `Host` unless given, the caller's headers and
 /// the body's `Content-Length` (a caller's own framing headers are replaced by it).
-fn request_head(authority: &str, path: &str, headers: &HeaderMap, body_len: usize) -> Vec<u8> {
+fn request_head(authority: &str, path: &str, headers: &Outgoing<'_>, body_len: usize) -> Vec<u8> {
     let mut head = Vec::with_capacity(64 + path.len() + headers.len() * 48);
     head.extend_from_slice(b"POST ");
     head.extend_from_slice(path.as_bytes());
     head.extend_from_slice(b" HTTP/1.1\r\n");
-    if !headers.contains_key(HOST) {
+    if !headers.contains(&HOST) {
         head.extend_from_slice(b"host: ");
         head.extend_from_slice(authority.as_bytes());
         head.extend_from_slice(b"\r\n");
     }
-    for (name, value) in headers {
+    for (name, value) in headers.iter() {
         if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
             continue;
         }
@@ -471,7 +472,12 @@ mod tests {
         });
         let mut conn = Conn::new(TcpStream::connect(addr).await.unwrap());
         let head = match conn
-            .send(&addr.to_string(), "/", &HeaderMap::new(), b"{}")
+            .send(
+                &addr.to_string(),
+                "/",
+                &Outgoing::new(&HeaderMap::new()),
+                b"{}",
+            )
             .await
         {
             Ok(head) => head,
@@ -512,7 +518,12 @@ mod tests {
         });
         let mut conn = Conn::new(TcpStream::connect(addr).await.unwrap());
         let head = match conn
-            .send(&addr.to_string(), "/", &HeaderMap::new(), b"{}")
+            .send(
+                &addr.to_string(),
+                "/",
+                &Outgoing::new(&HeaderMap::new()),
+                b"{}",
+            )
             .await
         {
             Ok(head) => head,
@@ -576,13 +587,26 @@ mod tests {
             ("content-length", "999"),
             ("transfer-encoding", "chunked"),
         ]);
-        let head = request_head("127.0.0.1:9", "/v1/chat/completions?x=1", &h, 42);
+        let set = [
+            Some((
+                HeaderName::from_static("x-request-id"),
+                HeaderValue::from_static("req_9"),
+            )),
+            None,
+        ];
+        let head = request_head(
+            "127.0.0.1:9",
+            "/v1/chat/completions?x=1",
+            &Outgoing::with(&h, set),
+            42,
+        );
         assert_eq!(
             String::from_utf8(head).unwrap(),
             "POST /v1/chat/completions?x=1 HTTP/1.1\r\nhost: 127.0.0.1:9\r\n\
-             authorization: Bearer k\r\ncontent-length: 42\r\n\r\n"
+             authorization: Bearer k\r\nx-request-id: req_9\r\ncontent-length: 42\r\n\r\n"
         );
         let own_host = headers(&[("host", "api.example")]);
+        let own_host = Outgoing::new(&own_host);
         let head = String::from_utf8(request_head("127.0.0.1:9", "/", &own_host, 0)).unwrap();
         assert_eq!(head.matches("host:").count(), 1, "{head}");
         assert!(head.contains("host: api.example\r\n"));

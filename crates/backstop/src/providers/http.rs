@@ -7,10 +7,11 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::client::{HttpClient, SharedClient};
+use super::outgoing::Outgoing;
 use super::redact::Redactor;
 use super::sse::{SseDecoder, SseEvent};
 use super::upstream::UpstreamResponse;
@@ -267,6 +268,8 @@ impl Endpoint {
         let url = self.url(self.path)?;
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        // reqwest's one default header, here so the direct client sends it too.
+        headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
         for (name, value) in self.extra_headers {
             headers.insert(
                 HeaderName::from_static(name),
@@ -362,19 +365,22 @@ impl Endpoint {
     ) -> Result<UpstreamResponse, ProviderError> {
         let (_, headers) = self.prepared.as_ref().map_err(Clone::clone)?;
         self.record_call(&target.url, model);
-        let mut headers = headers.clone();
-        if let Some(value) = request_id.and_then(|id| HeaderValue::from_str(id).ok()) {
-            headers.insert(X_REQUEST_ID, value);
-        }
-        let traceparent = crate::trace_context::outgoing(caller_traceparent);
-        if let Some(value) = traceparent.and_then(|t| HeaderValue::from_str(&t).ok()) {
-            headers.insert(TRACEPARENT, value);
-        }
+        let request_id = request_id
+            .and_then(|id| HeaderValue::from_str(id).ok())
+            .map(|value| (X_REQUEST_ID, value));
+        let traceparent = crate::trace_context::outgoing(caller_traceparent)
+            .and_then(|t| HeaderValue::from_str(&t).ok())
+            .map(|value| (TRACEPARENT, value));
+        let headers = Outgoing::with(headers, [request_id, traceparent]);
         let sent = match self.client.as_ref().map_err(Clone::clone)? {
-            ClientChoice::Caller(client) => client.post(target.url.clone(), headers, body).await,
+            ClientChoice::Caller(client) => {
+                client
+                    .post(target.url.clone(), headers.to_map(), body)
+                    .await
+            }
             ClientChoice::Shared(shared) => {
                 (shared.get())
-                    .post(&target.url, target.uri.as_ref(), headers, body)
+                    .post(&target.url, target.uri.as_ref(), &headers, body)
                     .await
             }
         };

@@ -20,6 +20,7 @@ mod h1;
 mod h1_body;
 pub(crate) mod http;
 mod json_text;
+mod outgoing;
 mod pool;
 mod ratelimit;
 mod redact;

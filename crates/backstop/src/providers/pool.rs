@@ -18,7 +18,7 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderMap, Response, Uri};
+use http::{Response, Uri};
 use hyper::body::{Body, Frame, SizeHint};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -26,6 +26,7 @@ use tower_service::Service;
 
 use super::h1::{self, Conn};
 use super::h1_body::Framing;
+use super::outgoing::Outgoing;
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -87,7 +88,7 @@ where
     pub(crate) async fn send(
         &self,
         target: &Uri,
-        headers: &HeaderMap,
+        headers: &Outgoing<'_>,
         body: &[u8],
     ) -> Result<Response<PooledBody>, BoxError> {
         let authority = target
@@ -401,7 +402,8 @@ mod tests {
         C::Future: Send,
     {
         async fn post(&self, post: Post) -> Result<Response<PooledBody>, BoxError> {
-            self.send(&post.0, &HeaderMap::new(), b"{}").await
+            self.send(&post.0, &Outgoing::new(&http::HeaderMap::new()), b"{}")
+                .await
         }
     }
 
