@@ -443,7 +443,9 @@ impl FallbackChain {
                             );
                             Some((j, leg))
                         };
-                        match hedge::race((index, first), delay, hedge).await {
+                        // Boxed: racing two legs inline would double every chain future's
+                        // size (2.6 KB of 3.1), and futures are moved whole.
+                        match Box::pin(hedge::race((index, first), delay, hedge)).await {
                             Err(alone) => alone,
                             Ok(legs) => match self.settle_race(legs, &mut ledger, index) {
                                 Ok((value, permit, winner)) => {
