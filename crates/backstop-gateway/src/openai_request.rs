@@ -89,11 +89,35 @@ struct WireMessage {
     extra: Map<String, Value>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// A message's `content`: a string or an array of parts.
 enum Content {
     Text(String),
     Parts(Vec<Part>),
+}
+
+/// By the value's JSON type, where `#[serde(untagged)]` buffered every message's content and
+/// retried it per variant (and said only "did not match any variant" when a part was wrong).
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Shape;
+        impl<'de> serde::de::Visitor<'de> for Shape {
+            type Value = Content;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or an array of content parts")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Content, E> {
+                Ok(Content::Text(s.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, s: String) -> Result<Content, E> {
+                Ok(Content::Text(s))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Content, A::Error> {
+                Vec::<Part>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(Content::Parts)
+            }
+        }
+        d.deserialize_any(Shape)
+    }
 }
 
 #[derive(Deserialize)]

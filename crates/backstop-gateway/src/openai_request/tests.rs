@@ -259,3 +259,23 @@ fn what_has_no_provider_path_is_refused_by_name() {
         Some("messages[0].content[0].image_url.url")
     );
 }
+
+#[test]
+fn content_of_the_wrong_shape_is_refused_naming_the_part_at_fault() {
+    let e = bad(r#"{"model":"m","messages":[{"role":"user","content":5}]}"#);
+    assert_eq!(e.param.as_deref(), Some("messages[0].content"));
+    assert!(
+        e.message.contains("a string or an array of content parts"),
+        "{}",
+        e.message
+    );
+    // A bad part is named down to its field, not "did not match any variant".
+    let e = bad(
+        r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":7}]}]}"#,
+    );
+    assert_eq!(e.param.as_deref(), Some("messages[0].content[1].text"));
+    assert!(e.message.contains("expected a string"), "{}", e.message);
+    let r = parse_request(br#"{"model":"m","messages":[{"role":"user","content":"a\u00e9"}]}"#)
+        .unwrap();
+    assert_eq!(r.request.messages, vec![Message::user("a\u{e9}")]);
+}
