@@ -17,9 +17,10 @@ use backstop::{EmbeddingRequest, EmbeddingResult, Provider as _};
 
 use crate::app::App;
 use crate::auth::Access;
+use crate::request_id::RequestId;
 use crate::request_log::RequestLog;
 use crate::server::{
-    Current, attempt_headers, authorize, error, failed, in_flight_slot, json_content_type,
+    Shared, attempt_headers, authorize, error, failed, in_flight_slot, json_content_type,
     read_body, request_context, shutting_down, unknown_model,
 };
 
@@ -105,11 +106,11 @@ fn parse(bytes: &[u8]) -> Result<(String, EmbeddingRequest, Encoding), Invalid> 
     ))
 }
 
-/// The handler.
-pub(crate) async fn embeddings(Current(app): Current, request: Request) -> Response {
+/// The handler (called by the front for a `POST`).
+pub(crate) async fn embeddings(app: Shared, id: RequestId, request: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let (id, span, caller_trace) = request_context(&parts, "/v1/embeddings");
+    let (span, caller_trace) = request_context(&parts, &id, "/v1/embeddings");
     let mut response = match authorize(&app, &parts.headers, Access::Client)
         .and_then(|()| json_content_type(&parts.headers))
     {

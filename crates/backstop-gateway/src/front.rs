@@ -3,9 +3,10 @@
 //! handlers' [`Current`]), decided once before routing. Written by hand rather than as two
 //! axum `from_fn` middlewares applied to every route, which boxed two futures and cloned the
 //! inner service per request: 4,100 instructions of a proxied request's 116,600 (BENCHMARKS.md).
-//! A `POST` to a model route calls its handler directly: the router's lookup, its handler
-//! adapter and the futures they move cost what a request to them need not pay. Every other
-//! request (a model path's other methods too) goes through the router as before.
+//! A `POST` to a model route calls its handler directly, with the request's id: the router's
+//! lookup, its handler adapter, the futures they move and the extensions map the id travelled
+//! in cost what a request to them need not pay. Every other request (a model path's other
+//! methods too, refused with 405 there) goes through the router.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -68,29 +69,27 @@ where
             Verdict::Pass => None,
             Verdict::Cors(origin) => Some(origin),
         };
-        request.extensions_mut().insert(id);
-        let current = Current(app);
         let direct = *request.method() == Method::POST;
         // A handler's future is kilobytes (a chat request's 2.9 KB): boxed on its own, it is
         // not copied at each move of the front's (1,000 instructions a request, callgrind).
         match request.uri().path() {
             "/v1/chat/completions" if direct => finish(
-                Box::pin(server::chat_completions(current, request)),
+                Box::pin(server::chat_completions(app, id, request)),
                 cors,
                 id_value,
             ),
             "/v1/messages" if direct => finish(
-                Box::pin(messages::messages(current, request)),
+                Box::pin(messages::messages(app, id, request)),
                 cors,
                 id_value,
             ),
             "/v1/embeddings" if direct => finish(
-                Box::pin(embeddings::embeddings(current, request)),
+                Box::pin(embeddings::embeddings(app, id, request)),
                 cors,
                 id_value,
             ),
             _ => {
-                request.extensions_mut().insert(current);
+                request.extensions_mut().insert(Current(app));
                 let routed = self.router.call(request);
                 finish(
                     async move {

@@ -14,8 +14,9 @@ use tokio::time::Instant;
 use crate::auth::Access;
 use crate::messages_request::parse_messages_request;
 use crate::messages_response;
+use crate::request_id::RequestId;
 use crate::server::{
-    Current, authorize, bad_request, json_content_type, limit_and_admit, read_body, request_context,
+    Shared, authorize, bad_request, json_content_type, limit_and_admit, read_body, request_context,
 };
 use crate::wire::BadRequest;
 
@@ -24,10 +25,11 @@ const API_VERSION: &str = "2023-06-01";
 /// Largest error body rewritten into Anthropic's shape (the gateway's own are far smaller).
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
-pub(crate) async fn messages(Current(app): Current, request: Request) -> Response {
+/// The handler (called by the front for a `POST`).
+pub(crate) async fn messages(app: Shared, id: RequestId, request: Request) -> Response {
     let started = Instant::now();
     let (mut parts, body) = request.into_parts();
-    let (id, span, caller_trace) = request_context(&parts, "/v1/messages");
+    let (span, caller_trace) = request_context(&parts, &id, "/v1/messages");
     // Anthropic clients send `x-api-key`; it counts as the bearer token when there is none.
     if !parts.headers.contains_key(header::AUTHORIZATION)
         && let Some(key) = parts.headers.get("x-api-key")

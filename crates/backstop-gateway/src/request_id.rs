@@ -17,7 +17,7 @@ pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 /// The longest caller-supplied id kept.
 pub const MAX_LEN: usize = 200;
 
-/// A request's id, in the request's extensions for the handlers.
+/// A request's id: the front hands it to the model handlers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(String);
 

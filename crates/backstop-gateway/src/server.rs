@@ -14,7 +14,7 @@ use axum::extract::{FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use backstop::{AllProvidersFailed, Attempt, ErrorKind};
 use http_body_util::BodyExt;
 use tokio::time::Instant;
@@ -61,9 +61,10 @@ pub fn router(live: Arc<Live>) -> Front {
 
 fn routes(live: Arc<Live>) -> Router {
     Router::new()
-        .route("/v1/chat/completions", post(chat_completions))
-        .route("/v1/embeddings", post(crate::embeddings::embeddings))
-        .route("/v1/messages", post(crate::messages::messages))
+        // The front answers a POST to these (`front.rs`); the router, their other methods.
+        .route("/v1/chat/completions", any(method_not_allowed))
+        .route("/v1/embeddings", any(method_not_allowed))
+        .route("/v1/messages", any(method_not_allowed))
         .route("/v1/models", get(models))
         .route("/v1/models/{id}", get(model))
         .route("/v1/breakers", get(admin::breakers))
@@ -452,29 +453,21 @@ fn failure_response(f: &AllProvidersFailed) -> Response {
     r
 }
 
-/// What every model route starts with: the request's id (set by the middleware, else a fresh
-/// one) and its HTTP span, continuing the caller's `traceparent` (also returned).
+/// What every model route starts with: its HTTP span, continuing the caller's `traceparent`
+/// (also returned).
 pub(crate) fn request_context(
     parts: &Parts,
+    id: &RequestId,
     route: &'static str,
-) -> (
-    RequestId,
-    tracing::Span,
-    Option<crate::traceparent::TraceParent>,
-) {
-    let id = parts
-        .extensions
-        .get::<RequestId>()
-        .cloned()
-        .unwrap_or_else(RequestId::generate);
-    let (span, caller) = crate::telemetry::http_span(&parts.headers, id.as_str(), route);
-    (id, span, caller)
+) -> (tracing::Span, Option<crate::traceparent::TraceParent>) {
+    crate::telemetry::http_span(&parts.headers, id.as_str(), route)
 }
 
-pub(crate) async fn chat_completions(Current(app): Current, request: Request) -> Response {
+/// The handler (called by the front for a `POST`).
+pub(crate) async fn chat_completions(app: Shared, id: RequestId, request: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let (id, span, caller_trace) = request_context(&parts, "/v1/chat/completions");
+    let (span, caller_trace) = request_context(&parts, &id, "/v1/chat/completions");
     let mut response = match authorize(&app, &parts.headers, Access::Client)
         .and_then(|()| json_content_type(&parts.headers))
     {
