@@ -113,7 +113,8 @@ fn wire_response_format(f: &ResponseFormat) -> Value {
 /// `0.699999988079071` its widening to `f64` in a `Value` gave).
 struct Object<'a> {
     out: &'a mut Vec<u8>,
-    keys: Vec<&'static str>,
+    /// The keys written, when extras may follow (`finish` skips those); else none are kept.
+    keys: Option<Vec<&'static str>>,
     empty: bool,
 }
 
@@ -122,9 +123,22 @@ impl<'a> Object<'a> {
         out.push(b'{');
         Object {
             out,
-            keys: Vec::new(),
+            keys: None,
             empty: true,
         }
+    }
+
+    /// An object that [`Object::finish`] may add `format`'s extras of `params` to.
+    fn with_extras(out: &'a mut Vec<u8>, params: &crate::Params, format: ApiFormat) -> Self {
+        let mut o = Object::new(out);
+        if params
+            .extra
+            .as_ref()
+            .is_some_and(|(from, _)| *from == format)
+        {
+            o.keys = Some(Vec::with_capacity(16));
+        }
+        o
     }
 
     fn any_key(&mut self, key: &str) {
@@ -136,7 +150,9 @@ impl<'a> Object<'a> {
     }
 
     fn key(&mut self, key: &'static str) {
-        self.keys.push(key);
+        if let Some(keys) = &mut self.keys {
+            keys.push(key);
+        }
         self.any_key(key);
     }
 
@@ -168,8 +184,9 @@ impl<'a> Object<'a> {
         if let Some((from, extra)) = &params.extra
             && *from == format
         {
+            let written = self.keys.take().unwrap_or_default();
             for (k, v) in extra {
-                if !self.keys.contains(&k.as_str()) {
+                if !written.contains(&k.as_str()) {
                     self.any_key(k);
                     write_value(self.out, v);
                 }
@@ -208,7 +225,7 @@ pub(crate) fn request_body(
             .map(|m| m.content.len())
             .sum::<usize>(),
     );
-    let mut o = Object::new(&mut bytes);
+    let mut o = Object::with_extras(&mut bytes, &request.params, ApiFormat::OpenAi);
     o.str("model", model);
     o.key("messages");
     o.out.push(b'[');
