@@ -149,11 +149,18 @@ impl<'a> Object<'a> {
         self.out.push(b':');
     }
 
+    /// One of ours: a plain literal, written as it is (no escaping to look for).
     fn key(&mut self, key: &'static str) {
+        debug_assert!(key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
         if let Some(keys) = &mut self.keys {
             keys.push(key);
         }
-        self.any_key(key);
+        if !std::mem::replace(&mut self.empty, false) {
+            self.out.push(b',');
+        }
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\":");
     }
 
     fn raw(&mut self, key: &'static str, json: &[u8]) {
