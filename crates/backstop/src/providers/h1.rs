@@ -466,6 +466,19 @@ mod tests {
 
     use super::*;
 
+    /// A connection to `addr` that has sent `POST /` and read the response head.
+    async fn post_to(addr: std::net::SocketAddr) -> (Conn, Head) {
+        let mut conn = Conn::new(TcpStream::connect(addr).await.unwrap());
+        let empty = HeaderMap::new();
+        match conn
+            .send(&addr.to_string(), "/", &Outgoing::new(&empty), b"{}")
+            .await
+        {
+            Ok(head) => (conn, head),
+            Err(e) => panic!("{}", e.error),
+        }
+    }
+
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
@@ -494,19 +507,7 @@ mod tests {
             .unwrap();
             let _ = done_rx.await;
         });
-        let mut conn = Conn::new(TcpStream::connect(addr).await.unwrap());
-        let head = match conn
-            .send(
-                &addr.to_string(),
-                "/",
-                &Outgoing::new(&HeaderMap::new()),
-                b"{}",
-            )
-            .await
-        {
-            Ok(head) => head,
-            Err(e) => panic!("{}", e.error),
-        };
+        let (mut conn, head) = post_to(addr).await;
         assert_eq!(head.status, StatusCode::OK);
         // The first event, with the head or just after it.
         while conn.buffer().is_empty() {
@@ -540,19 +541,7 @@ mod tests {
             .await
             .unwrap();
         });
-        let mut conn = Conn::new(TcpStream::connect(addr).await.unwrap());
-        let head = match conn
-            .send(
-                &addr.to_string(),
-                "/",
-                &Outgoing::new(&HeaderMap::new()),
-                b"{}",
-            )
-            .await
-        {
-            Ok(head) => head,
-            Err(e) => panic!("{}", e.error),
-        };
+        let (mut conn, head) = post_to(addr).await;
         let mut names: Vec<&str> = head.headers.keys().map(HeaderName::as_str).collect();
         names.sort_unstable();
         assert_eq!(
