@@ -536,21 +536,24 @@ pub(crate) async fn limit_and_admit(
 ) -> Response {
     req.request.request_id = Some(id.as_str().to_owned());
     req.request.traceparent = caller_trace.map(|t| t.to_string());
-    // Both boxed: the handler's future stays small, and axum and tower move (copy) it into
-    // boxes several times per request.
-    let limited = Box::pin(crate::state::key_limits::check(
-        app,
-        &parts.headers,
-        req.request.config.max_tokens,
-    ));
-    match limited.await {
-        Ok(reserved) => {
-            Box::pin(admit(app, req, started, reserved))
-                .instrument(span.clone())
-                .await
+    // Both boxed, so the handler's future stays small (it is moved whole); the key-limit check
+    // only where key limits are configured (its Redis future is large, the box is not free).
+    let reserved = if app.config.server.key_limits.is_some() {
+        let limited = Box::pin(crate::state::key_limits::check(
+            app,
+            &parts.headers,
+            req.request.config.max_tokens,
+        ));
+        match limited.await {
+            Ok(reserved) => reserved,
+            Err(r) => return r,
         }
-        Err(r) => r,
-    }
+    } else {
+        None
+    };
+    Box::pin(admit(app, req, started, reserved))
+        .instrument(span.clone())
+        .await
 }
 
 /// Sheds the request when `max_in_flight` are already running; the slot is held until the
