@@ -51,6 +51,11 @@ pub use http::from_json_body;
 pub use json_text::push_json_str;
 #[cfg(feature = "openai")]
 pub use openai::{OpenAiCompatible, OpenAiLlm};
+/// The strict JSON cursor the completion and chunk scanners read with, for the gateway's
+/// request scanner: it reads as serde_json does, or answers `None`.
+#[cfg(any(feature = "openai", feature = "groq"))]
+#[doc(hidden)]
+pub use openai_wire::json_cursor::Cursor as JsonCursor;
 pub use ratelimit::MAX_HINT;
 pub use redact::escape_controls;
 

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 mod fast_chunk;
 mod fast_completion;
-mod json_cursor;
+pub(super) mod json_cursor;
 
 use super::core::{HttpCore, WireFormat};
 use super::http::{self, Step, StreamParser};

@@ -1,6 +1,6 @@
 //! A strict JSON cursor for the scanners of the common OpenAI shapes (`fast_chunk`,
-//! `fast_completion`): it reads a value the way serde_json would, and answers `None` where it
-//! is unsure, so the caller hands that body to serde.
+//! `fast_completion`, and the gateway's request scanner): it reads a value the way serde_json
+//! would, and answers `None` where it is unsure, so the caller hands that body to serde.
 
 use std::borrow::Cow;
 
@@ -15,7 +15,7 @@ pub(super) fn first(seen: &mut bool) -> Option<()> {
 }
 
 /// A position in a JSON text being read.
-pub(super) struct Cursor<'a> {
+pub struct Cursor<'a> {
     s: &'a str,
     b: &'a [u8],
     i: usize,
@@ -25,11 +25,13 @@ pub(super) struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     /// A cursor at the start of `s`.
-    pub(super) fn new(s: &'a str) -> Self {
+    #[inline]
+    pub fn new(s: &'a str) -> Self {
         Self::at(s, 0)
     }
 
     /// A cursor at byte `i` of `s`.
+    #[inline]
     pub(super) fn at(s: &'a str, i: usize) -> Self {
         Cursor {
             s,
@@ -45,50 +47,61 @@ impl<'a> Cursor<'a> {
     }
 
     /// Where the next value starts (whitespace skipped).
-    pub(super) fn value_at(&mut self) -> usize {
+    #[inline]
+    pub fn value_at(&mut self) -> usize {
         self.ws();
         self.i
     }
 
     /// Where the cursor is.
-    pub(super) fn pos(&self) -> usize {
+    #[inline]
+    pub fn pos(&self) -> usize {
         self.i
     }
 
     /// Whether only whitespace is left.
-    pub(super) fn at_end(&mut self) -> bool {
+    #[inline]
+    pub fn at_end(&mut self) -> bool {
         self.ws();
         self.i == self.b.len()
     }
 
+    #[inline]
     fn ws(&mut self) {
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(self.i) {
             self.i += 1;
         }
     }
 
-    pub(super) fn peek(&mut self) -> Option<u8> {
+    /// The next byte after whitespace, not consumed.
+    #[inline]
+    pub fn peek(&mut self) -> Option<u8> {
         self.ws();
         self.b.get(self.i).copied()
     }
 
-    pub(super) fn eat(&mut self, byte: u8) -> Option<()> {
+    /// Consumes `byte`, the next after whitespace, or answers `None`.
+    #[inline]
+    pub fn eat(&mut self, byte: u8) -> Option<()> {
         (self.peek()? == byte).then(|| self.i += 1)
     }
 
+    #[inline]
     fn literal(&mut self, word: &[u8]) -> Option<()> {
         self.ws();
         let end = self.i + word.len();
         (self.b.get(self.i..end)? == word).then(|| self.i = end)
     }
 
-    pub(super) fn null(&mut self) -> Option<()> {
+    /// Consumes `null`.
+    #[inline]
+    pub fn null(&mut self) -> Option<()> {
         self.literal(b"null")
     }
 
     /// An object's members, `f` reading each value; `None` from `f` ends the scan. A key
     /// with an escape goes to serde.
-    pub(super) fn object(&mut self, f: impl FnMut(&mut Self, &[u8]) -> Option<()>) -> Option<()> {
+    pub fn object(&mut self, f: impl FnMut(&mut Self, &[u8]) -> Option<()>) -> Option<()> {
         self.eat(b'{')?;
         if self.peek()? == b'}' {
             self.i += 1;
@@ -124,6 +137,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Consumes a string: where its contents start and end, and whether it has escapes.
+    #[inline]
     fn scan(&mut self) -> Option<(usize, usize, bool)> {
         if self.peek()? != b'"' {
             return None;
@@ -149,7 +163,8 @@ impl<'a> Cursor<'a> {
     }
 
     /// A string; borrowed when it has no escapes, else decoded by serde_json.
-    pub(super) fn string(&mut self) -> Option<Cow<'a, str>> {
+    #[inline]
+    pub fn string(&mut self) -> Option<Cow<'a, str>> {
         let (start, end, escaped) = self.scan()?;
         if escaped {
             serde_json::from_str::<String>(self.s.get(start - 1..end + 1)?)
@@ -171,6 +186,7 @@ impl<'a> Cursor<'a> {
 
     /// Moves to the next quote, backslash or control byte (or near the end), 8 bytes at a
     /// time; the last partial word is left to `scan`.
+    #[inline]
     fn skip_plain(&mut self) {
         while let Some(word) = self
             .b
@@ -185,7 +201,19 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    pub(super) fn string_or_null(&mut self) -> Option<Option<Cow<'a, str>>> {
+    /// `true`, `false` or null.
+    #[inline]
+    pub fn bool_or_null(&mut self) -> Option<Option<bool>> {
+        match self.peek()? {
+            b't' => self.literal(b"true").map(|()| Some(true)),
+            b'f' => self.literal(b"false").map(|()| Some(false)),
+            _ => self.null().map(|()| None),
+        }
+    }
+
+    /// A string or null.
+    #[inline]
+    pub fn string_or_null(&mut self) -> Option<Option<Cow<'a, str>>> {
         if self.peek()? == b'n' {
             self.null()?;
             return Some(None);
@@ -194,7 +222,8 @@ impl<'a> Cursor<'a> {
     }
     /// A number serde reads as a `u64`: digits only. A sign, a fraction, an exponent, a
     /// leading zero or an overflow goes to serde (which refuses all but the sign of `-0`).
-    pub(super) fn count(&mut self) -> Option<u64> {
+    #[inline]
+    pub fn count(&mut self) -> Option<u64> {
         self.ws();
         let start = self.i;
         let mut n: u64 = 0;
@@ -209,7 +238,8 @@ impl<'a> Cursor<'a> {
     }
 
     /// A count or null.
-    pub(super) fn count_or_null(&mut self) -> Option<Option<u64>> {
+    #[inline]
+    pub fn count_or_null(&mut self) -> Option<Option<u64>> {
         if self.peek()? == b'n' {
             self.null()?;
             return Some(None);
@@ -218,7 +248,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Skips any JSON value, as strictly as serde checks one it ignores.
-    pub(super) fn skip_value(&mut self, depth: usize) -> Option<()> {
+    pub fn skip_value(&mut self, depth: usize) -> Option<()> {
         if depth > MAX_DEPTH {
             return None;
         }
