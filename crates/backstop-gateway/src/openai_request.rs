@@ -18,7 +18,8 @@ pub(crate) const MAX_TOKENS_LIMIT: u32 = 1_000_000;
 /// OpenAI accepts at most four stop sequences.
 pub(crate) const MAX_STOP: usize = 4;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct WireRequest {
     model: String,
     messages: Vec<WireMessage>,
@@ -58,12 +59,14 @@ struct WireRequest {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct StreamOptions {
     #[serde(default)]
     include_usage: bool,
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 #[serde(untagged)]
 enum Stop {
     One(String),
@@ -71,6 +74,7 @@ enum Stop {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct WireMessage {
     role: String,
     #[serde(default)]
@@ -90,6 +94,7 @@ struct WireMessage {
 }
 
 /// A message's `content`: a string or an array of parts.
+#[cfg_attr(test, derive(Debug, PartialEq))]
 enum Content {
     Text(String),
     Parts(Vec<Part>),
@@ -121,6 +126,7 @@ impl<'de> Deserialize<'de> for Content {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct Part {
     #[serde(rename = "type")]
     kind: String,
@@ -131,6 +137,7 @@ struct Part {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct ImageUrl {
     url: String,
     #[serde(default)]
@@ -138,6 +145,7 @@ struct ImageUrl {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct WireToolCall {
     id: String,
     #[serde(rename = "type", default)]
@@ -146,6 +154,7 @@ struct WireToolCall {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct WireFunctionCall {
     name: String,
     #[serde(default)]
@@ -153,6 +162,7 @@ struct WireFunctionCall {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct WireTool {
     #[serde(rename = "type")]
     kind: String,
@@ -162,6 +172,7 @@ struct WireTool {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct WireFunction {
     name: String,
     #[serde(default)]
@@ -175,6 +186,7 @@ struct WireFunction {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 #[serde(untagged)]
 enum WireToolChoice {
     Mode(String),
@@ -182,6 +194,7 @@ enum WireToolChoice {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct NamedChoice {
     #[serde(rename = "type")]
     kind: String,
@@ -190,11 +203,13 @@ struct NamedChoice {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct NamedFunction {
     name: String,
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct WireResponseFormat {
     #[serde(rename = "type")]
     kind: String,
@@ -203,6 +218,7 @@ struct WireResponseFormat {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct WireJsonSchema {
     name: String,
     #[serde(default)]
@@ -215,8 +231,12 @@ struct WireJsonSchema {
 
 /// Parses and validates a chat-completions body. Errors name the field at fault.
 pub fn parse_request(body: &[u8]) -> Result<GatewayRequest, BadRequest> {
-    // Fast path: a plain parse (which also rejects trailing characters). Only a body that
-    // fails it is parsed again with path tracking, to name the bad field.
+    // The common shape by the scanner (it reads what serde would, or declines).
+    if let Some(wire) = std::str::from_utf8(body).ok().and_then(fast::fast_request) {
+        return validate(wire);
+    }
+    // A plain parse (which also rejects trailing characters). Only a body that fails it is
+    // parsed again with path tracking, to name the bad field.
     match backstop::providers::from_json_body::<WireRequest>(body) {
         Ok(wire) => validate(wire),
         Err(_) => Err(crate::wire::explain_parse_error::<WireRequest>(body)),
@@ -585,6 +605,8 @@ fn response_format(f: WireResponseFormat) -> Result<ResponseFormat, BadRequest> 
         )),
     }
 }
+
+mod fast;
 
 #[cfg(test)]
 mod tests;
