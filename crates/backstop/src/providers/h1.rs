@@ -9,7 +9,7 @@ use std::mem::MaybeUninit;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::header::{ACCEPT, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -353,6 +353,11 @@ fn request_head(authority: &str, path: &str, headers: &Outgoing<'_>, body_len: u
         head.extend_from_slice(value.as_bytes());
         head.extend_from_slice(b"\r\n");
     }
+    // reqwest's one default header, so an upstream sees the same request from both clients
+    // (and a caller's own reqwest client keeps its own default).
+    if !headers.contains(&ACCEPT) {
+        head.extend_from_slice(b"accept: */*\r\n");
+    }
     head.extend_from_slice(b"content-length: ");
     head.extend_from_slice(itoa::Buffer::new().format(body_len).as_bytes());
     head.extend_from_slice(b"\r\n\r\n");
@@ -616,13 +621,15 @@ mod tests {
         assert_eq!(
             String::from_utf8(head).unwrap(),
             "POST /v1/chat/completions?x=1 HTTP/1.1\r\nhost: 127.0.0.1:9\r\n\
-             authorization: Bearer k\r\nx-request-id: req_9\r\ncontent-length: 42\r\n\r\n"
+             authorization: Bearer k\r\nx-request-id: req_9\r\naccept: */*\r\n\
+             content-length: 42\r\n\r\n"
         );
-        let own_host = headers(&[("host", "api.example")]);
+        let own_host = headers(&[("host", "api.example"), ("accept", "application/json")]);
         let own_host = Outgoing::new(&own_host);
         let head = String::from_utf8(request_head("127.0.0.1:9", "/", &own_host, 0)).unwrap();
         assert_eq!(head.matches("host:").count(), 1, "{head}");
         assert!(head.contains("host: api.example\r\n"));
+        assert!(head.contains("accept: application/json\r\n") && !head.contains("*/*"));
     }
 
     #[test]

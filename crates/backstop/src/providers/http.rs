@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::client::{HttpClient, SharedClient};
@@ -268,8 +268,6 @@ impl Endpoint {
         let url = self.url(self.path)?;
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        // reqwest's one default header, here so the direct client sends it too.
-        headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
         for (name, value) in self.extra_headers {
             headers.insert(
                 HeaderName::from_static(name),
