@@ -57,8 +57,11 @@ pub(super) fn check(request: &ChatRequest, refused: &[&str]) -> Result<(), Unsup
         |p| matches!(p, ContentPart::Image(i) if i.detail.as_deref().is_some_and(|d| d != "auto")),
     );
     u.add_if(detail, "image_url.detail");
-    for f in request.features() {
-        u.add_if(refused.contains(&f.as_str()), &f);
+    // Listing the features allocates: only done for a provider kind that refuses some.
+    if !refused.is_empty() {
+        for f in request.features() {
+            u.add_if(refused.contains(&f.as_str()), &f);
+        }
     }
     u.into_result()
 }

@@ -19,8 +19,11 @@ pub(super) fn check(request: &ChatRequest, refused: &[&str]) -> Result<(), Unsup
     if let Some((ApiFormat::Anthropic, extra)) = &p.extra {
         extra.keys().for_each(|k| u.add(k.as_str()));
     }
-    for f in request.features() {
-        u.add_if(refused.contains(&f.as_str()), &f);
+    // Listing the features allocates: only done for a provider kind that refuses some.
+    if !refused.is_empty() {
+        for f in request.features() {
+            u.add_if(refused.contains(&f.as_str()), &f);
+        }
     }
     if refused.contains(&"messages[].name") && request.messages.iter().any(|m| m.name.is_some()) {
         u.add("messages[].name");
