@@ -48,9 +48,10 @@ impl Budget {
         }
     }
 
-    /// A request started: it deposits `ratio` of a retry.
-    pub(crate) fn deposit(&self) {
-        let now = self.window.nanos(Instant::now());
+    /// A request started at `now`: it deposits `ratio` of a retry (the chain's own start time,
+    /// so the request pays one clock read, not one per budget).
+    pub(crate) fn deposit(&self, now: Instant) {
+        let now = self.window.nanos(now);
         self.window.add(now, false);
     }
 
@@ -83,7 +84,7 @@ mod tests {
             ttl: Duration::from_secs(10),
         });
         for _ in 0..100 {
-            b.deposit();
+            b.deposit(Instant::now());
         }
         // 100 requests × 0.2 + 1/s × 10 s = 30 retries.
         let granted = (0..100).filter(|_| b.try_withdraw()).count();

@@ -351,10 +351,10 @@ impl FallbackChain {
         let started = Instant::now();
         let deadline = self.deadline(request, started);
         if let Some(b) = &inner.budget {
-            b.deposit();
+            b.deposit(started);
         }
         if let Some(h) = &inner.hedging {
-            h.budget.deposit();
+            h.budget.deposit(started);
         }
         let mut plan = Plan::new(&inner.entries, inner.strategy);
         let mut ledger = Ledger::new(inner, started, mode, span);
