@@ -45,7 +45,16 @@ pub(crate) async fn messages(app: Shared, id: RequestId, request: Request) -> Re
         Ok(()) => match read_body(&app, body).await {
             Ok(bytes) => match parse_messages_request(&bytes) {
                 Ok(req) => {
-                    limit_and_admit(&app, &parts, req, &id, caller_trace, &span, started).await
+                    limit_and_admit(
+                        &app,
+                        &parts,
+                        Box::new(req),
+                        &id,
+                        caller_trace,
+                        &span,
+                        started,
+                    )
+                    .await
                 }
                 Err(e) => bad_request(&e),
             },

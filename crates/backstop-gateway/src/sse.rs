@@ -213,7 +213,7 @@ impl StreamState {
 pub(crate) fn stream_response(
     app: Shared,
     metrics: std::sync::Arc<ChainMetrics>,
-    req: GatewayRequest,
+    req: Box<GatewayRequest>,
     stream: FallbackStream,
     started: Instant,
     slot: OwnedSemaphorePermit,
