@@ -59,6 +59,8 @@ pub struct App {
     providers: HashMap<String, Built>,
     ids: Arc<AtomicU64>,
     id_salt: u64,
+    /// `chatcmpl-` and the salt in hex, written once (16 hex digits a completion otherwise).
+    id_prefix: String,
 }
 
 impl std::fmt::Debug for App {
@@ -183,9 +185,8 @@ impl App {
     /// A fresh `chatcmpl-…` id.
     pub fn next_id(&self) -> String {
         let n = self.ids.fetch_add(1, Ordering::Relaxed);
-        let mut id = String::with_capacity(9 + 16 + 16);
-        id.push_str("chatcmpl-");
-        push_hex(&mut id, self.id_salt, 16);
+        let mut id = String::with_capacity(self.id_prefix.len() + 16);
+        id.push_str(&self.id_prefix);
         push_hex(&mut id, n, 8);
         id
     }
@@ -322,6 +323,7 @@ fn assemble(
         key_limiter: shared.key_limiter,
         ids: shared.ids,
         id_salt: shared.id_salt,
+        id_prefix: id_prefix(shared.id_salt),
     })
 }
 
@@ -421,6 +423,13 @@ fn chain(
     }
 }
 
+fn id_prefix(salt: u64) -> String {
+    let mut prefix = String::with_capacity(9 + 16);
+    prefix.push_str("chatcmpl-");
+    push_hex(&mut prefix, salt, 16);
+    prefix
+}
+
 /// `n` in lower-case hex, at least `width` digits: `format!("{n:0width$x}")` without the
 /// formatter (a tenth of writing a completion's body).
 fn push_hex(out: &mut String, n: u64, width: usize) {
@@ -434,6 +443,11 @@ fn push_hex(out: &mut String, n: u64, width: usize) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_completion_id_is_the_salt_then_the_count_in_hex() {
+        assert_eq!(super::id_prefix(0xdead), "chatcmpl-000000000000dead");
+    }
+
     #[test]
     fn ids_are_written_as_the_formatter_writes_them() {
         for n in [
