@@ -12,9 +12,9 @@ use super::{Entry, Strategy};
 
 pub(super) struct Plan {
     order: Vec<usize>,
-    tried: Vec<bool>,
-    /// Providers that cannot serve this request (`Provider::check`): never handed out.
-    excluded: Vec<bool>,
+    /// Per provider, whether it was handed out (`[..n]`), then whether it cannot serve this
+    /// request (`[n..]`, `Provider::check`: never handed out); one allocation for both.
+    flags: Vec<bool>,
     /// How many providers were handed out so far.
     handed: usize,
 }
@@ -29,30 +29,38 @@ impl Plan {
             }
         };
         Self {
-            tried: vec![false; entries.len()],
-            excluded: vec![false; entries.len()],
+            flags: vec![false; 2 * entries.len()],
             order,
             handed: 0,
         }
     }
 
+    fn tried(&self, i: usize) -> bool {
+        self.flags[i]
+    }
+
+    fn excluded(&self, i: usize) -> bool {
+        self.flags[self.flags.len() / 2 + i]
+    }
+
     /// Takes provider `i` out of this request's plan (it cannot serve the request); an answer
     /// from another one counts as a fallback.
     pub(super) fn exclude(&mut self, i: usize) {
-        if !self.excluded[i] {
-            self.excluded[i] = true;
-            self.tried[i] = true;
+        if !self.excluded(i) {
+            let n = self.flags.len() / 2;
+            self.flags[n + i] = true;
+            self.flags[i] = true;
             self.handed += 1;
         }
     }
 
     /// The next provider to try, or `None` when every one was handed out.
     pub(super) fn next(&mut self, entries: &[Entry]) -> Option<usize> {
-        let untried = || self.order.iter().copied().filter(|&i| !self.tried[i]);
+        let untried = || self.order.iter().copied().filter(|&i| !self.tried(i));
         let pick = untried()
             .find(|&i| !entries[i].breaker.hold().is_held())
             .or_else(|| untried().next())?;
-        self.tried[pick] = true;
+        self.flags[pick] = true;
         self.handed += 1;
         Some(pick)
     }
@@ -64,9 +72,9 @@ impl Plan {
             .order
             .iter()
             .copied()
-            .filter(|&i| !self.tried[i] && entries[i].breaker.admits())
+            .filter(|&i| !self.tried(i) && entries[i].breaker.admits())
             .min_by_key(|&i| entries[i].breaker.hold().is_held())?;
-        self.tried[pick] = true;
+        self.flags[pick] = true;
         self.handed += 1;
         Some(pick)
     }
@@ -78,7 +86,7 @@ impl Plan {
 
     /// Providers never handed out, in order (excluded ones are not).
     pub(super) fn remaining(&self) -> impl Iterator<Item = usize> + '_ {
-        self.order.iter().copied().filter(|&i| !self.tried[i])
+        self.order.iter().copied().filter(|&i| !self.tried(i))
     }
 
     /// Who may continue a stream `answering` started: the providers never tried first, then
@@ -89,7 +97,7 @@ impl Plan {
             self.order
                 .iter()
                 .copied()
-                .filter(move |&i| self.tried[i] == t && !self.excluded[i] && i != answering)
+                .filter(move |&i| self.tried(i) == t && !self.excluded(i) && i != answering)
         };
         tried(false).chain(tried(true)).chain([answering]).collect()
     }
