@@ -21,7 +21,7 @@ use crate::request_id::RequestId;
 use crate::request_log::RequestLog;
 use crate::server::{
     Shared, attempt_headers, authorize, error, failed, in_flight_slot, json_content_type,
-    read_body, request_context, shutting_down, unknown_model,
+    read_body, shutting_down, unknown_model,
 };
 
 /// Most texts in one request (OpenAI's limit).
@@ -110,7 +110,8 @@ fn parse(bytes: &[u8]) -> Result<(String, EmbeddingRequest, Encoding), Invalid> 
 pub(crate) async fn embeddings(app: Shared, id: RequestId, request: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let (span, caller_trace) = request_context(&parts, &id, "/v1/embeddings");
+    let (span, caller_trace) =
+        crate::telemetry::http_span(&parts.headers, id.as_str(), "/v1/embeddings");
     let mut response = match authorize(&app, &parts.headers, Access::Client)
         .and_then(|()| json_content_type(&parts.headers))
     {

@@ -16,7 +16,7 @@ use crate::messages_request::parse_messages_request;
 use crate::messages_response;
 use crate::request_id::RequestId;
 use crate::server::{
-    Shared, authorize, bad_request, json_content_type, limit_and_admit, read_body, request_context,
+    Shared, authorize, bad_request, json_content_type, limit_and_admit, read_body,
 };
 use crate::wire::BadRequest;
 
@@ -29,7 +29,8 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 pub(crate) async fn messages(app: Shared, id: RequestId, request: Request) -> Response {
     let started = Instant::now();
     let (mut parts, body) = request.into_parts();
-    let (span, caller_trace) = request_context(&parts, &id, "/v1/messages");
+    let (span, caller_trace) =
+        crate::telemetry::http_span(&parts.headers, id.as_str(), "/v1/messages");
     // Anthropic clients send `x-api-key`; it counts as the bearer token when there is none.
     if !parts.headers.contains_key(header::AUTHORIZATION)
         && let Some(key) = parts.headers.get("x-api-key")

@@ -500,21 +500,12 @@ fn failure_response(f: &AllProvidersFailed) -> Response {
     r
 }
 
-/// What every model route starts with: its HTTP span, continuing the caller's `traceparent`
-/// (also returned).
-pub(crate) fn request_context(
-    parts: &Parts,
-    id: &RequestId,
-    route: &'static str,
-) -> (tracing::Span, Option<crate::traceparent::TraceParent>) {
-    crate::telemetry::http_span(&parts.headers, id.as_str(), route)
-}
-
 /// The handler (called by the front for a `POST`).
 pub(crate) async fn chat_completions(app: Shared, id: RequestId, request: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let (span, caller_trace) = request_context(&parts, &id, "/v1/chat/completions");
+    let (span, caller_trace) =
+        crate::telemetry::http_span(&parts.headers, id.as_str(), "/v1/chat/completions");
     let mut response = match authorize(&app, &parts.headers, Access::Client)
         .and_then(|()| json_content_type(&parts.headers))
     {

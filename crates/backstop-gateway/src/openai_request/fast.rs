@@ -11,11 +11,6 @@ use backstop::providers::JsonCursor as Cursor;
 
 use super::{Content, WireMessage, WireRequest};
 
-/// `None` the second time a member is seen: serde refuses a duplicate field.
-fn first(seen: &mut bool) -> Option<()> {
-    (!std::mem::replace(seen, true)).then_some(())
-}
-
 /// The request, when `body` has the common shape; `None` sends it to serde.
 pub(super) fn fast_request(body: &str) -> Option<WireRequest> {
     let mut c = Cursor::new(body);
@@ -25,35 +20,35 @@ pub(super) fn fast_request(body: &str) -> Option<WireRequest> {
     c.object(|c, key| {
         match key {
             b"model" => {
-                first(&mut seen[0])?;
+                Cursor::first(&mut seen[0])?;
                 model = Some(c.string()?.into_owned());
             }
             b"messages" => {
-                first(&mut seen[1])?;
+                Cursor::first(&mut seen[1])?;
                 messages = Some(list(c)?);
             }
             b"stream" => {
-                first(&mut seen[2])?;
+                Cursor::first(&mut seen[2])?;
                 w.stream = c.bool_or_null()?;
             }
             b"temperature" => {
-                first(&mut seen[3])?;
+                Cursor::first(&mut seen[3])?;
                 w.temperature = float(c, body)?;
             }
             b"top_p" => {
-                first(&mut seen[4])?;
+                Cursor::first(&mut seen[4])?;
                 w.top_p = float(c, body)?;
             }
             b"max_tokens" => {
-                first(&mut seen[5])?;
+                Cursor::first(&mut seen[5])?;
                 w.max_tokens = int(c)?;
             }
             b"max_completion_tokens" => {
-                first(&mut seen[6])?;
+                Cursor::first(&mut seen[6])?;
                 w.max_completion_tokens = int(c)?;
             }
             b"user" => {
-                first(&mut seen[7])?;
+                Cursor::first(&mut seen[7])?;
                 w.user = c.string_or_null()?.map(Cow::into_owned);
             }
             _ => return None,
@@ -93,11 +88,11 @@ fn message(c: &mut Cursor<'_>) -> Option<WireMessage> {
     c.object(|c, key| {
         match key {
             b"role" => {
-                first(&mut seen[0])?;
+                Cursor::first(&mut seen[0])?;
                 role = Some(c.string()?.into_owned());
             }
             b"content" => {
-                first(&mut seen[1])?;
+                Cursor::first(&mut seen[1])?;
                 content = c
                     .string_or_null()?
                     .map(|text| Content::Text(text.into_owned()));

@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 
 use super::fast_completion::usage;
-use super::json_cursor::{Cursor, first};
+use super::json_cursor::Cursor;
 use super::{ChunkChoice, Delta, WireUsage};
 
 /// What the last chunk of a stream read here said, so the next ones are read in less. A
@@ -124,7 +124,7 @@ pub(super) fn fast_chunk<'a>(data: &'a str, known: &mut Known) -> Option<FastChu
     let read = |c: &mut Cursor<'a>, key: &[u8]| {
         match key {
             b"model" => {
-                first(&mut seen_model)?;
+                Cursor::first(&mut seen_model)?;
                 let at = c.value_at();
                 model = c.string_or_null()?;
                 model_span = Some(match &model {
@@ -139,19 +139,19 @@ pub(super) fn fast_chunk<'a>(data: &'a str, known: &mut Known) -> Option<FastChu
                 keepable &= !seen_choices;
             }
             b"choices" => {
-                first(&mut seen_choices)?;
+                Cursor::first(&mut seen_choices)?;
                 if !seen_usage && !seen_error && keepable {
                     prefix_end = Some((c.key_at(), model_span));
                 }
                 choice = only_choice(c, &mut content_at)?;
             }
             b"usage" => {
-                first(&mut seen_usage)?;
+                Cursor::first(&mut seen_usage)?;
                 read_usage = usage(c)?;
             }
             // Present and null only; an error goes to serde.
             b"error" => {
-                first(&mut seen_error)?;
+                Cursor::first(&mut seen_error)?;
                 c.null()?;
             }
             _ => c.skip_value(0)?,
@@ -207,11 +207,11 @@ fn only_choice(
     c.object(|c, key| {
         match key {
             b"delta" => {
-                first(&mut seen_delta)?;
+                Cursor::first(&mut seen_delta)?;
                 delta = read_delta(c, content_at)?;
             }
             b"finish_reason" => {
-                first(&mut seen_finish)?;
+                Cursor::first(&mut seen_finish)?;
                 finish = c.string_or_null()?.map(Cow::into_owned);
             }
             _ => c.skip_value(0)?,
@@ -241,13 +241,13 @@ fn read_delta(
     c.object(|c, key| {
         match key {
             b"content" => {
-                first(&mut seen_content)?;
+                Cursor::first(&mut seen_content)?;
                 let at = c.value_at();
                 content = c.string_or_null()?.map(Cow::into_owned);
                 *content_at = content.is_some().then(|| (at, c.pos()));
             }
             b"refusal" => {
-                first(&mut seen_refusal)?;
+                Cursor::first(&mut seen_refusal)?;
                 refusal = c.string_or_null()?.map(Cow::into_owned);
             }
             b"tool_calls" => return None,

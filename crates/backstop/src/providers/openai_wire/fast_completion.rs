@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 
-use super::json_cursor::{Cursor, first};
+use super::json_cursor::Cursor;
 use super::{ChatCompletion, Choice, ChoiceMessage, CompletionDetails, PromptDetails, WireUsage};
 
 /// The completion, when `data` has the common shape; `None` sends it to serde.
@@ -24,20 +24,20 @@ pub(super) fn fast_completion(data: &str) -> Option<ChatCompletion> {
     c.object(|c, key| {
         match key {
             b"model" => {
-                first(&mut seen[0])?;
+                Cursor::first(&mut seen[0])?;
                 out.model = c.string_or_null()?.map(Cow::into_owned);
             }
             b"choices" => {
-                first(&mut seen[1])?;
+                Cursor::first(&mut seen[1])?;
                 out.choices = vec![only_choice(c)?];
             }
             b"usage" => {
-                first(&mut seen[2])?;
+                Cursor::first(&mut seen[2])?;
                 out.usage = usage(c)?;
             }
             // Present and null only; an error goes to serde.
             b"error" => {
-                first(&mut seen[3])?;
+                Cursor::first(&mut seen[3])?;
                 c.null()?;
             }
             _ => c.skip_value(0)?,
@@ -58,11 +58,11 @@ fn only_choice(c: &mut Cursor<'_>) -> Option<Choice> {
     c.object(|c, key| {
         match key {
             b"message" => {
-                first(&mut seen[0])?;
+                Cursor::first(&mut seen[0])?;
                 choice.message = message(c)?;
             }
             b"finish_reason" => {
-                first(&mut seen[1])?;
+                Cursor::first(&mut seen[1])?;
                 choice.finish_reason = c.string_or_null()?.map(Cow::into_owned);
             }
             _ => c.skip_value(0)?,
@@ -88,15 +88,15 @@ fn message(c: &mut Cursor<'_>) -> Option<Option<ChoiceMessage>> {
     c.object(|c, key| {
         match key {
             b"content" => {
-                first(&mut seen[0])?;
+                Cursor::first(&mut seen[0])?;
                 m.content = c.string_or_null()?.map(Cow::into_owned);
             }
             b"refusal" => {
-                first(&mut seen[1])?;
+                Cursor::first(&mut seen[1])?;
                 m.refusal = c.string_or_null()?.map(Cow::into_owned);
             }
             b"tool_calls" => {
-                first(&mut seen[2])?;
+                Cursor::first(&mut seen[2])?;
                 c.null()?;
             }
             _ => c.skip_value(0)?,
@@ -123,20 +123,20 @@ pub(super) fn usage(c: &mut Cursor<'_>) -> Option<Option<WireUsage>> {
     c.object(|c, key| {
         match key {
             b"prompt_tokens" => {
-                first(&mut seen[0])?;
+                Cursor::first(&mut seen[0])?;
                 u.prompt_tokens = c.count_or_null()?;
             }
             b"completion_tokens" => {
-                first(&mut seen[1])?;
+                Cursor::first(&mut seen[1])?;
                 u.completion_tokens = c.count_or_null()?;
             }
             b"prompt_tokens_details" => {
-                first(&mut seen[2])?;
+                Cursor::first(&mut seen[2])?;
                 u.prompt_tokens_details = detail(c, b"cached_tokens")?
                     .map(|cached_tokens| PromptDetails { cached_tokens });
             }
             b"completion_tokens_details" => {
-                first(&mut seen[3])?;
+                Cursor::first(&mut seen[3])?;
                 u.completion_tokens_details = detail(c, b"reasoning_tokens")?
                     .map(|reasoning_tokens| CompletionDetails { reasoning_tokens });
             }
@@ -157,7 +157,7 @@ fn detail(c: &mut Cursor<'_>, wanted: &[u8]) -> Option<Option<Option<u64>>> {
     let mut seen = false;
     c.object(|c, key| {
         if key == wanted {
-            first(&mut seen)?;
+            Cursor::first(&mut seen)?;
             count = c.count_or_null()?;
         } else {
             c.skip_value(0)?;

@@ -9,11 +9,6 @@ use crate::providers::json_text::first_special;
 /// Deepest nesting skipped inside an unknown field (serde's limit is 128).
 const MAX_DEPTH: usize = 64;
 
-/// `None` the second time a member is seen: serde refuses a duplicate field.
-pub(super) fn first(seen: &mut bool) -> Option<()> {
-    (!std::mem::replace(seen, true)).then_some(())
-}
-
 /// A position in a JSON text being read.
 pub struct Cursor<'a> {
     s: &'a str,
@@ -24,6 +19,12 @@ pub struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
+    /// `None` the second time a member is seen: serde refuses a duplicate field.
+    #[inline]
+    pub fn first(seen: &mut bool) -> Option<()> {
+        (!std::mem::replace(seen, true)).then_some(())
+    }
+
     /// A cursor at the start of `s`.
     #[inline]
     pub fn new(s: &'a str) -> Self {
