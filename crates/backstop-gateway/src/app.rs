@@ -58,8 +58,8 @@ pub struct App {
     pub key_limiter: Arc<KeyLimiter>,
     providers: HashMap<String, Built>,
     ids: Arc<AtomicU64>,
-    id_salt: u64,
-    /// `chatcmpl-` and the salt in hex, written once (16 hex digits a completion otherwise).
+    /// `chatcmpl-` and the process's random salt in hex, written once (16 hex digits a
+    /// completion otherwise); kept across reloads.
     id_prefix: String,
 }
 
@@ -147,7 +147,7 @@ impl App {
             metrics,
             stopping: tokio::sync::watch::Sender::new(false),
             ids: Arc::new(AtomicU64::new(0)),
-            id_salt: rand::random(),
+            id_prefix: id_prefix(rand::random()),
             limits,
             in_flight: InFlight::new(limits.max_in_flight),
         };
@@ -175,7 +175,7 @@ impl App {
             metrics: self.metrics.clone(),
             stopping: self.stopping.clone(),
             ids: self.ids.clone(),
-            id_salt: self.id_salt,
+            id_prefix: self.id_prefix.clone(),
             limits: self.limits,
             in_flight: self.in_flight.clone(),
         };
@@ -204,7 +204,7 @@ struct Shared {
     metrics: Arc<Metrics>,
     stopping: tokio::sync::watch::Sender<bool>,
     ids: Arc<AtomicU64>,
-    id_salt: u64,
+    id_prefix: String,
     limits: Limits,
     in_flight: InFlight,
 }
@@ -322,8 +322,7 @@ fn assemble(
         fleet: shared.fleet,
         key_limiter: shared.key_limiter,
         ids: shared.ids,
-        id_salt: shared.id_salt,
-        id_prefix: id_prefix(shared.id_salt),
+        id_prefix: shared.id_prefix,
     })
 }
 
