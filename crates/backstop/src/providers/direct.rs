@@ -1,9 +1,9 @@
 //! The shared pool's client for cleartext `http://` upstreams (a local inference server, a
 //! sidecar, an egress proxy that adds TLS): our own HTTP/1.1 connections ([`h1`](super::h1))
-//! in our own pool ([`pool`](super::pool)). reqwest wraps hyper-util's pooled client; per request it re-parses
-//! the URL twice (its redirect layer and its response), and runs redirect and retry layers we
-//! turn off anyway. Going around them saved about a fifth of a proxied request's
-//! instructions, and around hyper-util's pool another tenth (BENCHMARKS.md).
+//! in our own pool ([`pool`](super::pool)). reqwest wraps hyper-util's pooled client; per
+//! request it re-parses the URL twice (its redirect layer and its response), and runs redirect
+//! and retry layers we turn off anyway. Going around them saved about a fifth of a proxied
+//! request's instructions, and around hyper-util's pool another tenth (BENCHMARKS.md).
 //!
 //! reqwest still sends everything else: `https://` (its TLS, trust roots and ALPN), a
 //! caller's own client, and every upstream when the environment names an HTTP proxy, which
