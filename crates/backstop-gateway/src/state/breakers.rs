@@ -12,9 +12,12 @@
 //! `half_open_probes`, not one set per replica. The owner's probe success publishes a close
 //! (every replica closes), its failure a new, longer opening. If the owner is gone, the
 //! others probe when the grace ends. Failure counting stays local: no Redis call per request.
+//!
+//! A change Redis did not take (it was unreachable) is kept, the latest per provider and kind,
+//! and sent again once a re-read reaches Redis, if this replica's breaker still says the same.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -56,17 +59,35 @@ struct Message {
     ms: u64,
 }
 
+/// A change on its way to Redis, with when this replica decided it.
+struct Outgoing {
+    message: Message,
+    decided: Instant,
+}
+
+/// Which unpublished change a newer one replaces: an opening and its close are one story, a
+/// hold another.
+fn story(m: &Message) -> (String, bool) {
+    (m.provider.clone(), m.op == Op::Hold)
+}
+
 /// Shares this replica's breaker openings and holds, and applies the fleet's.
 pub(crate) struct BreakerShare {
     backend: Arc<Backend>,
     replica: String,
     breakers: ArcSwap<Vec<CircuitBreaker>>,
-    tx: mpsc::Sender<Message>,
+    tx: mpsc::Sender<Outgoing>,
     script: redis::Script,
     /// When a close last arrived, by provider: a re-read begun before it must not re-apply
     /// the opening it closed.
     closed_at: Mutex<HashMap<String, Instant>>,
+    /// This replica's changes Redis did not take, the latest per [`story`], with when each
+    /// was decided: sent again once Redis answers.
+    unpublished: Mutex<Kept>,
 }
+
+/// Unpublished changes: by [`story`], the change and when it was decided.
+type Kept = HashMap<(String, bool), (Op, Instant)>;
 
 impl BreakerShare {
     /// Starts publishing, subscribing and re-reading (needs a tokio runtime).
@@ -79,6 +100,7 @@ impl BreakerShare {
             tx,
             script: redis::Script::new(include_str!("share.lua")),
             closed_at: Mutex::new(HashMap::new()),
+            unpublished: Mutex::new(HashMap::new()),
         });
         tokio::spawn(publish(share.clone(), rx));
         tokio::spawn(subscribe(share.clone()));
@@ -114,6 +136,10 @@ impl BreakerShare {
     }
 
     fn send(&self, op: Op, provider: &str, period: Duration) {
+        self.send_decided(op, provider, period, Instant::now());
+    }
+
+    fn send_decided(&self, op: Op, provider: &str, period: Duration, decided: Instant) {
         let ms = u64::try_from(period.as_millis()).unwrap_or(u64::MAX).max(1);
         let message = Message {
             op,
@@ -122,7 +148,59 @@ impl BreakerShare {
             ms,
         };
         // Full: Redis is slow or gone; the local state is unaffected.
-        let _ = self.tx.try_send(message);
+        if let Err(e) = self.tx.try_send(Outgoing { message, decided }) {
+            let Outgoing { message, decided } = e.into_inner();
+            self.not_published(&message, decided);
+        }
+    }
+
+    fn kept(&self) -> MutexGuard<'_, Kept> {
+        self.unpublished
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Redis did not take `m`: keep it, unless a later change of the same story is kept.
+    fn not_published(&self, m: &Message, decided: Instant) {
+        let mut kept = self.kept();
+        let entry = kept.entry(story(m)).or_insert((m.op, decided));
+        if entry.1 <= decided {
+            *entry = (m.op, decided);
+        }
+    }
+
+    /// Redis took `m`: an older unpublished change of its story is superseded.
+    fn published(&self, m: &Message, decided: Instant) {
+        let mut kept = self.kept();
+        if kept.get(&story(m)).is_some_and(|(_, at)| *at <= decided) {
+            kept.remove(&story(m));
+        }
+    }
+
+    /// Redis answers again: sends the kept changes this replica's breakers still stand by,
+    /// each for the time it has left. A close matters only while the fleet may still hold
+    /// the opening it ends (the longest open period and the grace).
+    fn republish(&self) {
+        let kept = std::mem::take(&mut *self.kept());
+        for ((provider, _), (op, decided)) in kept {
+            let Some(b) = self.breaker(&provider) else {
+                continue;
+            };
+            let period = match op {
+                Op::Open if b.state() == BreakerState::Open => b.time_to_admit(),
+                Op::Hold => b.hold().remaining().unwrap_or_default(),
+                Op::Close
+                    if b.state() == BreakerState::Closed
+                        && decided.elapsed() < b.config().max_recovery_timeout + PROBE_GRACE =>
+                {
+                    Duration::ZERO
+                }
+                _ => continue,
+            };
+            if op == Op::Close || !period.is_zero() {
+                self.send_decided(op, &provider, period, decided);
+            }
+        }
     }
 
     /// Applies another replica's change.
@@ -189,8 +267,12 @@ impl Observer for ShareObserver {
     }
 }
 
-async fn publish(share: Arc<BreakerShare>, mut rx: mpsc::Receiver<Message>) {
-    while let Some(m) = rx.recv().await {
+async fn publish(share: Arc<BreakerShare>, mut rx: mpsc::Receiver<Outgoing>) {
+    while let Some(Outgoing {
+        message: m,
+        decided,
+    }) = rx.recv().await
+    {
         let Ok(text) = serde_json::to_string(&m) else {
             continue;
         };
@@ -207,11 +289,16 @@ async fn publish(share: Arc<BreakerShare>, mut rx: mpsc::Receiver<Message>) {
             .arg(m.ms)
             .arg(CHANNEL)
             .arg(text);
-        // A failure is recorded by the backend (gauge, log); the opening stays local.
-        let _ = share
+        // A failure is recorded by the backend (gauge, log); the change stays local until
+        // a re-read reaches Redis and sends it again.
+        match share
             .backend
             .call(|mut c| async move { invocation.invoke_async::<i64>(&mut c).await })
-            .await;
+            .await
+        {
+            Ok(_) => share.published(&m, decided),
+            Err(_) => share.not_published(&m, decided),
+        }
     }
 }
 
@@ -272,6 +359,7 @@ async fn reread(share: Arc<BreakerShare>) {
         let Ok(values) = read else {
             continue;
         };
+        share.republish();
         for (b, v) in breakers.iter().zip(values.chunks_exact(4)) {
             let owner = |i: usize| {
                 redis::from_redis_value_ref::<Option<String>>(&v[i])

@@ -181,3 +181,58 @@ async fn the_fleet_sends_one_replicas_probes_not_one_set_per_replica() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_opening_one_provider_at_once_leave_the_probes_to_one_owner() {
+    let mut redis = RedisServer::start().await;
+    let (a, b) = replicas(spec(&redis, "6s")).await;
+    wait_backend(&a, &b, true).await;
+    redis.kill();
+    wait_backend(&a, &b, false).await;
+    // With Redis away, each replica opens on its own calls and neither can hear the other:
+    // two openings of one provider, both sent when Redis is back, racing for its key.
+    let primary = a.sim("openai");
+    primary.set_random(Fault::Status(500), 1.0);
+    open_on(&a).await;
+    open_on(&b).await;
+    redis.restart().await;
+    wait_backend(&a, &b, true).await;
+    // Both send their opening again; Redis keeps the first, and its owner's message makes the
+    // other replica wait the grace beyond it.
+    let before = primary.request_count();
+    let (a_breaker, b_breaker) = (
+        a.app.breaker("openai").unwrap().clone(),
+        b.app.breaker("openai").unwrap().clone(),
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while a_breaker.snapshot().reopens + b_breaker.snapshot().reopens < 1 {
+        assert!(tokio::time::Instant::now() < deadline, "no replica probed");
+        assert_eq!(ask(&a).await, 200);
+        assert_eq!(ask(&b).await, 200);
+    }
+    // The other replica's own opening ended with the owner's; it must not probe now either.
+    let after = tokio::time::Instant::now() + Duration::from_secs(2);
+    while tokio::time::Instant::now() < after {
+        assert_eq!(ask(&a).await, 200);
+        assert_eq!(ask(&b).await, 200);
+    }
+    let half_open = |metrics: &str| {
+        metric(
+            metrics,
+            "backstop_breaker_transitions_total{provider=\"openai\",to=\"half_open\"}",
+        )
+    };
+    let (a_metrics, b_metrics) = (a.metrics().await, b.metrics().await);
+    let (a_probed, b_probed) = (half_open(&a_metrics) > 0.0, half_open(&b_metrics) > 0.0);
+    assert!(
+        a_probed != b_probed,
+        "exactly one replica owns the opening and probes (A probed: {a_probed}, B probed: \
+         {b_probed})"
+    );
+    let owner = if a_probed { &a_breaker } else { &b_breaker };
+    assert_eq!(
+        primary.request_count() - before,
+        u64::from(owner.snapshot().reopens),
+        "every call to the primary after the restart was one of the owner's probes"
+    );
+}

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use backstop::BreakerState;
+use backstop_gateway::state::breakers::{PROBE_GRACE, REREAD};
 use backstop_sim::Fault;
 
 use crate::redis_server::{RedisServer, free_port};
@@ -22,8 +23,8 @@ fn spec(url: String, extra: &str) -> Spec {
     }
 }
 
-/// A opens its breaker for `openai`; B must follow within [`SHARED_WITHIN`].
-async fn opening_is_shared(a: &TestGateway, b: &TestGateway) {
+/// A's primary fails until A's breaker for `openai` opens.
+async fn open_on_a(a: &TestGateway) {
     a.sim("openai").set_random(Fault::Status(500), 1.0);
     for _ in 0..10 {
         assert_eq!(ask(a).await, 200);
@@ -32,6 +33,11 @@ async fn opening_is_shared(a: &TestGateway, b: &TestGateway) {
         }
     }
     assert_eq!(a.app.breaker("openai").unwrap().state(), BreakerState::Open);
+}
+
+/// A opens its breaker for `openai`; B must follow within [`SHARED_WITHIN`].
+async fn opening_is_shared(a: &TestGateway, b: &TestGateway) {
+    open_on_a(a).await;
     wait_until(SHARED_WITHIN, "replica B honouring A's opening", || async {
         b.app.breaker("openai").unwrap().state() == BreakerState::Open
     })
@@ -92,6 +98,36 @@ async fn a_replica_started_while_redis_is_down_serves_then_joins_when_it_appears
     let _redis = RedisServer::start_on(port).await;
     wait_backend(&a, &b, true).await;
     opening_is_shared(&a, &b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opening_decided_while_redis_is_down_reaches_the_others_once_it_is_back() {
+    let mut redis = RedisServer::start().await;
+    let (a, b) = replicas(spec(redis.url(), "")).await;
+    wait_backend(&a, &b, true).await;
+    redis.kill();
+    wait_backend(&a, &b, false).await;
+    open_on_a(&a).await;
+    // Nothing carries the opening while Redis is away: B still sends its own traffic.
+    tokio::time::sleep(REREAD * 2).await;
+    assert_eq!(
+        b.app.breaker("openai").unwrap().state(),
+        BreakerState::Closed
+    );
+    redis.restart().await;
+    wait_backend(&a, &b, true).await;
+    // A sends it on its first re-read that reaches Redis; B applies the message.
+    wait_until(
+        REREAD + SHARED_WITHIN,
+        "replica B honouring the opening A decided while Redis was down",
+        || async { b.app.breaker("openai").unwrap().state() == BreakerState::Open },
+    )
+    .await;
+    let open_for = b.app.breaker("openai").unwrap().time_to_admit();
+    assert!(
+        open_for > Duration::from_secs(20) && open_for <= Duration::from_secs(30) + PROBE_GRACE,
+        "B holds the opening for what is left of A's 30 s and the grace, not anew: {open_for:?}"
+    );
 }
 
 async fn limited_count(g: &TestGateway, n: usize) -> usize {
