@@ -219,37 +219,35 @@ impl StreamEncoder for MessageEncoder {
         out
     }
 
-    fn chunk(&mut self, chunk: &Chunk) -> Vec<u8> {
+    fn chunk(&mut self, chunk: &Chunk, out: &mut Vec<u8>) {
         if chunk.usage.is_some() {
             self.usage = chunk.usage;
         }
         if chunk.finish_reason.is_some() {
             self.finish.clone_from(&chunk.finish_reason);
         }
-        let mut out = Vec::new();
         let refusal = chunk.refusal.as_deref().unwrap_or_default();
         for text in [chunk.text.as_str(), refusal] {
             if text.is_empty() {
                 continue;
             }
             if self.open != Open::Text {
-                self.open(&mut out, Open::Text, json!({"type": "text", "text": ""}));
+                self.open(out, Open::Text, json!({"type": "text", "text": ""}));
             }
-            self.delta(&mut out, json!({"type": "text_delta", "text": text}));
+            self.delta(out, json!({"type": "text_delta", "text": text}));
         }
         for d in &chunk.tool_calls {
             if let (Some(id), Some(name)) = (&d.id, &d.name) {
                 let block = json!({"type": "tool_use", "id": id, "name": name, "input": {}});
-                self.open(&mut out, Open::Tool(d.index), block);
+                self.open(out, Open::Tool(d.index), block);
             }
             if !d.arguments.is_empty() && self.open == Open::Tool(d.index) {
                 self.delta(
-                    &mut out,
+                    out,
                     json!({"type": "input_json_delta", "partial_json": d.arguments}),
                 );
             }
         }
-        out
     }
 
     fn finish(&mut self) -> Vec<u8> {
@@ -320,19 +318,27 @@ mod tests {
     fn a_stream_is_anthropics_event_sequence_with_text_then_tool_use_blocks() {
         let mut enc = MessageEncoder::new("chatcmpl-1", "m");
         let mut bytes = enc.start();
-        bytes.extend(enc.chunk(&Chunk::text("Let me check.")));
-        bytes.extend(enc.chunk(&Chunk::tool_call(ToolCallDelta::start(
-            0,
-            "call_1",
-            "get_weather",
-        ))));
-        bytes.extend(enc.chunk(&Chunk::tool_call(ToolCallDelta::arguments(0, "{\"city\":"))));
-        bytes.extend(enc.chunk(&Chunk::tool_call(ToolCallDelta::arguments(0, "\"Oslo\"}"))));
-        bytes.extend(enc.chunk(&Chunk {
-            finish_reason: Some(FinishReason::ToolCalls),
-            usage: Some(Usage::new(10, 5)),
-            ..Chunk::default()
-        }));
+        enc.chunk(&Chunk::text("Let me check."), &mut bytes);
+        enc.chunk(
+            &Chunk::tool_call(ToolCallDelta::start(0, "call_1", "get_weather")),
+            &mut bytes,
+        );
+        enc.chunk(
+            &Chunk::tool_call(ToolCallDelta::arguments(0, "{\"city\":")),
+            &mut bytes,
+        );
+        enc.chunk(
+            &Chunk::tool_call(ToolCallDelta::arguments(0, "\"Oslo\"}")),
+            &mut bytes,
+        );
+        enc.chunk(
+            &Chunk {
+                finish_reason: Some(FinishReason::ToolCalls),
+                usage: Some(Usage::new(10, 5)),
+                ..Chunk::default()
+            },
+            &mut bytes,
+        );
         bytes.extend(enc.finish());
         let ev = events(&bytes);
         let names: Vec<&str> = ev.iter().map(|(n, _)| n.as_str()).collect();
@@ -383,7 +389,7 @@ mod tests {
             Chunk::tool_call(ToolCallDelta::start(1, "b", "second")),
             Chunk::tool_call(ToolCallDelta::arguments(1, "{\"x\":1}")),
         ] {
-            bytes.extend(enc.chunk(&chunk));
+            enc.chunk(&chunk, &mut bytes);
         }
         bytes.extend(enc.finish());
         let ev = events(&bytes);

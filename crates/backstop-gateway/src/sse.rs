@@ -3,12 +3,14 @@
 //! at the end of its grace period) — never a silent truncation.
 
 use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::Response;
 use backstop::{ApiFormat, Chunk, FallbackStream, FinishReason, Usage};
-use futures_util::{FutureExt, StreamExt};
+use futures_util::{Stream, StreamExt};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
@@ -18,13 +20,17 @@ use crate::server::{Shared, attempt_headers, unix_now};
 use crate::state::key_limits::Reservation;
 use crate::wire::{self, ChunkEncoder, GatewayRequest};
 
+/// Most bytes of ready events one body frame gathers: one frame per event made hyper frame,
+/// size and queue each of them (a stream's 18 events arrive in one read from the upstream).
+const FRAME_BYTES: usize = 16 * 1024;
+
 /// One stream's events in the wire format the client asked in (OpenAI chunks, Anthropic
 /// message events).
 pub(crate) trait StreamEncoder: Send {
     /// The opening events, before any content.
     fn start(&self) -> Vec<u8>;
-    /// The events for one chunk (empty when it only carries metadata).
-    fn chunk(&mut self, chunk: &Chunk) -> Vec<u8>;
+    /// Appends the events for one chunk (none when it only carries metadata).
+    fn chunk(&mut self, chunk: &Chunk, out: &mut Vec<u8>);
     /// The closing events, terminal marker included.
     fn finish(&mut self) -> Vec<u8>;
     /// One error event, ending a stream that already started.
@@ -39,8 +45,8 @@ impl StreamEncoder for ChunkEncoder {
     fn start(&self) -> Vec<u8> {
         self.role()
     }
-    fn chunk(&mut self, chunk: &Chunk) -> Vec<u8> {
-        ChunkEncoder::chunk(self, chunk)
+    fn chunk(&mut self, chunk: &Chunk, out: &mut Vec<u8>) {
+        ChunkEncoder::chunk_into(self, chunk, out);
     }
     fn finish(&mut self) -> Vec<u8> {
         ChunkEncoder::finish(self)
@@ -60,7 +66,8 @@ impl StreamEncoder for ChunkEncoder {
 struct StreamState {
     stream: Option<FallbackStream>,
     encoder: Box<dyn StreamEncoder>,
-    first: Option<Bytes>,
+    /// The opening events, sent with the first content.
+    first: Option<Vec<u8>>,
     request_id: String,
     /// The chain's series (tokens are counted when the stream ends).
     metrics: std::sync::Arc<ChainMetrics>,
@@ -95,20 +102,26 @@ impl Drop for StreamState {
 
 impl StreamState {
     /// The next SSE bytes: content events, then the finish events and `[DONE]`, or one
-    /// OpenAI-shaped error event if the committed stream fails or the gateway stops.
+    /// OpenAI-shaped error event if the committed stream fails or the gateway stops. Events
+    /// already there are sent in one frame (up to [`FRAME_BYTES`]); the next one is never
+    /// waited for while some are ready to go.
     async fn next(&mut self) -> Option<Bytes> {
-        if let Some(first) = self.first.take() {
-            return Some(first);
-        }
-        let stream = self.stream.as_mut()?;
+        let mut out = self.first.take().unwrap_or_default();
+        let Some(stream) = self.stream.as_mut() else {
+            return (!out.is_empty()).then(|| Bytes::from(out));
+        };
         loop {
             // An item already there is taken without setting up the wait for the end of
             // the grace period (a `Notified` per item was 2% of a stream's instructions);
             // the flag is still checked before each one.
             let item = if *self.stopping.borrow() {
                 None
-            } else if let Some(item) = stream.next().now_or_never() {
+            } else if let Poll::Ready(item) =
+                Pin::new(&mut *stream).poll_next(&mut Context::from_waker(Waker::noop()))
+            {
                 Some(item)
+            } else if !out.is_empty() {
+                return Some(Bytes::from(out));
             } else {
                 tokio::select! {
                     item = stream.next() => Some(item),
@@ -120,33 +133,31 @@ impl StreamState {
                 self.end_stream();
                 self.log(503);
                 tracing::info!(chain = %self.chain, provider = %self.provider, "stream ended: the gateway is shutting down");
-                return Some(Bytes::from(self.encoder.error(
+                out.append(&mut self.encoder.error(
                     "the gateway is shutting down; the answer is incomplete",
                     "server_error",
                     Some("server_shutting_down"),
-                )));
+                ));
+                return Some(Bytes::from(out));
             };
             match item {
                 Some(Ok(chunk)) => {
-                    let mut event = self.encoder.chunk(&chunk);
+                    let at = out.len();
+                    self.encoder.chunk(&chunk, &mut out);
                     let resumes = stream.resumes();
-                    if resumes > self.resumes && !event.is_empty() {
+                    if resumes > self.resumes && out.len() > at {
                         // An SSE comment (ignored by SDKs) marks where another provider took over.
                         self.resumes = resumes;
-                        let seam = stream.contributions().last().map(|c| {
-                            format!(
+                        if let Some(c) = stream.contributions().last() {
+                            let seam = format!(
                                 ": backstop resumed on {} at offset {}\n\n",
                                 c.provider, c.offset
-                            )
-                        });
-                        if let Some(seam) = seam {
-                            let mut out = seam.into_bytes();
-                            out.append(&mut event);
-                            event = out;
+                            );
+                            out.splice(at..at, seam.into_bytes());
                         }
                     }
-                    if !event.is_empty() {
-                        return Some(Bytes::from(event));
+                    if out.len() >= FRAME_BYTES {
+                        return Some(Bytes::from(out));
                     }
                 }
                 Some(Err(e)) => {
@@ -154,11 +165,12 @@ impl StreamState {
                     self.log(200);
                     tracing::warn!(chain = %self.chain, provider = %self.provider, error = %e, "stream failed after it started");
                     let message = format!("{}: {e}", self.provider);
-                    return Some(Bytes::from(self.encoder.error(
+                    out.append(&mut self.encoder.error(
                         &message,
                         "server_error",
                         Some(e.kind.as_str()),
-                    )));
+                    ));
+                    return Some(Bytes::from(out));
                 }
                 None => {
                     self.end_stream();
@@ -174,7 +186,8 @@ impl StreamState {
                         Box::pin(reserved.settle(Some(used))).await;
                     }
                     self.log(200);
-                    return Some(Bytes::from(self.encoder.finish()));
+                    out.append(&mut self.encoder.finish());
+                    return Some(Bytes::from(out));
                 }
             }
         }
@@ -242,7 +255,7 @@ pub(crate) fn stream_response(
     let mut r = Response::new(Body::empty());
     attempt_headers(&mut r, Some(&provider), stream.attempts());
     let state = StreamState {
-        first: Some(Bytes::from(encoder.start())),
+        first: Some(encoder.start()),
         attempts: Vec::new(),
         stream: Some(stream),
         encoder,

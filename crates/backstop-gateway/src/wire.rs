@@ -280,6 +280,13 @@ impl ChunkEncoder {
 
     /// The event for one chunk (empty when the chunk only carries metadata, which is kept for the end).
     pub fn chunk(&mut self, chunk: &Chunk) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.chunk_into(chunk, &mut out);
+        out
+    }
+
+    /// [`chunk`](Self::chunk), appended to `out` (a frame gathering several events).
+    pub fn chunk_into(&mut self, chunk: &Chunk, out: &mut Vec<u8>) {
         if chunk.usage.is_some() {
             self.usage = chunk.usage;
         }
@@ -288,31 +295,30 @@ impl ChunkEncoder {
         }
         let refusal = chunk.refusal.as_deref().filter(|r| !r.is_empty());
         if chunk.text.is_empty() && refusal.is_none() && chunk.tool_calls.is_empty() {
-            return Vec::new();
+            return;
         }
-        let mut out = Vec::with_capacity(self.prefix.len() + chunk.text.len() + 96);
+        out.reserve(self.prefix.len() + chunk.text.len() + 96);
         out.extend_from_slice(&self.prefix);
         out.extend_from_slice(br#","choices":[{"index":0,"delta":{"#);
         if !chunk.text.is_empty() {
             out.extend_from_slice(br#""content":"#);
-            push_json_str(&mut out, &chunk.text);
+            push_json_str(out, &chunk.text);
         }
         if let Some(r) = refusal {
             if !chunk.text.is_empty() {
                 out.push(b',');
             }
             out.extend_from_slice(br#""refusal":"#);
-            push_json_str(&mut out, r);
+            push_json_str(out, r);
         }
         if !chunk.tool_calls.is_empty() {
             if !chunk.text.is_empty() || refusal.is_some() {
                 out.push(b',');
             }
-            push_tool_call_deltas(&mut out, &chunk.tool_calls);
+            push_tool_call_deltas(out, &chunk.tool_calls);
         }
         out.extend_from_slice(br#"},"logprobs":null,"finish_reason":null}]"#);
-        self.close(&mut out);
-        out
+        self.close(out);
     }
 
     /// Usage reported so far on this stream.

@@ -337,6 +337,50 @@ async fn mid_stream_failure_on_the_only_provider() {
     gw.shutdown().await;
 }
 
+/// Content events with non-empty text among `events`.
+fn content_events(events: &[String]) -> usize {
+    events
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .filter(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .is_some_and(|c| !c.is_empty())
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn each_event_is_sent_as_it_arrives_not_held_for_the_next() {
+    // Events that are ready together share a frame; one that is alone must not wait.
+    let gw = TestGateway::start_with(Spec {
+        sim: SimConfig {
+            chunk_delay: Duration::from_millis(250),
+            chunks: 4,
+            record: false,
+            ..SimConfig::default()
+        },
+        ..Spec::default()
+    })
+    .await;
+    let mut r = gw.chat(&stream_body("default", "slow please")).await;
+    assert_eq!(r.status(), 200);
+    let mut body = String::new();
+    let mut seen = vec![0];
+    while let Some(piece) = r.chunk().await.expect("read") {
+        body.push_str(std::str::from_utf8(&piece).unwrap());
+        seen.push(content_events(&sse_data(&body)));
+    }
+    assert_eq!(sse_data(&body).last().map(String::as_str), Some("[DONE]"));
+    assert!(*seen.last().unwrap() >= 3, "several content events: {body}");
+    assert!(
+        seen.windows(2).all(|w| w[1] - w[0] <= 1),
+        "a content event was held back until the next one (content events after each read: \
+         {seen:?})"
+    );
+    gw.shutdown().await;
+}
+
 #[tokio::test]
 async fn graceful_shutdown_lets_an_in_flight_stream_finish() {
     let mut gw = TestGateway::start_with(Spec {
