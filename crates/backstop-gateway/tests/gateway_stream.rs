@@ -337,6 +337,21 @@ async fn mid_stream_failure_on_the_only_provider() {
     gw.shutdown().await;
 }
 
+/// A gateway in front of a simulator that sends `chunks` content chunks `delay` apart.
+async fn slow_gateway(delay: Duration, chunks: usize, shutdown_grace: Duration) -> TestGateway {
+    TestGateway::start_with(Spec {
+        sim: SimConfig {
+            chunk_delay: delay,
+            chunks,
+            record: false,
+            ..SimConfig::default()
+        },
+        shutdown_grace,
+        ..Spec::default()
+    })
+    .await
+}
+
 /// Content events with non-empty text among `events`.
 fn content_events(events: &[String]) -> usize {
     events
@@ -353,15 +368,11 @@ fn content_events(events: &[String]) -> usize {
 #[tokio::test]
 async fn each_event_is_sent_as_it_arrives_not_held_for_the_next() {
     // Events that are ready together share a frame; one that is alone must not wait.
-    let gw = TestGateway::start_with(Spec {
-        sim: SimConfig {
-            chunk_delay: Duration::from_millis(250),
-            chunks: 4,
-            record: false,
-            ..SimConfig::default()
-        },
-        ..Spec::default()
-    })
+    let gw = slow_gateway(
+        Duration::from_millis(250),
+        4,
+        Spec::default().shutdown_grace,
+    )
     .await;
     let mut r = gw.chat(&stream_body("default", "slow please")).await;
     assert_eq!(r.status(), 200);
@@ -383,15 +394,11 @@ async fn each_event_is_sent_as_it_arrives_not_held_for_the_next() {
 
 #[tokio::test]
 async fn graceful_shutdown_lets_an_in_flight_stream_finish() {
-    let mut gw = TestGateway::start_with(Spec {
-        sim: SimConfig {
-            chunk_delay: Duration::from_millis(150),
-            chunks: 8,
-            record: false,
-            ..SimConfig::default()
-        },
-        ..Spec::default()
-    })
+    let mut gw = slow_gateway(
+        Duration::from_millis(150),
+        8,
+        Spec::default().shutdown_grace,
+    )
     .await;
     let mut r = gw.chat(&stream_body("default", "slow please")).await;
     assert_eq!(r.status(), 200);
@@ -445,17 +452,7 @@ async fn graceful_shutdown_lets_an_in_flight_stream_finish() {
 #[tokio::test]
 async fn grace_period_expiry_closes_a_stream_that_would_not_finish() {
     // 8 chunks 400 ms apart take ~3 s; the grace period is 300 ms.
-    let mut gw = TestGateway::start_with(Spec {
-        sim: SimConfig {
-            chunk_delay: Duration::from_millis(400),
-            chunks: 8,
-            record: false,
-            ..SimConfig::default()
-        },
-        shutdown_grace: Duration::from_millis(300),
-        ..Spec::default()
-    })
-    .await;
+    let mut gw = slow_gateway(Duration::from_millis(400), 8, Duration::from_millis(300)).await;
     let mut r = gw.chat(&stream_body("default", "too slow")).await;
     assert_eq!(r.status(), 200);
     let mut body = String::new();
@@ -521,17 +518,7 @@ async fn a_request_waiting_on_a_provider_at_the_end_of_the_grace_period_gets_503
 
 #[tokio::test]
 async fn a_second_signal_stops_at_once() {
-    let mut gw = TestGateway::start_with(Spec {
-        sim: SimConfig {
-            chunk_delay: Duration::from_millis(400),
-            chunks: 20,
-            record: false,
-            ..SimConfig::default()
-        },
-        shutdown_grace: Duration::from_secs(30),
-        ..Spec::default()
-    })
-    .await;
+    let mut gw = slow_gateway(Duration::from_millis(400), 20, Duration::from_secs(30)).await;
     let mut r = gw.chat(&stream_body("default", "long")).await;
     let _ = r.chunk().await.unwrap();
     gw.begin_shutdown();
