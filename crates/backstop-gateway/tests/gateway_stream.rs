@@ -368,8 +368,9 @@ fn content_events(events: &[String]) -> usize {
 #[tokio::test]
 async fn each_event_is_sent_as_it_arrives_not_held_for_the_next() {
     // Events that are ready together share a frame; one that is alone must not wait.
+    // 400 ms apart: only a stall that long, of the gateway or of this reader, merges two.
     let gw = slow_gateway(
-        Duration::from_millis(250),
+        Duration::from_millis(400),
         4,
         Spec::default().shutdown_grace,
     )

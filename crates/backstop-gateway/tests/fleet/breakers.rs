@@ -185,7 +185,8 @@ async fn the_fleet_sends_one_replicas_probes_not_one_set_per_replica() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_opening_one_provider_at_once_leave_the_probes_to_one_owner() {
     let mut redis = RedisServer::start().await;
-    let (a, b) = replicas(spec(&redis, "6s")).await;
+    // 8 s: the openings must outlast the restart and be sent again while still open.
+    let (a, b) = replicas(spec(&redis, "8s")).await;
     wait_backend(&a, &b, true).await;
     redis.kill();
     wait_backend(&a, &b, false).await;
