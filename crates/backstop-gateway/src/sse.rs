@@ -66,7 +66,7 @@ impl StreamEncoder for ChunkEncoder {
 struct StreamState {
     stream: Option<FallbackStream>,
     encoder: Box<dyn StreamEncoder>,
-    /// The opening events, sent with the first content.
+    /// The opening events, sent in the first frame with whatever content is ready.
     first: Option<Vec<u8>>,
     request_id: String,
     /// The chain's series (tokens are counted when the stream ends).

@@ -147,7 +147,7 @@ impl BreakerShare {
             replica: self.replica.clone(),
             ms,
         };
-        // Full: Redis is slow or gone; the local state is unaffected.
+        // Full: Redis is slow or gone; the change is kept and sent again when it answers.
         if let Err(e) = self.tx.try_send(Outgoing { message, decided }) {
             let Outgoing { message, decided } = e.into_inner();
             self.not_published(&message, decided);
