@@ -443,7 +443,7 @@ fn push_hex(out: &mut String, n: u64, width: usize) {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn a_completion_id_is_the_salt_then_the_count_in_hex() {
+    fn a_completion_id_prefix_is_chatcmpl_then_the_salt_in_16_hex_digits() {
         assert_eq!(super::id_prefix(0xdead), "chatcmpl-000000000000dead");
     }
 

@@ -46,7 +46,7 @@ impl StreamEncoder for ChunkEncoder {
         self.role()
     }
     fn chunk(&mut self, chunk: &Chunk, out: &mut Vec<u8>) {
-        ChunkEncoder::chunk_into(self, chunk, out);
+        ChunkEncoder::chunk(self, chunk, out);
     }
     fn finish(&mut self) -> Vec<u8> {
         ChunkEncoder::finish(self)

@@ -278,15 +278,9 @@ impl ChunkEncoder {
         out
     }
 
-    /// The event for one chunk (empty when the chunk only carries metadata, which is kept for the end).
-    pub fn chunk(&mut self, chunk: &Chunk) -> Vec<u8> {
-        let mut out = Vec::new();
-        self.chunk_into(chunk, &mut out);
-        out
-    }
-
-    /// [`chunk`](Self::chunk), appended to `out` (a frame gathering several events).
-    pub fn chunk_into(&mut self, chunk: &Chunk, out: &mut Vec<u8>) {
+    /// Appends the event for one chunk to `out` (a frame gathering several events); nothing
+    /// when the chunk only carries metadata, which is kept for the end.
+    pub fn chunk(&mut self, chunk: &Chunk, out: &mut Vec<u8>) {
         if chunk.usage.is_some() {
             self.usage = chunk.usage;
         }
@@ -422,24 +416,34 @@ mod tests {
             .collect()
     }
 
+    /// One chunk's event on its own.
+    fn chunk(enc: &mut ChunkEncoder, c: &Chunk) -> Vec<u8> {
+        let mut out = Vec::new();
+        enc.chunk(c, &mut out);
+        out
+    }
+
     #[test]
     fn stream_events_are_valid_openai_chunks() {
         let mut enc = ChunkEncoder::new("chatcmpl-1", 7, "gpt-x", true);
         let role = &events(&enc.role())[0];
         assert_eq!(role["choices"][0]["delta"]["role"], "assistant");
         assert!(role["usage"].is_null() && role.get("usage").is_some());
-        let ev = enc.chunk(&Chunk::text("he said \"hi\"\n"));
+        let ev = chunk(&mut enc, &Chunk::text("he said \"hi\"\n"));
         assert!(ev.starts_with(b"data: ") && ev.ends_with(b"\n\n"));
         let v = &events(&ev)[0];
         assert_eq!(v["choices"][0]["delta"]["content"], "he said \"hi\"\n");
         assert_eq!(v["object"], "chat.completion.chunk");
         assert!(v.get("usage").is_some_and(serde_json::Value::is_null));
         assert!(
-            enc.chunk(&Chunk {
-                usage: Some(Usage::new(3, 4).cached_input(Some(2)).reasoning(Some(1))),
-                finish_reason: Some(FinishReason::Other("pause_turn".into())),
-                ..Chunk::default()
-            })
+            chunk(
+                &mut enc,
+                &Chunk {
+                    usage: Some(Usage::new(3, 4).cached_input(Some(2)).reasoning(Some(1))),
+                    finish_reason: Some(FinishReason::Other("pause_turn".into())),
+                    ..Chunk::default()
+                }
+            )
             .is_empty()
         );
         let end = enc.finish();
@@ -458,7 +462,7 @@ mod tests {
     #[test]
     fn unknown_usage_is_null_never_zeros() {
         let mut enc = ChunkEncoder::new("c", 1, "m", true);
-        enc.chunk(&Chunk::text("hi"));
+        chunk(&mut enc, &Chunk::text("hi"));
         let events = events(&enc.finish());
         let last = events.last().unwrap();
         assert!(
@@ -468,7 +472,7 @@ mod tests {
         // Without include_usage no chunk mentions usage at all.
         let mut plain = ChunkEncoder::new("c", 1, "m", false);
         let mut bytes = plain.role();
-        bytes.extend(plain.chunk(&Chunk::text("hi")));
+        plain.chunk(&Chunk::text("hi"), &mut bytes);
         bytes.extend(plain.finish());
         assert!(!String::from_utf8(bytes).unwrap().contains("usage"));
         let body = completion_body(
@@ -490,10 +494,13 @@ mod tests {
     #[test]
     fn refusals_are_kept() {
         let mut enc = ChunkEncoder::new("c", 1, "m", false);
-        let ev = enc.chunk(&Chunk {
-            refusal: Some("I can't help with that.".into()),
-            ..Chunk::default()
-        });
+        let ev = chunk(
+            &mut enc,
+            &Chunk {
+                refusal: Some("I can't help with that.".into()),
+                ..Chunk::default()
+            },
+        );
         let v = &events(&ev)[0];
         assert_eq!(
             v["choices"][0]["delta"]["refusal"],
@@ -575,25 +582,29 @@ mod tests {
         assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
 
         let mut enc = ChunkEncoder::new("c", 1, "m", false);
-        let open = &events(&enc.chunk(&Chunk::tool_call(ToolCallDelta::start(
-            0,
-            "call_1",
-            "get_weather",
-        ))))[0];
+        let open = &events(&chunk(
+            &mut enc,
+            &Chunk::tool_call(ToolCallDelta::start(0, "call_1", "get_weather")),
+        ))[0];
         assert_eq!(
             open["choices"][0]["delta"]["tool_calls"],
             serde_json::json!([{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""}}])
         );
-        let args =
-            &events(&enc.chunk(&Chunk::tool_call(ToolCallDelta::arguments(0, "{\"city\""))))[0];
+        let args = &events(&chunk(
+            &mut enc,
+            &Chunk::tool_call(ToolCallDelta::arguments(0, "{\"city\"")),
+        ))[0];
         assert_eq!(
             args["choices"][0]["delta"]["tool_calls"],
             serde_json::json!([{"index":0,"function":{"arguments":"{\"city\""}}])
         );
-        enc.chunk(&Chunk {
-            finish_reason: Some(FinishReason::ToolCalls),
-            ..Chunk::default()
-        });
+        chunk(
+            &mut enc,
+            &Chunk {
+                finish_reason: Some(FinishReason::ToolCalls),
+                ..Chunk::default()
+            },
+        );
         let end = events(&enc.finish());
         assert_eq!(end[0]["choices"][0]["finish_reason"], "tool_calls");
     }
