@@ -75,6 +75,7 @@ pub(crate) async fn route(State(shared): State<Arc<Shared>>, req: Request) -> Re
             stream: false,
             model: parsed.as_ref().ok().and_then(|w| w.model.clone()),
             fault: fault.clone(),
+            peer: crate::server::peer(&parts),
         });
     }
     let req = match parsed {

@@ -28,9 +28,12 @@ impl Simulator {
         let app = crate::server::router(Arc::clone(&shared));
         let signal_shared = Arc::clone(&shared);
         let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { signal_shared.shutdown_signal().await })
-                .await
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { signal_shared.shutdown_signal().await })
+            .await
         });
         Ok(SimHandle {
             shared,

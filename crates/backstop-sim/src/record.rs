@@ -22,6 +22,9 @@ pub struct RecordedRequest {
     /// The id the simulator answered with (`x-request-id` on the OpenAI and Groq routes,
     /// `request-id` on Anthropic's), for tests of the round trip.
     pub request_id: String,
+    /// The address the request came from: its port tells the client's connections apart.
+    #[serde(default)]
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 impl RecordedRequest {

@@ -90,6 +90,7 @@ async fn handle(shared: Arc<Shared>, flavor: Flavor, req: Request) -> Response {
             model,
             fault: fault.clone(),
             request_id: request_id.clone(),
+            peer: peer(&parts),
         });
     }
     let wire_req = match parsed {
@@ -107,6 +108,14 @@ async fn handle(shared: Arc<Shared>, flavor: Flavor, req: Request) -> Response {
     };
 
     respond(&shared, flavor, n, &request_id, &wire_req, fault).await
+}
+
+/// The client address axum recorded for the connection.
+pub(crate) fn peer(parts: &axum::http::request::Parts) -> Option<std::net::SocketAddr> {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0)
 }
 
 pub(crate) fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
