@@ -31,6 +31,7 @@ pub mod status;
 pub mod telemetry;
 pub mod traceparent;
 pub mod wire;
+mod workers;
 pub mod write_timeout;
 
 pub use describe::describe;

@@ -20,7 +20,7 @@ use crate::config::{Config, ConfigError, ServerConfig};
 use crate::duration::format_duration;
 
 /// `[server]` keys that a reload does not apply (they need a restart).
-pub const NOT_RELOADABLE: [&str; 7] = [
+pub const NOT_RELOADABLE: [&str; 8] = [
     "server.listen",
     "server.header_timeout",
     "server.shutdown_grace",
@@ -28,6 +28,7 @@ pub const NOT_RELOADABLE: [&str; 7] = [
     "server.max_connections",
     "server.max_in_flight",
     "server.max_stream_buffer_bytes",
+    "server.workers",
 ];
 
 /// The values of the [`NOT_RELOADABLE`] settings, as the config writes them.
@@ -47,6 +48,8 @@ fn fixed_values(s: &ServerConfig) -> [String; NOT_RELOADABLE.len()] {
         s.max_in_flight
             .map_or_else(|| "(as many as connections)".to_owned(), |n| n.to_string()),
         s.max_stream_buffer_bytes.to_string(),
+        s.workers
+            .map_or_else(|| "(one per CPU core)".to_owned(), |n| n.to_string()),
     ]
 }
 
@@ -74,6 +77,7 @@ pub(crate) fn keep_running_server(next: &mut ServerConfig, running: &ServerConfi
     next.max_connections = running.max_connections;
     next.max_in_flight = running.max_in_flight;
     next.max_stream_buffer_bytes = running.max_stream_buffer_bytes;
+    next.workers = running.workers;
 }
 
 /// A setting the file changed that stays at its running value until a restart.
@@ -359,6 +363,7 @@ mod tests {
             max_connections: Some(7),
             max_in_flight: Some(5),
             max_stream_buffer_bytes: 9000,
+            workers: Some(3),
             max_body_bytes: 10,
             ..ServerConfig::default()
         };

@@ -18,13 +18,14 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::config::ServerConfig;
 use crate::limits::Limits;
 use crate::reload::Live;
+use crate::workers::Workers;
 use crate::write_timeout::WriteTimeout;
 
 /// Connections being answered 503 at once; beyond it accepting pauses (the backlog waits).
@@ -46,6 +47,9 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// hyper's per-connection buffer: bounds the response bytes held for a slow reader.
     pub max_stream_buffer_bytes: usize,
+    /// Threads serving connections, each with its own single-threaded runtime; 0 serves them
+    /// on the runtime that calls [`serve`].
+    pub workers: usize,
 }
 
 impl ServeOptions {
@@ -57,6 +61,9 @@ impl ServeOptions {
             client_write_timeout: server.client_write_timeout,
             max_connections: limits.max_connections,
             max_stream_buffer_bytes: server.max_stream_buffer_bytes,
+            workers: server.workers.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            }),
         }
     }
 }
@@ -196,6 +203,10 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(1))
         .keep_alive(false);
+    let mut workers = match options.workers {
+        0 => None,
+        n => Some(Workers::start(n)?),
+    };
     let timeouts = metrics.clone();
     let on_timeout: crate::write_timeout::OnTimeout = Arc::new(move || timeouts.write_timeout());
     loop {
@@ -222,16 +233,39 @@ pub async fn serve(
                 }
                 open.fetch_add(1, Ordering::Relaxed);
                 let guard = Open(open.clone());
-                let io = WriteTimeout::new(stream, options.client_write_timeout, Some(on_timeout.clone()));
                 let service = TowerToHyperService::new(router.clone());
-                let conn = builder.serve_connection(TokioIo::new(io), service);
-                let conn = graceful.watch(conn);
-                connections.spawn(async move {
+                let watcher = graceful.watcher();
+                let builder = builder.clone();
+                let on_timeout = on_timeout.clone();
+                let write_timeout = options.client_write_timeout;
+                let answer = move |stream: TcpStream| async move {
                     let _guard = guard;
-                    if let Err(e) = conn.await {
+                    let io = WriteTimeout::new(stream, write_timeout, Some(on_timeout));
+                    let conn = builder.serve_connection(TokioIo::new(io), service);
+                    if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
-                });
+                };
+                match workers.as_mut() {
+                    None => {
+                        connections.spawn(answer(stream));
+                    }
+                    // Moved to the worker's own event loop: it is registered there.
+                    Some(w) => match stream.into_std() {
+                        Ok(stream) => {
+                            connections.spawn_on(
+                                async move {
+                                    match TcpStream::from_std(stream) {
+                                        Ok(stream) => answer(stream).await,
+                                        Err(e) => tracing::warn!(error = %e, "could not hand a connection to a worker"),
+                                    }
+                                },
+                                w.next(),
+                            );
+                        }
+                        Err(e) => tracing::warn!(error = %e, "could not hand a connection to a worker"),
+                    },
+                }
             }
             // Reap finished connection tasks so the sets do not grow.
             Some(_) = connections.join_next(), if !connections.is_empty() => {}

@@ -167,6 +167,7 @@ fn minimal_config_gets_every_default() {
     assert_eq!(server.header_timeout, Duration::from_secs(10));
     assert_eq!(server.body_timeout, Duration::from_secs(30));
     assert_eq!(server.shutdown_grace, Duration::from_secs(30));
+    assert_eq!(server.workers, None, "one per core");
 
     let local = &config.providers["local"];
     assert_eq!(local.kind, ProviderKind::OpenAiCompatible);
@@ -225,6 +226,7 @@ fn optional_fields_parse() {
 [server]
 listen = "[::1]:9000"
 max_body_bytes = 1024
+workers = 3
 
 [providers.a]
 kind = "openai"
@@ -244,6 +246,7 @@ providers = [{ name = "a" }]
     .unwrap();
     assert_eq!(config.server.listen, "[::1]:9000".parse().unwrap());
     assert_eq!(config.server.max_body_bytes, 1024);
+    assert_eq!(config.server.workers, Some(3));
     let a = &config.providers["a"];
     assert_eq!(a.retries, 0);
     assert_eq!(a.temperature, Some(1.0));
@@ -885,6 +888,13 @@ fn broken_cases() -> Vec<Case> {
             2,
             "server.max_body_bytes",
             "must be between 1 and 1073741824, got 0",
+        ),
+        case(
+            "workers 0",
+            &format!("[server]\nworkers = 0\n{OK_TAIL}"),
+            2,
+            "server.workers",
+            "must be between 1 and 1024, got 0",
         ),
         case(
             "max_body_bytes over 1 GiB",

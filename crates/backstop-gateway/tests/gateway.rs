@@ -701,3 +701,39 @@ async fn unknown_endpoint_is_404_json() {
     assert_eq!(e["type"], "invalid_request_error");
     gw.shutdown().await;
 }
+
+/// A connection is dealt to one worker thread and its requests use that worker's upstream
+/// connections: four client connections in turn over two workers reach the provider over
+/// exactly two connections (one would mean the workers share a pool, or one got them all).
+#[tokio::test]
+async fn each_worker_reaches_the_provider_over_its_own_connections() {
+    let gw = TestGateway::start_with(Spec {
+        sim: backstop_sim::SimConfig {
+            record: true,
+            ..backstop_sim::SimConfig::default()
+        },
+        server_extra: "workers = 2\n".into(),
+        ..Spec::default()
+    })
+    .await;
+    for _ in 0..4 {
+        // A client of its own: one connection to the gateway, closed when it is dropped.
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        for _ in 0..3 {
+            let r = client
+                .post(gw.at("/v1/chat/completions"))
+                .json(&chat_body("solo", "hi"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            json_of(r).await;
+        }
+    }
+    let requests = gw.sim("openai").requests();
+    assert_eq!(requests.len(), 12);
+    let upstream: std::collections::BTreeSet<_> =
+        requests.iter().map(|r| r.peer.expect("peer")).collect();
+    assert_eq!(upstream.len(), 2, "upstream connections: {upstream:?}");
+    gw.shutdown().await;
+}

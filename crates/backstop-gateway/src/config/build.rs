@@ -267,6 +267,10 @@ pub(super) fn build_server(path: &KeyPath, raw: RawServer) -> Result<ServerConfi
                 limit(MAX_BODY_BYTES_LIMIT),
             )?,
         },
+        workers: raw
+            .workers
+            .map(|v| int_in(path.key("workers"), v, 1, limit(MAX_WORKERS)))
+            .transpose()?,
         allowed_origins: list(&path.key("allowed_origins"), raw.allowed_origins, origin)?,
         allowed_hosts: list(&path.key("allowed_hosts"), raw.allowed_hosts, host)?,
         key_limits: raw

@@ -60,6 +60,8 @@ pub const DEFAULT_CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_STREAM_BUFFER_BYTES: usize = 64 * 1024;
 /// Smallest `server.max_stream_buffer_bytes` (hyper needs room for one read).
 pub const MIN_STREAM_BUFFER_BYTES: usize = 8 * 1024;
+/// Largest `server.workers`.
+pub const MAX_WORKERS: usize = 1024;
 /// Largest `server.max_connections` / `server.max_in_flight`.
 pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
 /// Default per-attempt `providers.<name>.timeout`.
@@ -133,6 +135,9 @@ pub struct ServerConfig {
     /// Response bytes buffered per connection before the gateway stops reading upstream
     /// (default 64 KiB, at least 8 KiB); also the largest request head accepted.
     pub max_stream_buffer_bytes: usize,
+    /// Threads serving client connections, each with its own event loop; a connection and the
+    /// upstream connections its requests use stay on one. `None`: one per CPU core.
+    pub workers: Option<usize>,
     /// Browser origins (`https://app.example.com`) allowed to call the gateway (CORS);
     /// requests with any other `Origin` are refused. Empty (the default): none.
     pub allowed_origins: Vec<String>,
@@ -158,6 +163,7 @@ impl Default for ServerConfig {
             max_connections: None,
             max_in_flight: None,
             max_stream_buffer_bytes: DEFAULT_MAX_STREAM_BUFFER_BYTES,
+            workers: None,
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             key_limits: None,

@@ -48,6 +48,7 @@ pub(super) struct RawServer {
     pub(super) max_connections: Option<Int>,
     pub(super) max_in_flight: Option<Int>,
     pub(super) max_stream_buffer_bytes: Option<Int>,
+    pub(super) workers: Option<Int>,
     pub(super) allowed_origins: Option<Vec<String>>,
     pub(super) allowed_hosts: Option<Vec<String>>,
     pub(super) key_limits: Option<super::state::RawKeyLimits>,

@@ -188,33 +188,43 @@ fn current_runtime() -> Option<tokio::runtime::Id> {
     tokio::runtime::Handle::try_current().ok().map(|h| h.id())
 }
 
-/// A provider's handle on the shared pools: remembers the pool of the first runtime it ran on,
-/// so the usual case (one runtime) takes no lock per call.
+/// A provider's handle on the shared pools: remembers the pools of the first runtimes it ran
+/// on, so the usual cases (one runtime, or the gateway's one per core) take no lock per call.
 #[derive(Debug)]
 pub(crate) struct SharedClient {
     connect_timeout: Duration,
-    first: OnceLock<(Option<tokio::runtime::Id>, Pooled)>,
+    first: Box<[Remembered; REMEMBERED]>,
 }
+
+/// A runtime and its pool, set once.
+type Remembered = OnceLock<(Option<tokio::runtime::Id>, Pooled)>;
+
+/// Runtimes whose pool a provider remembers (the gateway runs one per core).
+const REMEMBERED: usize = 8;
 
 impl SharedClient {
     pub(crate) fn new(connect_timeout: Duration) -> Self {
         SharedClient {
             connect_timeout,
-            first: OnceLock::new(),
+            first: Box::new([const { OnceLock::new() }; REMEMBERED]),
         }
     }
 
     /// The shared client for the runtime this call runs on.
     pub(crate) fn get(&self) -> Cow<'_, Pooled> {
         let runtime = current_runtime();
-        if let Some((id, client)) = self.first.get()
-            && *id == runtime
-        {
-            return Cow::Borrowed(client);
+        for slot in self.first.iter() {
+            match slot.get() {
+                Some((id, client)) if *id == runtime => return Cow::Borrowed(client),
+                Some(_) => continue,
+                None => break,
+            }
         }
         let client = pooled((runtime, self.connect_timeout));
-        // Only the first runtime is remembered; others look up the pools each call.
-        let _ = self.first.set((runtime, client.clone()));
+        // The first few runtimes are remembered; others look up the pools each call.
+        if let Some(slot) = self.first.iter().find(|s| s.get().is_none()) {
+            let _ = slot.set((runtime, client.clone()));
+        }
         Cow::Owned(client)
     }
 }
