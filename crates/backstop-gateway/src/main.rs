@@ -236,6 +236,7 @@ async fn serve_loaded(
     tracing::info!(
         max_connections = app.limits.max_connections,
         max_in_flight = app.limits.max_in_flight,
+        workers = options.workers,
         "limits"
     );
     let app = Arc::new(app);
