@@ -253,14 +253,16 @@ pub async fn serve(
                     // Moved to the worker's own event loop: it is registered there.
                     Some(w) => match stream.into_std() {
                         Ok(stream) => {
+                            let (worker, served) = w.next();
                             connections.spawn_on(
                                 async move {
+                                    let _served = served;
                                     match TcpStream::from_std(stream) {
                                         Ok(stream) => answer(stream).await,
                                         Err(e) => tracing::warn!(error = %e, "could not hand a connection to a worker"),
                                     }
                                 },
-                                w.next(),
+                                worker,
                             );
                         }
                         Err(e) => tracing::warn!(error = %e, "could not hand a connection to a worker"),

@@ -6,6 +6,8 @@
 //! (BENCHMARKS.md, session 30).
 
 use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::runtime::{Builder, Handle};
 use tokio::sync::oneshot;
@@ -13,9 +15,26 @@ use tokio::sync::oneshot;
 /// Running worker threads; dropping this stops them (and drops the tasks still on them).
 pub(crate) struct Workers {
     handles: Vec<Handle>,
+    /// Open connections per worker, kept by [`Served`].
+    open: Arc<[AtomicUsize]>,
+    /// Where the search for the least busy worker starts: ties go round robin.
     next: usize,
     /// Dropping a sender ends its thread's `block_on`.
     _stop: Vec<oneshot::Sender<()>>,
+}
+
+/// A connection's place on a worker: counted until dropped.
+pub(crate) struct Served {
+    open: Arc<[AtomicUsize]>,
+    worker: usize,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(n) = self.open.get(self.worker) {
+            n.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Workers {
@@ -37,18 +56,36 @@ impl Workers {
         }
         Ok(Workers {
             handles,
+            open: (0..n).map(|_| AtomicUsize::new(0)).collect(),
             next: 0,
             _stop: stop,
         })
     }
 
-    /// The runtime for the next connection: round robin, so each gets an equal share of
-    /// connections whatever their source ports (`SO_REUSEPORT` hashes them and can leave one
-    /// thread with most of a client's pooled connections).
-    pub(crate) fn next(&mut self) -> &Handle {
-        let i = self.next;
-        self.next = (i + 1) % self.handles.len();
-        &self.handles[i]
+    /// The worker for the next connection: the one with the fewest open, so connections that
+    /// outlive others (streams, a client's pooled ones) do not pile up on one thread, and in
+    /// turn among equals. Keep the [`Served`] for as long as the connection is open.
+    pub(crate) fn next(&mut self) -> (&Handle, Served) {
+        let n = self.handles.len();
+        let load = |i: usize| {
+            self.open
+                .get(i)
+                .map_or(usize::MAX, |c| c.load(Ordering::Relaxed))
+        };
+        let start = self.next % n;
+        let pick = (0..n)
+            .map(|k| (start + k) % n)
+            .min_by_key(|&i| load(i))
+            .unwrap_or(start);
+        self.next = pick + 1;
+        if let Some(c) = self.open.get(pick) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        let served = Served {
+            open: self.open.clone(),
+            worker: pick,
+        };
+        (&self.handles[pick], served)
     }
 }
 
@@ -59,7 +96,13 @@ mod tests {
     #[test]
     fn connections_are_dealt_to_every_worker_in_turn() {
         let mut workers = Workers::start(3).unwrap();
-        let ids: Vec<_> = (0..6).map(|_| workers.next().id()).collect();
+        let mut held = Vec::new();
+        let mut ids = Vec::new();
+        for _ in 0..6 {
+            let (handle, served) = workers.next();
+            ids.push(handle.id());
+            held.push(served);
+        }
         assert_eq!(ids[0..3], ids[3..6]);
         assert_ne!(ids[0], ids[1]);
         assert_ne!(ids[1], ids[2]);
@@ -67,10 +110,28 @@ mod tests {
     }
 
     #[test]
+    fn a_new_connection_goes_to_the_worker_with_fewest_open() {
+        let mut workers = Workers::start(2).unwrap();
+        let (first, a) = workers.next();
+        let first = first.id();
+        let (second, b) = workers.next();
+        let second = second.id();
+        let (_, c) = workers.next();
+        // `a` and `c` were on the first worker; both close, `b` stays open on the second.
+        drop((a, c));
+        // Turn by turn the second would be next; it has the only open connection.
+        let (next, d) = workers.next();
+        assert_eq!(next.id(), first);
+        let (next, _e) = workers.next();
+        assert_eq!(next.id(), second, "one each again: in turn");
+        drop((b, d));
+    }
+
+    #[test]
     fn a_task_spawned_on_a_worker_runs_there_and_stops_with_it() {
         let mut workers = Workers::start(1).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
-        let handle = workers.next().clone();
+        let handle = workers.next().0.clone();
         handle.spawn(async move {
             let name = std::thread::current().name().map(str::to_owned);
             tx.send(name).unwrap();
