@@ -703,8 +703,9 @@ async fn unknown_endpoint_is_404_json() {
 }
 
 /// A connection is dealt to one worker thread and its requests use that worker's upstream
-/// connections: four client connections one after another over two workers reach the provider over
-/// exactly two connections (one would mean the workers share a pool, or one got them all).
+/// connections: four client connections, one after another, over two workers reach the
+/// provider over exactly two connections (one would mean the workers share a pool, or one got
+/// them all).
 #[tokio::test]
 async fn each_worker_reaches_the_provider_over_its_own_connections() {
     let gw = TestGateway::start_with(Spec {
