@@ -62,7 +62,9 @@ impl ServeOptions {
             max_connections: limits.max_connections,
             max_stream_buffer_bytes: server.max_stream_buffer_bytes,
             workers: server.workers.unwrap_or_else(|| {
-                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+                std::thread::available_parallelism()
+                    .map_or(1, std::num::NonZeroUsize::get)
+                    .min(crate::config::MAX_WORKERS)
             }),
         }
     }

@@ -894,7 +894,7 @@ fn broken_cases() -> Vec<Case> {
             &format!("[server]\nworkers = 0\n{OK_TAIL}"),
             2,
             "server.workers",
-            "must be between 1 and 1024, got 0",
+            "must be between 1 and 256, got 0",
         ),
         case(
             "max_body_bytes over 1 GiB",

@@ -61,7 +61,7 @@ pub const DEFAULT_MAX_STREAM_BUFFER_BYTES: usize = 64 * 1024;
 /// Smallest `server.max_stream_buffer_bytes` (hyper needs room for one read).
 pub const MIN_STREAM_BUFFER_BYTES: usize = 8 * 1024;
 /// Largest `server.workers`.
-pub const MAX_WORKERS: usize = 1024;
+pub const MAX_WORKERS: usize = 256;
 /// Largest `server.max_connections` / `server.max_in_flight`.
 pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
 /// Default per-attempt `providers.<name>.timeout`.
@@ -136,7 +136,8 @@ pub struct ServerConfig {
     /// (default 64 KiB, at least 8 KiB); also the largest request head accepted.
     pub max_stream_buffer_bytes: usize,
     /// Threads serving client connections, each with its own event loop; a connection and the
-    /// upstream connections its requests use stay on one. `None`: one per CPU core.
+    /// upstream connections its requests use stay on one. `None`: one per CPU core (at most
+    /// [`MAX_WORKERS`]).
     pub workers: Option<usize>,
     /// Browser origins (`https://app.example.com`) allowed to call the gateway (CORS);
     /// requests with any other `Origin` are refused. Empty (the default): none.

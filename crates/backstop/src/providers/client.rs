@@ -149,8 +149,10 @@ impl fmt::Debug for Pooled {
 }
 
 /// The most shared pools kept; past it the oldest is dropped (a process that keeps making
-/// runtimes, like a test binary, would otherwise keep one per runtime forever).
-const MAX_POOLS: usize = 16;
+/// runtimes, like a test binary, would otherwise keep one per runtime forever). Well above the
+/// gateway's most worker runtimes (256), each of which needs its pool for good: one dropped
+/// while its runtime still sends would be rebuilt, with new connections, on every call.
+const MAX_POOLS: usize = 2_048;
 
 /// A pool's key: the runtime its connections belong to and the connect timeout.
 type PoolKey = (Option<tokio::runtime::Id>, Duration);
@@ -199,8 +201,9 @@ pub(crate) struct SharedClient {
 /// A runtime and its pool, set once.
 type Remembered = OnceLock<(Option<tokio::runtime::Id>, Pooled)>;
 
-/// Runtimes whose pool a provider remembers (the gateway runs one per core).
-const REMEMBERED: usize = 8;
+/// Runtimes whose pool a provider remembers without a lock: as many as the gateway's most
+/// worker runtimes (one per core, at most 256).
+const REMEMBERED: usize = 256;
 
 impl SharedClient {
     pub(crate) fn new(connect_timeout: Duration) -> Self {
@@ -301,6 +304,31 @@ mod tests {
             b.get();
         });
         assert_eq!(pools_for(odd), 2, "another runtime, another pool");
+    }
+
+    #[test]
+    fn a_provider_on_many_runtimes_keeps_one_pool_for_each() {
+        // More runtimes than a provider remembers lock-free (and than the 16 pools once
+        // kept): each still finds its own pool again, call after call, instead of one rebuilt
+        // with new connections.
+        let odd = Duration::from_millis(4_987);
+        let client = SharedClient::new(odd);
+        let runtimes: Vec<_> = (0..REMEMBERED + 16)
+            .map(|_| {
+                tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        let identity = |rt: &tokio::runtime::Runtime| {
+            rt.block_on(async { Arc::as_ptr(&client.get().reqwest) as usize })
+        };
+        let first: Vec<usize> = runtimes.iter().map(identity).collect();
+        let again: Vec<usize> = runtimes.iter().map(identity).collect();
+        assert_eq!(first, again);
+        let distinct: std::collections::BTreeSet<_> = first.iter().collect();
+        assert_eq!(distinct.len(), runtimes.len(), "one pool per runtime");
+        assert_eq!(pools_for(odd), runtimes.len());
     }
 
     #[test]
