@@ -14,78 +14,65 @@ use tokio::sync::oneshot;
 
 /// Running worker threads; dropping this stops them (and drops the tasks still on them).
 pub(crate) struct Workers {
-    handles: Vec<Handle>,
-    /// Open connections per worker, kept by [`Served`].
-    open: Arc<[AtomicUsize]>,
+    workers: Vec<Worker>,
     /// Where the search for the least busy worker starts: ties go round robin.
     next: usize,
-    /// Dropping a sender ends its thread's `block_on`.
-    _stop: Vec<oneshot::Sender<()>>,
+}
+
+struct Worker {
+    handle: Handle,
+    /// Its open connections, kept by [`Served`].
+    open: Arc<AtomicUsize>,
+    /// Dropping it ends the thread's `block_on`.
+    _stop: oneshot::Sender<()>,
 }
 
 /// A connection's place on a worker: counted until dropped.
-pub(crate) struct Served {
-    open: Arc<[AtomicUsize]>,
-    worker: usize,
-}
+pub(crate) struct Served(Arc<AtomicUsize>);
 
 impl Drop for Served {
     fn drop(&mut self) {
-        if let Some(n) = self.open.get(self.worker) {
-            n.fetch_sub(1, Ordering::Relaxed);
-        }
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 impl Workers {
     /// Starts `n` (at least one) threads, each driving its own runtime.
     pub(crate) fn start(n: usize) -> io::Result<Self> {
-        let n = n.max(1);
-        let mut handles = Vec::with_capacity(n);
-        let mut stop = Vec::with_capacity(n);
-        for i in 0..n {
+        let mut workers = Vec::with_capacity(n.max(1));
+        for i in 0..n.max(1) {
             let runtime = Builder::new_current_thread().enable_all().build()?;
-            let (tx, rx) = oneshot::channel::<()>();
-            handles.push(runtime.handle().clone());
+            let (stop, stopped) = oneshot::channel::<()>();
+            let handle = runtime.handle().clone();
             std::thread::Builder::new()
                 .name(format!("backstop-worker-{i}"))
                 .spawn(move || {
-                    let _ = runtime.block_on(rx);
+                    let _ = runtime.block_on(stopped);
                 })?;
-            stop.push(tx);
+            workers.push(Worker {
+                handle,
+                open: Arc::new(AtomicUsize::new(0)),
+                _stop: stop,
+            });
         }
-        Ok(Workers {
-            handles,
-            open: (0..n).map(|_| AtomicUsize::new(0)).collect(),
-            next: 0,
-            _stop: stop,
-        })
+        Ok(Workers { workers, next: 0 })
     }
 
     /// The worker for the next connection: the one with the fewest open, so connections that
     /// outlive others (streams, a client's pooled ones) do not pile up on one thread, and in
     /// turn among equals. Keep the [`Served`] for as long as the connection is open.
     pub(crate) fn next(&mut self) -> (&Handle, Served) {
-        let n = self.handles.len();
-        let load = |i: usize| {
-            self.open
-                .get(i)
-                .map_or(usize::MAX, |c| c.load(Ordering::Relaxed))
-        };
+        let n = self.workers.len();
         let start = self.next % n;
-        let pick = (0..n)
-            .map(|k| (start + k) % n)
-            .min_by_key(|&i| load(i))
+        // From `start` on round; `min_by_key` keeps the first of equals.
+        let i = (start..start + n)
+            .map(|k| k % n)
+            .min_by_key(|&i| self.workers[i].open.load(Ordering::Relaxed))
             .unwrap_or(start);
-        self.next = pick + 1;
-        if let Some(c) = self.open.get(pick) {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
-        let served = Served {
-            open: self.open.clone(),
-            worker: pick,
-        };
-        (&self.handles[pick], served)
+        self.next = i + 1;
+        let worker = &self.workers[i];
+        worker.open.fetch_add(1, Ordering::Relaxed);
+        (&worker.handle, Served(worker.open.clone()))
     }
 }
 

@@ -719,7 +719,7 @@ async fn each_worker_reaches_the_provider_over_its_own_connections() {
     .await;
     for _ in 0..4 {
         // A client of its own: one connection to the gateway, closed when it is dropped.
-        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let client = support::client();
         for _ in 0..3 {
             let r = client
                 .post(gw.at("/v1/chat/completions"))
